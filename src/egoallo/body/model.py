@@ -30,6 +30,27 @@ DEFAULT_MODEL_PATH = Path(__file__).parent / "assets" / "anny_smplh.npz"
 SMPLH_ENV_VAR = "EGOALLO_SMPLH_MODEL"
 
 _HEAD = skeleton.JOINT_INDEX["head"]
+
+
+def _tree_levels(parents: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """Joints grouped by depth below the root (the root itself excluded)."""
+    depth = [0] * len(parents)
+    for j in range(1, len(parents)):
+        depth[j] = depth[parents[j]] + 1
+    return tuple(tuple(j for j in range(len(parents)) if depth[j] == d) for d in range(1, max(depth) + 1))
+
+
+def _level_plan(parents: tuple[int, ...]):
+    """Per depth level: (joints, slots of their parents in the running level-ordered list), and the final permutation."""
+    order = [0]
+    plan = []
+    for level in _tree_levels(parents):
+        plan.append((torch.tensor(level), torch.tensor([order.index(parents[j]) for j in level])))
+        order.extend(level)
+    return tuple(plan), torch.tensor([order.index(j) for j in range(len(parents))])
+
+
+_LEVEL_PLAN, _LEVEL_INVERSE = _level_plan(skeleton.PARENTS)
 # Eye-corner vertices of the official SMPL-H topology (6890 vertices): the CPF
 # is the midpoint of the two eye centres, each the mean of two vertices.
 SMPLH_LEFT_EYE_VERTICES = (2800, 2802)
@@ -254,20 +275,21 @@ class ShapedBody:
         )
         joints = self.joints_zero.expand(*batch, 52, 3)
         rotations = local_rotations.expand(*batch, 51, 3, 3)
-        parents = self.model.parents
+        parents = torch.tensor(self.model.parents[1:], device=joints.device)
+        offsets = joints[..., 1:, :] - joints[..., parents, :]  # (..., 51, 3)
 
-        # Walk the tree once; parents always precede children in SMPL-H order.
-        R_world = [T_world_root[..., :3, :3].expand(*batch, 3, 3)]
-        p_world = [T_world_root[..., :3, 3].expand(*batch, 3)]
-        for i in range(1, 52):
-            parent = parents[i]
-            offset = joints[..., i, :] - joints[..., parent, :]
-            R_world.append(R_world[parent] @ rotations[..., i - 1, :, :])
-            p_world.append(p_world[parent] + (R_world[parent] @ offset[..., None])[..., 0])
-        Ts = torch.zeros(*batch, 52, 4, 4, dtype=dtype, device=joints.device)
-        Ts[..., :3, :3] = torch.stack(R_world, dim=-3)
-        Ts[..., :3, 3] = torch.stack(p_world, dim=-2)
-        Ts[..., 3, 3] = 1.0
+        # Walk the tree one depth level at a time: all joints of a level in one batched product.
+        R_world = T_world_root[..., None, :3, :3].expand(*batch, 1, 3, 3)
+        p_world = T_world_root[..., None, :3, 3].expand(*batch, 1, 3)
+        for idx, parent_slot in _LEVEL_PLAN:
+            R_parent = R_world[..., parent_slot, :, :]
+            R_world = torch.cat([R_world, R_parent @ rotations[..., idx - 1, :, :]], dim=-3)
+            p_world = torch.cat(
+                [p_world, p_world[..., parent_slot, :] + (R_parent @ offsets[..., idx - 1, :, None])[..., 0]], dim=-2
+            )
+        Ts = torch.cat([R_world, p_world[..., None]], dim=-1)[..., _LEVEL_INVERSE, :, :]
+        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dtype, device=joints.device).expand(*batch, 52, 1, 4)
+        Ts = torch.cat([Ts, bottom], dim=-2)
         return PosedBody(shaped=self, T_world_root=T_world_root, local_rotations=rotations, Ts_world_joint=Ts)
 
 

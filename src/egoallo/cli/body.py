@@ -1,0 +1,51 @@
+"""`egoallo body ...`: pose the body model and draw it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from ..body import BodyModel, BodyModelFileError, poses
+from ..errors import UserError
+from ..viz.render import View, render_meshes
+
+
+def render(
+    out: Path = Path("body.png"),
+    pose: Literal["tpose", "walk", "wave"] = "walk",
+    betas: tuple[float, ...] = (),
+    model: Path | None = None,
+    force: bool = False,
+) -> None:
+    """Pose the body model (shipped open model, or SMPL-H via --model / $EGOALLO_SMPLH_MODEL) and write a PNG.
+
+    Args:
+        out: Output image (.png).
+        pose: A named demonstration pose.
+        betas: Shape coefficients (the first ones; the rest are 0).
+        model: A body model .npz (official SMPL-H `model.npz` or this project's format).
+        force: Overwrite `out` if it exists.
+    """
+    if out.suffix.lower() != ".png":
+        raise UserError(f"{out}: the output must be a .png file.")
+    if out.exists() and not force:
+        raise UserError(f"{out} exists; pass --force to overwrite it.")
+    try:
+        body = BodyModel.load_from_env_or_default(model)
+    except BodyModelFileError as e:
+        raise UserError(str(e)) from None
+    if len(betas) > body.num_betas:
+        raise UserError(f"got {len(betas)} betas; the model '{body.name}' has {body.num_betas}.")
+    shaped = body.with_shape(torch.tensor(betas, dtype=torch.float32))
+    T_world_root = torch.eye(4)
+    T_world_root[:3, :3] = poses.Y_UP_TO_Z_UP
+    posed = shaped.with_pose(T_world_root, poses.local_rotations(pose))
+    vertices = posed.mesh().vertices
+    vertices = vertices - torch.tensor([0.0, 0.0, float(vertices[:, 2].min())])
+    stature = float(shaped.stature)
+    title = f"{body.name}, pose '{pose}', stature {stature:.2f} m"
+    views = [View(0.0, 10.0, "front"), View(90.0, 10.0, "side"), View(-35.0, 25.0, title)]
+    render_meshes(out, [(vertices.numpy(), body.faces.numpy())], views)
+    print(f"wrote {out} ({title})")

@@ -1,0 +1,320 @@
+"""Retarget motion-capture skeletons onto the body model.
+
+Per clip:
+
+1. Source forward kinematics (z-up, metres), resampled to the target rate.
+2. Shape β from the source's bone lengths (least squares over mapped bones).
+3. Initial rotations, top-down: a joint with two or more mapped descendants
+   takes the rotation that best aligns its rest bones with the source bones
+   (Kabsch); a joint with one takes the source joint's orientation times a
+   constant per-clip offset (so limbs get the source's twist), the offset
+   fitted so the bone directions agree on average; leaf joints (head, feet,
+   wrists without fingers) inherit their parent's offset, which carries the
+   source's own local rotation over.
+4. Joint refinement of β, root and local rotations (Adam) on mapped-joint
+   positions, the orientations of step 3 (weakly), and smoothness.
+5. Floor at z = 0 (from the soles), contact labels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation, Slerp
+
+from ..body import BodyModel, skeleton
+from ..geometry import so3
+from .bvh import Bvh
+from .motion import Motion
+from .skeletons import SourceSkeleton, identify_skeleton
+
+
+@dataclasses.dataclass(frozen=True)
+class RetargetConfig:
+    fps: float = 30.0
+    iterations: int = 150
+    learning_rate: float = 0.03
+    orientation_weight: float = 1e-3
+    """Weight (m² per unit squared Frobenius distance) of the step-3 orientations."""
+    smoothness_weight: float = 1e-2
+    beta_prior_weight: float = 1e-5
+    marker_offset_weight: float = 0.1
+    """Weight of the per-joint constant offsets that absorb differing joint definitions between rigs."""
+    contact_height: float = 0.05
+    """A joint is near the floor when less than this above its rest height over the sole (m)."""
+    contact_speed: float = 0.2
+    """... and nearly still when slower than this (m/s)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RetargetResult:
+    motion: Motion
+    mapped_joints: np.ndarray
+    """(M,) body-model joint indices that have a source counterpart."""
+    target_positions: np.ndarray
+    """(T, M, 3) source joint positions in the output world frame (floor at z = 0)."""
+    joint_errors_mm: np.ndarray
+    """(M,) mean distance between each source joint and the fitted body's joint."""
+    marker_errors_mm: np.ndarray
+    """(M,) the same after each body joint is moved by its constant per-clip offset (in the
+    joint's frame), which absorbs the rigs' differing joint definitions: the motion's fit residual."""
+    joint_offsets_mm: np.ndarray
+    """(M,) length of those offsets: how far the source rig's joint sits from the body model's."""
+
+    @property
+    def mean_error_mm(self) -> float:
+        return float(self.joint_errors_mm.mean())
+
+
+class RetargetError(ValueError):
+    """A clip cannot be retargeted (too short, degenerate, non-finite)."""
+
+
+def resample(times: np.ndarray, positions: np.ndarray, rotations: np.ndarray, new_times: np.ndarray):
+    """Linear interpolation of `(F, M, 3)` positions and slerp of `(F, M, 3, 3)` rotations."""
+    F, M = positions.shape[:2]
+    pos = np.stack([np.stack([np.interp(new_times, times, positions[:, m, k]) for k in range(3)], -1) for m in range(M)], 1)
+    rot = np.stack([Slerp(times, Rotation.from_matrix(rotations[:, m]))(new_times).as_matrix() for m in range(M)], 1)
+    return pos, rot
+
+
+def _mapped_descendants(mapped: set[int]) -> dict[int, list[int]]:
+    """For each joint, the first mapped joint down each branch of the tree."""
+    children: dict[int, list[int]] = {i: [] for i in range(skeleton.NUM_JOINTS)}
+    for i, p in enumerate(skeleton.PARENTS):
+        if p >= 0:
+            children[p].append(i)
+
+    def first_mapped(j: int) -> list[int]:
+        return [j] if j in mapped else [d for c in children[j] for d in first_mapped(c)]
+
+    return {j: [d for c in children[j] for d in first_mapped(c)] for j in range(skeleton.NUM_JOINTS)}
+
+
+def _kabsch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Rotations `(T, 3, 3)` minimising sum_i |R a_i - b_i|² for `a (K, 3)`, `b (T, K, 3)`."""
+    H = np.einsum("ki,tkj->tij", a, b)
+    U, _, Vt = np.linalg.svd(H)
+    d = np.sign(np.linalg.det(np.einsum("tji,tkj->tik", Vt, U)))
+    D = np.zeros_like(H)
+    D[:, 0, 0] = D[:, 1, 1] = 1.0
+    D[:, 2, 2] = d
+    return np.einsum("tji,tjk,tlk->til", Vt, D, U)
+
+
+def _fit_betas(model: BodyModel, pairs: list[tuple[int, int]], lengths: np.ndarray, prior: float) -> torch.Tensor:
+    betas = torch.zeros(model.num_betas, dtype=torch.float64, requires_grad=True)
+    J0 = model.j_template.double()
+    Jd = model.j_shapedirs.double()
+    child = torch.tensor([c for c, _ in pairs])
+    parent = torch.tensor([p for _, p in pairs])
+    target = torch.from_numpy(lengths)
+    optimizer = torch.optim.LBFGS([betas], max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        joints = J0 + torch.einsum("jcb,b->jc", Jd, betas)
+        length = (joints[child] - joints[parent]).norm(dim=-1)
+        loss = ((length - target) ** 2).sum() + prior * (betas**2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return betas.detach()
+
+
+def retarget(
+    bvh: Bvh,
+    model: BodyModel,
+    source: SourceSkeleton | None = None,
+    config: RetargetConfig = RetargetConfig(),
+) -> RetargetResult:
+    """Fit `model` to a BVH clip of a known skeleton; returns the motion at `config.fps`."""
+    source = source or identify_skeleton(bvh)
+    pose = bvh.forward_kinematics()
+    start = 1 if source.first_frame_is_tpose else 0
+    name_to_index = {n: i for i, n in enumerate(bvh.joint_names)}
+    mapped = sorted(skeleton.JOINT_INDEX[j] for j in source.joint_map)
+    src_idx = [name_to_index[source.joint_map[skeleton.JOINT_NAMES[j]]] for j in mapped]
+    positions = pose.positions[start:, src_idx]
+    rotations = pose.rotations[start:, src_idx]
+    if positions.shape[0] < 2:
+        raise RetargetError(f"{bvh.source}: {positions.shape[0]} motion frame(s); need at least 2.")
+    if not (np.isfinite(positions).all() and np.isfinite(rotations).all()):
+        raise RetargetError(f"{bvh.source}: non-finite joint positions after forward kinematics.")
+
+    times = np.arange(positions.shape[0]) / bvh.fps
+    new_times = np.arange(0.0, times[-1] + 1e-9, 1.0 / config.fps)
+    if len(new_times) < 2:
+        raise RetargetError(f"{bvh.source}: {times[-1]:.3f} s of motion; too short to resample.")
+    if abs(bvh.fps - config.fps) > 1e-6:
+        positions, rotations = resample(times, positions, rotations, new_times)
+    T, M = positions.shape[:2]
+    slot = {j: m for m, j in enumerate(mapped)}
+
+    # 2. Shape from bone lengths.
+    descendants = _mapped_descendants(set(mapped))
+    pairs = [(d, j) for j in mapped for d in descendants[j]]
+    lengths = np.array([np.median(np.linalg.norm(positions[:, slot[c]] - positions[:, slot[p]], axis=-1)) for c, p in pairs])
+    if np.any(lengths < 1e-3):
+        raise RetargetError(f"{bvh.source}: degenerate skeleton (a mapped bone has zero length).")
+    betas = _fit_betas(model, pairs, lengths, config.beta_prior_weight)
+    joints_rest = model.with_shape(betas.float()).joints_zero.double().numpy()
+
+    # 3. Initial world rotations, top-down.
+    R_world = np.zeros((T, skeleton.NUM_JOINTS, 3, 3))
+    anchor: dict[int, int] = {}  # nearest mapped ancestor (or itself) of every joint
+    for j in range(skeleton.NUM_JOINTS):
+        parent = skeleton.PARENTS[j]
+        if parent >= 0:
+            anchor[j] = j if j in slot else anchor[parent]
+        else:
+            anchor[j] = j
+        targets = descendants[j] if j in slot else []
+        if len(targets) >= 2 or parent < 0:
+            a = np.stack([joints_rest[d] - joints_rest[j] for d in targets])
+            b = np.stack([positions[:, slot[d]] - positions[:, slot[j]] for d in targets], axis=1)
+            R_world[:, j] = _kabsch(a, b)
+            continue
+        if j not in slot or anchor[parent] not in slot:
+            R_world[:, j] = R_world[:, parent]
+            continue
+        # Carry the source's world-frame rotation relative to the mapped ancestor over.
+        q, q_anchor = rotations[:, slot[j]], rotations[:, slot[anchor[parent]]]
+        candidate = q @ q_anchor.transpose(0, 2, 1) @ R_world[:, anchor[parent]]
+        if targets:
+            a = joints_rest[targets[0]] - joints_rest[j]
+            b = positions[:, slot[targets[0]]] - positions[:, slot[j]]
+            in_candidate = np.einsum("tji,tj->ti", candidate, b)
+            constant = _swing(a[None], in_candidate.mean(axis=0, keepdims=True))[0]
+            candidate = candidate @ constant
+            candidate = _swing(np.einsum("tij,j->ti", candidate, a), b) @ candidate
+        R_world[:, j] = candidate
+
+    local = np.einsum("tjik,tjkl->tjil", R_world[:, list(skeleton.PARENTS[1:])].transpose(0, 1, 3, 2), R_world[:, 1:])
+    root_position = positions[:, slot[0]] if 0 in slot else positions.mean(axis=1)
+    orientation_targets = {j: R_world[:, j] for j in mapped}
+
+    # 4. Refinement.
+    result = _refine(model, betas, R_world[:, 0], root_position, local, positions, mapped, orientation_targets, config)
+    betas, T_world_root, local, marker_offsets = result
+
+    # 5. Floor and contacts.
+    shaped = model.with_shape(torch.from_numpy(betas).float())
+    rest_height = (shaped.joints_zero[:, 1] - shaped.verts_zero[:, 1].min()).double().numpy()  # (52,)
+    posed = shaped.with_pose(torch.from_numpy(T_world_root).float(), torch.from_numpy(local).float())
+    joints = posed.joints_world.double().numpy()
+    feet = [skeleton.JOINT_INDEX[n] for n in ("left_ankle", "right_ankle", "left_foot", "right_foot")]
+    sole = (joints[:, feet, 2] - rest_height[feet]).min(axis=1)  # (T,) lowest sole estimate per frame
+    floor = float(np.percentile(sole, 5))
+    T_world_root[:, 2, 3] -= floor
+    joints[..., 2] -= floor
+    target = positions.copy()
+    target[..., 2] -= floor
+    contacts = contact_labels(joints, rest_height, config.fps, config.contact_height, config.contact_speed)
+
+    R_mapped = posed.Ts_world_joint[:, mapped, :3, :3].double().numpy()
+    markers = joints[:, mapped] + np.einsum("tmij,mj->tmi", R_mapped, marker_offsets)
+    marker_errors = np.linalg.norm(markers - target, axis=-1).mean(axis=0) * 1000.0
+    errors = np.linalg.norm(joints[:, mapped] - target, axis=-1).mean(axis=0) * 1000.0
+    motion = Motion(
+        name=bvh.source,
+        fps=config.fps,
+        betas=betas.astype(np.float32),
+        T_world_root=T_world_root,
+        local_rotations=local,
+        has_hands=any(n.endswith(("index1", "thumb1")) for n in source.joint_map),
+        contacts=contacts,
+        metadata={"source_skeleton": source.name, "source_fps": bvh.fps, "floor_shift_m": floor},
+    )
+    return RetargetResult(
+        motion=motion,
+        mapped_joints=np.array(mapped),
+        target_positions=target,
+        joint_errors_mm=errors,
+        marker_errors_mm=marker_errors,
+        joint_offsets_mm=np.linalg.norm(marker_offsets, axis=-1) * 1000.0,
+    )
+
+
+def _swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Minimal rotations `(T, 3, 3)` taking directions `a (T, 3)` onto `b (T, 3)`."""
+    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    v = np.cross(a, b)
+    c = np.einsum("ti,ti->t", a, b)
+    K = np.zeros((len(v), 3, 3))
+    K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -v[:, 2], v[:, 1], -v[:, 0]
+    K = K - K.transpose(0, 2, 1)
+    # Rodrigues with (1 - c) / |v|^2 = 1 / (1 + c); opposite directions are clamped.
+    return np.eye(3) + K + K @ K / np.maximum(1.0 + c, 1e-6)[:, None, None]
+
+
+def _refine(model, betas, R_root, root_position, local, positions, mapped, orientation_targets, config):
+    dtype = torch.float32
+    betas = betas.to(dtype).clone().requires_grad_(True)
+    R_root0 = torch.from_numpy(R_root).to(dtype)
+    local0 = torch.from_numpy(local).to(dtype)
+    T = local0.shape[0]
+    delta_root = torch.zeros(T, 3, dtype=dtype, requires_grad=True)
+    delta_local = torch.zeros(T, 51, 3, dtype=dtype, requires_grad=True)
+    translation = torch.from_numpy(root_position).to(dtype).clone().requires_grad_(True)
+    marker_offsets = torch.zeros(len(mapped), 3, dtype=dtype, requires_grad=True)
+    target = torch.from_numpy(positions).to(dtype)
+    mapped_t = torch.tensor(mapped)
+    ori_idx = torch.tensor(sorted(orientation_targets))
+    ori_target = torch.from_numpy(np.stack([orientation_targets[j] for j in sorted(orientation_targets)], axis=1)).to(dtype)
+    optimizer = torch.optim.Adam([betas, delta_root, delta_local, translation, marker_offsets], lr=config.learning_rate)
+
+    def evaluate():
+        R0 = R_root0 @ so3.exp(delta_root)
+        L = local0 @ so3.exp(delta_local)
+        T_root = torch.zeros(T, 4, 4, dtype=dtype)
+        T_root[:, :3, :3] = R0
+        T_root[:, :3, 3] = translation
+        T_root[:, 3, 3] = 1.0
+        posed = model.with_shape(betas).with_pose(T_root, L)
+        return T_root, L, posed
+
+    for _ in range(config.iterations):
+        optimizer.zero_grad()
+        T_root, L, posed = evaluate()
+        T_mapped = posed.Ts_world_joint[:, mapped_t]
+        markers = T_mapped[..., :3, 3] + (T_mapped[..., :3, :3] @ marker_offsets[:, :, None])[..., 0]
+        loss = ((markers - target) ** 2).sum(-1).mean()
+        loss = loss + config.marker_offset_weight * (marker_offsets**2).sum(-1).mean()
+        R_w = posed.Ts_world_joint[:, ori_idx, :3, :3]
+        loss = loss + config.orientation_weight * ((R_w - ori_target) ** 2).sum((-1, -2)).mean()
+        if T > 2:
+            accel = posed.joints_world[2:] - 2 * posed.joints_world[1:-1] + posed.joints_world[:-2]
+            loss = loss + config.smoothness_weight * (accel**2).sum(-1).mean()
+        loss = loss + config.beta_prior_weight * (betas**2).sum()
+        loss.backward()
+        optimizer.step()
+
+    with torch.no_grad():
+        T_root, L, _ = evaluate()
+    return (
+        betas.detach().numpy().astype(np.float64),
+        T_root.double().numpy(),
+        so3.project(L.double()).numpy(),
+        marker_offsets.detach().double().numpy(),
+    )
+
+
+def contact_labels(
+    joints: np.ndarray, rest_height: np.ndarray, fps: float, height: float, speed: float
+) -> np.ndarray:
+    """`(T, 52)` in {0, 1}: joint within `height` of its rest clearance over the floor and slower than `speed`.
+
+    Args:
+        joints: (T, 52, 3) world positions, floor at z = 0.
+        rest_height: (52,) each joint's height over the sole in the rest pose
+            (how high it sits when the body stands on it).
+    """
+    near = joints[..., 2] < np.minimum(rest_height, 0.1)[None] + height
+    velocity = np.gradient(joints, axis=0) * fps if joints.shape[0] > 1 else np.zeros_like(joints)
+    still = np.linalg.norm(velocity, axis=-1) < speed
+    return (near & still).astype(np.uint8)

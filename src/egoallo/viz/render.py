@@ -1,0 +1,94 @@
+"""A small painter's-algorithm mesh renderer on matplotlib: no GPU, no display."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    """Orthographic camera looking at the scene from `azimuth` degrees about world z (z up)."""
+
+    azimuth_deg: float = 0.0
+    elevation_deg: float = 10.0
+    title: str = ""
+
+    def rotation(self) -> np.ndarray:
+        """(3, 3) world -> camera (x right, y up, z towards the viewer)."""
+        a, e = np.radians(self.azimuth_deg), np.radians(self.elevation_deg)
+        # Camera on the -y side at azimuth 0, looking along +y.
+        right = np.array([np.cos(a), np.sin(a), 0.0])
+        forward = np.array([-np.sin(a) * np.cos(e), np.cos(a) * np.cos(e), -np.sin(e)])
+        up = np.cross(right, forward)
+        return np.stack([right, up, -forward])
+
+
+def _draw_mesh(ax, vertices: np.ndarray, faces: np.ndarray, view: View, color) -> None:
+    cam = vertices @ view.rotation().T
+    tri = cam[faces]  # (F, 3, 3)
+    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    lengths = np.linalg.norm(normals, axis=-1, keepdims=True)
+    normals = normals / np.maximum(lengths, 1e-12)
+    front = normals[:, 2] > 0
+    order = np.argsort(tri[front, :, 2].mean(axis=1))
+    light = np.array([0.3, 0.5, 0.8]) / np.linalg.norm([0.3, 0.5, 0.8])
+    shade = 0.35 + 0.65 * np.clip(normals[front] @ light, 0.0, 1.0)
+    rgb = np.clip(np.asarray(matplotlib.colors.to_rgb(color))[None] * shade[:, None], 0, 1)
+    ax.add_collection(PolyCollection(tri[front][order][:, :, :2], facecolors=rgb[order], edgecolors=rgb[order], linewidths=0.3))
+
+
+def render_meshes(
+    path: str | os.PathLike,
+    meshes: list[tuple[np.ndarray, np.ndarray]],
+    views: list[View],
+    *,
+    colors: list | None = None,
+    lines: list[tuple[np.ndarray, str]] | None = None,
+    floor_z: float | None = 0.0,
+    dpi: int = 100,
+    panel_size: float = 4.0,
+) -> Path:
+    """Render `(vertices (V, 3), faces (F, 3))` meshes in a z-up world into one PNG, one panel per view.
+
+    `lines`: optional polylines `(points (N, 3), color)` drawn over the meshes
+    (e.g. a source skeleton). Written atomically.
+    """
+    path = Path(path)
+    colors = colors or ["#8fb3d9", "#d99f8f", "#9fd98f", "#d9cf8f"]
+    fig, axes = plt.subplots(1, len(views), figsize=(panel_size * len(views), panel_size * 1.25), squeeze=False)
+    all_points = np.concatenate([v for v, _ in meshes] + [p for p, _ in (lines or [])])
+    for ax, view in zip(axes[0], views):
+        R = view.rotation()
+        if floor_z is not None:
+            lo, hi = all_points[:, :2].min(0) - 0.3, all_points[:, :2].max(0) + 0.3
+            corners = np.array([[lo[0], lo[1], floor_z], [hi[0], lo[1], floor_z], [hi[0], hi[1], floor_z], [lo[0], hi[1], floor_z]])
+            ax.add_collection(PolyCollection([(corners @ R.T)[:, :2]], facecolors="#e8e8e8", edgecolors="#c0c0c0"))
+        for (vertices, faces), color in zip(meshes, colors * len(meshes)):
+            _draw_mesh(ax, vertices, faces, view, color)
+        for points, color in lines or []:
+            p = points @ R.T
+            ax.plot(p[:, 0], p[:, 1], "-o", color=color, markersize=2.5, linewidth=1.5, zorder=10)
+        cam = all_points @ R.T
+        center = (cam.max(0) + cam.min(0)) / 2
+        half = (cam.max(0) - cam.min(0)).max() / 2 + 0.1
+        ax.set_xlim(center[0] - half, center[0] + half)
+        ax.set_ylim(center[1] - half * 1.25, center[1] + half * 1.25)
+        ax.set_aspect("equal")
+        ax.axis("off")
+        ax.set_title(view.title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
