@@ -1,0 +1,69 @@
+"""Shared test fixtures: locating ../shared and extracting real BVH samples from its archives."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+# Archive -> members to extract. Members are picked early in each archive's order
+# (`tar -tJf`), so streaming extraction stops after a few megabytes; the CMU
+# archive is small, and 002_01 is its one clip with the other hierarchy (an
+# extra `RL_BoneRoot` root).
+BVH_SAMPLE_MEMBERS: dict[str, tuple[str, ...]] = {
+    "bandai-namco-motion-1.tar.xz": (
+        "Bandai-Namco-Research-Motiondataset-1/data/dataset-1_bye_feminine_001.bvh",
+        "Bandai-Namco-Research-Motiondataset-1/data/dataset-1_walk_normal_001.bvh",
+    ),
+    "bandai-namco-motion-2.tar.xz": (
+        "Bandai-Namco-Research-Motiondataset-2/data/dataset-2_run_feminine_021.bvh",
+        "Bandai-Namco-Research-Motiondataset-2/data/dataset-2_walk_active_024.bvh",
+    ),
+    "cmu-mocap-subset.tar.xz": (
+        "cmu-dev/subjects/005/005_19.bvh",
+        "cmu-dev/subjects/005/005_15.bvh",
+        "cmu-dev/subjects/002/002_01.bvh",
+    ),
+}
+
+
+def shared_root() -> Path:
+    """The project's `shared/` folder: `$EGOALLO_SHARED`, else `../shared` beside the repo."""
+    override = os.environ.get("EGOALLO_SHARED")
+    return Path(override) if override else Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    root = shared_root()
+    if not root.is_dir():
+        pytest.skip(f"shared data folder not found at {root} (set EGOALLO_SHARED to override)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def bvh_samples(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Extract `BVH_SAMPLE_MEMBERS`; returns file stem (e.g. `005_19`) -> extracted path."""
+    out_dir = tmp_path_factory.mktemp("bvh_samples")
+    samples: dict[str, Path] = {}
+    for archive_name, members in BVH_SAMPLE_MEMBERS.items():
+        archive = shared_dir / "datasets" / archive_name
+        if not archive.is_file():
+            pytest.skip(f"dataset archive not found: {archive}")
+        wanted = set(members)
+        with tarfile.open(archive, mode="r|xz") as tar:
+            for member in tar:
+                if member.name not in wanted:
+                    continue
+                handle = tar.extractfile(member)
+                assert handle is not None, f"{archive}: {member.name} is not a regular file"
+                path = out_dir / Path(member.name).name
+                path.write_bytes(handle.read())
+                samples[path.stem] = path
+                wanted.discard(member.name)
+                if not wanted:
+                    break
+        assert not wanted, f"{archive}: members not found: {sorted(wanted)}"
+    return samples
