@@ -35,9 +35,12 @@ def _usage(commands: dict[str, dict[str, Callable]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = _commands()
+    if argv[:1] in (["-h"], ["--help"]):
+        print(_usage(commands))
+        return 0
     if len(argv) < 2 or argv[0] not in commands or argv[1] not in commands[argv[0]]:
-        print(_usage(commands), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
-        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+        print(_usage(commands), file=sys.stderr)
+        return 2
     fn = commands[argv[0]][argv[1]]
     try:
         tyro.cli(fn, args=argv[2:], prog=f"egoallo {argv[0]} {argv[1]}")
