@@ -34,8 +34,8 @@ from .skeletons import SourceSkeleton, identify_skeleton
 @dataclasses.dataclass(frozen=True)
 class RetargetConfig:
     fps: float = 30.0
-    iterations: int = 150
-    learning_rate: float = 0.03
+    iterations: int = 80
+    learning_rate: float = 0.05
     orientation_weight: float = 1e-3
     """Weight (m² per unit squared Frobenius distance) of the step-3 orientations."""
     smoothness_weight: float = 1e-2
@@ -198,7 +198,12 @@ def retarget(
     orientation_targets = {j: R_world[:, j] for j in mapped}
 
     # 4. Refinement.
-    result = _refine(model, betas, R_world[:, 0], root_position, local, positions, mapped, orientation_targets, config)
+    has_hands = any(skeleton.JOINT_NAMES[j].endswith("index1") for j in mapped)
+    if not has_hands:
+        local[:, skeleton.NUM_BODY_JOINTS - 1 :] = np.eye(3)
+    result = _refine(
+        model, betas, R_world[:, 0], root_position, local, positions, mapped, orientation_targets, config, has_hands
+    )
     betas, T_world_root, local, marker_offsets = result
 
     # 5. Floor and contacts.
@@ -225,7 +230,7 @@ def retarget(
         betas=betas.astype(np.float32),
         T_world_root=T_world_root,
         local_rotations=local,
-        has_hands=any(n.endswith(("index1", "thumb1")) for n in source.joint_map),
+        has_hands=has_hands,
         contacts=contacts,
         metadata={"source_skeleton": source.name, "source_fps": bvh.fps, "floor_shift_m": floor},
     )
@@ -252,14 +257,16 @@ def _swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.eye(3) + K + K @ K / np.maximum(1.0 + c, 1e-6)[:, None, None]
 
 
-def _refine(model, betas, R_root, root_position, local, positions, mapped, orientation_targets, config):
+def _refine(model, betas, R_root, root_position, local, positions, mapped, orientation_targets, config, has_hands):
+    """Adam on β, root, local rotations (hands only when the source has fingers) and joint offsets."""
     dtype = torch.float32
     betas = betas.to(dtype).clone().requires_grad_(True)
     R_root0 = torch.from_numpy(R_root).to(dtype)
-    local0 = torch.from_numpy(local).to(dtype)
+    num_free = 51 if has_hands else skeleton.NUM_BODY_JOINTS - 1
+    local0 = torch.from_numpy(local[:, :num_free]).to(dtype)
     T = local0.shape[0]
     delta_root = torch.zeros(T, 3, dtype=dtype, requires_grad=True)
-    delta_local = torch.zeros(T, 51, 3, dtype=dtype, requires_grad=True)
+    delta_local = torch.zeros(T, num_free, 3, dtype=dtype, requires_grad=True)
     translation = torch.from_numpy(root_position).to(dtype).clone().requires_grad_(True)
     marker_offsets = torch.zeros(len(mapped), 3, dtype=dtype, requires_grad=True)
     target = torch.from_numpy(positions).to(dtype)
@@ -296,10 +303,12 @@ def _refine(model, betas, R_root, root_position, local, positions, mapped, orien
 
     with torch.no_grad():
         T_root, L, _ = evaluate()
+    local = local.copy()
+    local[:, :num_free] = so3.project(L.double()).numpy()
     return (
         betas.detach().numpy().astype(np.float64),
         T_root.double().numpy(),
-        so3.project(L.double()).numpy(),
+        local,
         marker_offsets.detach().double().numpy(),
     )
 

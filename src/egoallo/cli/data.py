@@ -1,0 +1,50 @@
+"""`egoallo data ...`: build the training set from the shared motion-capture archives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from ..body import BodyModel, BodyModelFileError
+from ..data.dataset_build import BuildError, build_dataset
+from ..data.sources import SharedDirError
+from ..errors import UserError
+
+
+def build(
+    out: Path,
+    sources: tuple[Literal["bandai1", "bandai2", "cmu"], ...] = ("bandai1", "bandai2", "cmu"),
+    amass_dir: Path | None = None,
+    workers: int = 2,
+    limit_per_source: int | None = None,
+    smplh_model: Path | None = None,
+    force: bool = False,
+) -> None:
+    """Retarget the mocap archives (and AMASS) onto the body model and pack OUT/dataset.h5.
+
+    Resumes an interrupted build in OUT; refuses a non-empty OUT that is not a build of this tool.
+
+    Args:
+        out: Output directory (per-clip npz cache, dataset.h5, build log, summary).
+        sources: Archives under ../shared/datasets (or $EGOALLO_SHARED) to build.
+        amass_dir: Also build AMASS sequences from this directory (needs --smplh-model).
+        workers: Worker processes (0: run in this process).
+        limit_per_source: Only the first N clips of each source, in archive order.
+        smplh_model: Official SMPL-H model.npz (else $EGOALLO_SMPLH_MODEL, else the shipped model).
+        force: Discard a previous build in OUT and start over.
+    """
+    try:
+        model = BodyModel.load_from_env_or_default(smplh_model)
+        summary = build_dataset(
+            out,
+            model=model,
+            sources=sources,
+            amass_dir=amass_dir,
+            workers=workers,
+            limit_per_source=limit_per_source,
+            force=force,
+        )
+    except (BodyModelFileError, BuildError, SharedDirError) as e:
+        raise UserError(str(e)) from None
+    print(summary.table())
+    print(f"wrote {summary.dataset_path}")

@@ -1,0 +1,103 @@
+"""Random access to a built `dataset.h5` (see `dataset_build`) for training.
+
+Windows have a fixed length: a clip shorter than the window (or a window that
+runs past the clip's end) is padded by repeating the clip's last frame, and
+`mask (L,)` marks the real frames. The HDF5 file is opened lazily, once per
+process (a forked or unpickled copy opens its own handle).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .dataset_build import INDEX_FIELDS, read_index
+from .sources import SPLITS, ClipInfo
+
+TIME_SERIES = ("T_world_root", "body_rotations", "hand_rotations", "contacts", "joints_world", "T_world_cpf")
+"""Per-frame datasets of every clip group, read for each window."""
+
+
+class MotionDataset:
+    """The clips of one split of a dataset file."""
+
+    def __init__(self, path: str | os.PathLike, split: str = "train"):
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}.")
+        self.path = Path(path)
+        self.split = split
+        rows = [r for r in read_index(self.path) if r["split"] == split]
+        self.clip_ids: tuple[str, ...] = tuple(r["clip_id"] for r in rows)
+        self.lengths = np.array([r["num_frames"] for r in rows], dtype=np.int64)
+        """(N,) frames per clip."""
+        self._rows = rows
+        self._h5: h5py.File | None = None
+        self._pid: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_h5": None, "_pid": None}
+
+    def _file(self) -> h5py.File:
+        if self._h5 is None or self._pid != os.getpid():
+            self._h5 = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._h5
+
+    def info(self, clip_idx: int) -> ClipInfo:
+        """The clip's `ClipInfo` (from its group attributes)."""
+        attrs = self._file()[f"clips/{self.clip_ids[clip_idx]}"].attrs
+        return ClipInfo(**{f.name: _text(attrs.get(f.name)) for f in dataclasses.fields(ClipInfo)})
+
+    def index_row(self, clip_idx: int) -> dict:
+        """The clip's `/index` row (`INDEX_FIELDS`)."""
+        return {f: self._rows[clip_idx][f] for f in INDEX_FIELDS}
+
+    def window(self, clip_idx: int, start: int, length: int) -> dict[str, np.ndarray]:
+        """Frames `start : start + length` of a clip, padded to `length`.
+
+        Returns `T_world_root (L, 4, 4)`, `body_rotations (L, 21, 3, 3)`,
+        `hand_rotations (L, 30, 3, 3)`, `contacts (L, 52)` uint8,
+        `joints_world (L, 52, 3)`, `T_world_cpf (L, 4, 4)`, `betas (B,)`,
+        `mask (L,)` bool (False on padding) and `has_hands ()` bool.
+        """
+        num_frames = int(self.lengths[clip_idx])
+        if not 0 <= start < num_frames or length < 1:
+            raise IndexError(f"window start {start}, length {length} outside clip {self.clip_ids[clip_idx]} ({num_frames} frames).")
+        group = self._file()[f"clips/{self.clip_ids[clip_idx]}"]
+        stop = min(start + length, num_frames)
+        has_hands = self._rows[clip_idx]["has_hands"]
+        out = {name: _pad(group[name][start:stop], length) for name in TIME_SERIES if has_hands or name != "hand_rotations"}
+        if not has_hands:  # stored as identity; skip the read
+            out["hand_rotations"] = np.broadcast_to(np.eye(3, dtype=np.float32), (length, 30, 3, 3)).copy()
+        out["betas"] = group["betas"][()]
+        out["mask"] = np.arange(length) < stop - start
+        out["has_hands"] = np.array(has_hands)
+        return out
+
+    def random_window(self, rng: np.random.Generator, length: int) -> dict[str, np.ndarray]:
+        """A window drawn uniformly over all windows of the split (clips shorter than `length` count once)."""
+        if not len(self):
+            raise ValueError(f"{self.path}: split {self.split!r} has no clips.")
+        starts = np.maximum(self.lengths - length + 1, 1)
+        cumulative = np.cumsum(starts)
+        k = int(rng.integers(cumulative[-1]))
+        clip_idx = int(np.searchsorted(cumulative, k, side="right"))
+        return self.window(clip_idx, k - int(cumulative[clip_idx] - starts[clip_idx]), length)
+
+
+def _pad(frames: np.ndarray, length: int) -> np.ndarray:
+    missing = length - frames.shape[0]
+    if missing == 0:
+        return frames
+    return np.concatenate([frames, np.repeat(frames[-1:], missing, axis=0)])
+
+
+def _text(value) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value

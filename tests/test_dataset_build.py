@@ -1,0 +1,290 @@
+"""Dataset build: sources and splits, per-clip cache, failure log, resume, HDF5 packing, windows.
+
+The synthetic SMPL-H model makes fit quality meaningless, so these tests check
+structure, bookkeeping and determinism, not accuracy (retargeting runs few
+iterations to keep them fast).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import pickle
+import tarfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from synthetic_smplh import make_synthetic_smplh
+
+from egoallo.body import BodyModel
+from egoallo.cli.data import build as cli_build
+from egoallo.data import sources
+from egoallo.data.dataset import MotionDataset
+from egoallo.data.dataset_build import MARKER, BuildError, build_dataset
+from egoallo.data.retarget import RetargetConfig
+from egoallo.errors import UserError
+
+FAST = RetargetConfig(iterations=10)
+BUILT = {  # the first two clips of each archive, in archive order
+    "bandai1/dataset-1_bye_feminine_001": "train",
+    "bandai1/dataset-1_walk-left_tired_001": "test",
+    "cmu/005_19": "test",
+    "cmu/005_15": "test",
+}
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    return make_synthetic_smplh(tmp_path_factory.mktemp("smplh") / "model.npz")
+
+
+@pytest.fixture(scope="module")
+def model(model_path) -> BodyModel:
+    return BodyModel.load(model_path)
+
+
+@pytest.fixture(scope="module")
+def built(shared_dir, model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("build") / "ds"
+    summary = build_dataset(
+        out, model=model, sources=("bandai1", "cmu"), shared_dir=shared_dir,
+        workers=2, limit_per_source=2, config=FAST, progress=False,
+    )
+    return out, summary
+
+
+# --- Sources and splits -------------------------------------------------------------------------
+
+
+def test_clip_info_from_member_names():
+    info = sources.bandai_clip("Bandai-Namco-Research-Motiondataset-2/data/dataset-2_walk-turn-left_feminine_021.bvh")
+    assert info == sources.ClipInfo(
+        source="bandai2", clip_id="bandai2/dataset-2_walk-turn-left_feminine_021", activity="walk-turn-left",
+        style="feminine", performer=None, description="walk-turn-left, feminine style", split="test",
+    )
+    assert sources.bandai_clip("Bandai-Namco-Research-Motiondataset-1/data/dataset-1_bow_not-confident_001.bvh").style == "not-confident"
+    assert sources.bandai_clip("Bandai-Namco-Research-Motiondataset-1/data/dataset-1_bow_happy_001.json") is None
+    cmu = sources.cmu_clip("cmu-dev/subjects/003/003_01.bvh", {(3, 1): "walk on uneven terrain"})
+    assert (cmu.clip_id, cmu.performer, cmu.split, cmu.activity) == ("cmu/003_01", "003", "val", "walk")
+
+
+@pytest.mark.parametrize(
+    "source, style, split",
+    [("bandai1", "happy", "val"), ("bandai1", "proud", "test"), ("bandai1", "tired", "test"), ("bandai1", "normal", "train"),
+     ("bandai2", "youthful", "val"), ("bandai2", "feminine", "test"), ("bandai2", "active", "train")],
+)
+def test_bandai_style_splits(source, style, split):
+    assert sources.bandai_split(source, style) == split
+
+
+def test_cmu_and_amass_splits():
+    assert [sources.cmu_split(s) for s in (1, 2, 3, 5, 86)] == ["train", "train", "val", "test", "train"]
+    assert sources.amass_split("ACCAD") == "train" and sources.amass_split("BMLrub") == "train"
+    assert sources.amass_split("HumanEva") == "val" and sources.amass_split("Transitions") == "test"
+    assert sources.amass_split("GRAB") is None
+
+
+@pytest.mark.parametrize(
+    "description, activity",
+    [("playground - forward jumps, turn around", "playground"), ("run/jog", "run"), ("jump, balance", "jump"),
+     ("walk on uneven terrain", "walk"), ("dance - expressive arms, pirouette", "dance"), ("swordplay", "swordplay"),
+     ("wash self", "wash"), ("juggle", "other")],
+)
+def test_cmu_activity(description, activity):
+    assert sources.cmu_activity(description) == activity
+
+
+def test_find_shared_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv(sources.SHARED_ENV_VAR, str(tmp_path))
+    assert sources.find_shared_dir() == tmp_path
+    monkeypatch.setenv(sources.SHARED_ENV_VAR, str(tmp_path / "missing"))
+    with pytest.raises(sources.SharedDirError, match="missing"):
+        sources.find_shared_dir()
+    with pytest.raises(sources.SharedDirError, match="bandai1"):
+        sources.archive_path("bandai1", tmp_path)
+
+
+# --- A small real build ---------------------------------------------------------------------------
+
+
+def test_clip_npz_files(built):
+    out, _ = built
+    files = sorted(p.relative_to(out / "clips").with_suffix("").as_posix() for p in (out / "clips").rglob("*.npz"))
+    assert files == sorted(BUILT)
+    with np.load(out / "clips" / "cmu/005_15.npz") as npz:
+        T = npz["T_world_root"].shape[0]
+        expected = {
+            "betas": (16,), "T_world_root": (T, 4, 4), "local_rotations": (T, 51, 3, 3), "contacts": (T, 52),
+            "joints_world": (T, 52, 3), "T_world_cpf": (T, 4, 4), "metadata": (),
+        }
+        assert {k: npz[k].shape for k in npz.files} == expected
+        assert npz["local_rotations"].dtype == np.float32 and npz["contacts"].dtype == np.uint8
+        meta = json.loads(npz["metadata"].item())
+    assert meta["info"]["clip_id"] == "cmu/005_15" and meta["info"]["performer"] == "005" and meta["fps"] == 30.0
+    assert set(meta["fit"]) == {"mean_error_mm", "mean_marker_error_mm", "joint_errors_mm"} and "pelvis" in meta["fit"]["joint_errors_mm"]
+    assert T == 135  # 270 frames at 60 fps -> 30 fps
+
+
+def test_h5_layout(built):
+    out, _ = built
+    with h5py.File(out / "dataset.h5", "r") as h5:
+        index = h5["index"][()]
+        assert [r.decode() for r in index["clip_id"]] == sorted(BUILT)
+        assert {r["clip_id"].decode(): r["split"].decode() for r in index} == BUILT
+        for clip_id in BUILT:
+            g = h5[f"clips/{clip_id}"]
+            T = g["T_world_root"].shape[0]
+            assert T == index["num_frames"][[r.decode() for r in index["clip_id"]].index(clip_id)]
+            shapes = {k: (g[k].shape, g[k].dtype.str) for k in g}
+            assert shapes == {
+                "T_world_root": ((T, 4, 4), "<f4"), "body_rotations": ((T, 21, 3, 3), "<f4"),
+                "hand_rotations": ((T, 30, 3, 3), "<f4"), "contacts": ((T, 52), "|u1"),
+                "joints_world": ((T, 52, 3), "<f4"), "T_world_cpf": ((T, 4, 4), "<f4"), "betas": ((16,), "<f4"),
+            }
+            assert g["body_rotations"].chunks[0] == min(128, T)
+            assert g.attrs["clip_id"] == clip_id and g.attrs["split"] == BUILT[clip_id] and g.attrs["fps"] == 30.0
+            if not g.attrs["has_hands"]:
+                np.testing.assert_array_equal(g["hand_rotations"][:2], np.broadcast_to(np.eye(3), (2, 30, 3, 3)))
+
+
+def test_summary_and_splits(built):
+    out, summary = built
+    counts = {(r.source, r.split): r.clips for r in summary.rows}
+    assert counts == {("bandai1", "train"): 1, ("bandai1", "test"): 1, ("cmu", "test"): 2}
+    assert summary.failures == {} and summary.processed == 4
+    assert set(summary.mean_error_mm) == {"bandai1", "cmu"}
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["rows"] == [dataclasses.asdict(r) for r in summary.rows]
+    assert sum(r.frames for r in summary.rows) == sum(MotionDataset(out / "dataset.h5", s).lengths.sum() for s in sources.SPLITS)
+    splits = json.loads((out / "splits.json").read_text())
+    assert splits["observed"] == {"bandai1": {"test": ["tired"], "train": ["feminine"]}, "cmu": {"test": ["005"]}}
+    assert "bandai1" in summary.table() and (out / MARKER).is_file()
+
+
+def test_second_run_resumes_without_work(built, model, shared_dir):
+    out, _ = built
+    before = {p: p.stat().st_mtime_ns for p in [*out.rglob("*.npz"), out / "dataset.h5", out / "build_log.jsonl"]}
+    start = time.perf_counter()
+    summary = build_dataset(
+        out, model=model, sources=("bandai1", "cmu"), shared_dir=shared_dir,
+        workers=2, limit_per_source=2, config=FAST, progress=False,
+    )
+    assert summary.processed == 0 and time.perf_counter() - start < 15.0
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+
+
+def test_motion_dataset_windows(built):
+    out, _ = built
+    ds = MotionDataset(out / "dataset.h5", "test")
+    assert ds.clip_ids == ("bandai1/dataset-1_walk-left_tired_001", "cmu/005_15", "cmu/005_19")
+    assert ds.info(1).performer == "005" and ds.info(0).performer is None and ds.info(0).style == "tired"
+    w = ds.window(1, 10, 64)
+    assert w["mask"].all() and w["body_rotations"].shape == (64, 21, 3, 3) and w["hand_rotations"].shape == (64, 30, 3, 3)
+    assert w["joints_world"].shape == (64, 52, 3) and w["T_world_cpf"].shape == (64, 4, 4) and w["betas"].shape == (16,)
+    with h5py.File(out / "dataset.h5", "r") as h5:
+        np.testing.assert_array_equal(w["joints_world"], h5["clips/cmu/005_15/joints_world"][10:74])
+    padded = ds.window(1, 100, 64)  # 135 frames: 35 real, 29 padded with the last frame
+    assert padded["mask"].sum() == 35 and (padded["T_world_root"][35:] == padded["T_world_root"][34]).all()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        w = ds.random_window(rng, 128)
+        assert w["T_world_root"].shape == (128, 4, 4) and w["contacts"].shape == (128, 52) and w["mask"][0]
+    clone = pickle.loads(pickle.dumps(ds))
+    assert clone._h5 is None and clone.window(0, 0, 8)["mask"].all()
+    assert len(MotionDataset(out / "dataset.h5", "val")) == 0
+
+
+# --- Failures, refusals, AMASS ----------------------------------------------------------------------
+
+
+def _truncated(text: str, frames: int) -> str:
+    head, body = text.split("Frame Time:", 1)
+    head = head.rsplit("Frames:", 1)[0] + f"Frames: {frames}\n"
+    lines = body.splitlines()
+    return head + "Frame Time:" + "\n".join(lines[: frames + 1]) + "\n"
+
+
+def _fake_cmu_archive(shared: Path, good: str) -> None:
+    members = {
+        "cmu-dev/subjects/005/005_15.bvh": good,
+        "cmu-dev/subjects/003/003_90.bvh": "HIERARCHY\nROOT Hips\n{\n  OFFSET 0 0\n",
+        "cmu-dev/subjects/003/003_91.bvh": _truncated(good, 20),
+        "cmu-dev/subjects/003/003_92.bvh": good.replace("CC_Base_", "Other_"),
+        "cmu-dev/index.csv": '"Subject","Trial #","Motion Description"\n5,15,"dance - retire"\n3,91,"walk"\n',
+    }
+    (shared / "datasets").mkdir(parents=True)
+    with tarfile.open(shared / "datasets" / "cmu-mocap-subset.tar.xz", "w:xz") as tar:
+        for name, text in members.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_failures_are_logged_and_do_not_stop_the_build(bvh_samples, model, tmp_path):
+    _fake_cmu_archive(tmp_path / "shared", bvh_samples["005_15"].read_text())
+    out = tmp_path / "out"
+    kwargs = dict(model=model, sources=("cmu",), shared_dir=tmp_path / "shared", workers=0, config=FAST, progress=False)
+    summary = build_dataset(out, **kwargs)
+    log = [json.loads(line) for line in (out / "build_log.jsonl").read_text().splitlines()]
+    assert [(e["clip_id"], e["kind"]) for e in log] == [
+        ("cmu/003_90", "BvhError"), ("cmu/003_91", "too_short"), ("cmu/003_92", "UnknownSkeletonError"),
+    ]
+    assert all(e["message"] and e["source"] == "cmu" for e in log)
+    assert summary.failures == {"cmu": {"BvhError": 1, "UnknownSkeletonError": 1, "too_short": 1}}
+    assert [r.clips for r in summary.rows] == [1] and (out / "clips/cmu/005_15.npz").is_file()
+    assert MotionDataset(out / "dataset.h5", "test").info(0).description == "dance - retire"
+    with (out / "build_log.jsonl").open("a") as f:
+        f.write('{"clip_id": "cmu/0')  # a line cut short by an interrupted run
+    again = build_dataset(out, **kwargs)
+    assert again.processed == 0 and again.failures == summary.failures
+    assert (out / "build_log.jsonl").read_text().endswith('"cmu/0\n')
+
+
+def test_refuses_foreign_or_mismatched_output_dirs(model, model_path, tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(BuildError, match="not an egoallo dataset build"):
+        build_dataset(foreign, model=model, sources=(), force=True, progress=False)
+    with pytest.raises(UserError, match="not an egoallo dataset build"):
+        cli_build(foreign, sources=(), smplh_model=model_path)
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+    out = tmp_path / "out"
+    build_dataset(out, model=model, sources=(), progress=False)
+    with pytest.raises(BuildError, match="other settings"):
+        build_dataset(out, model=model, sources=(), config=FAST, progress=False)
+    summary = build_dataset(out, model=model, sources=(), config=FAST, force=True, progress=False)
+    assert summary.rows == () and json.loads((out / MARKER).read_text())["retarget_config"]["iterations"] == 10
+
+
+def _write_amass(path: Path, T: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, poses=rng.normal(0, 0.2, (T, 156)), trans=np.zeros((T, 3)), betas=rng.normal(0, 1, 16),
+             gender=np.array("neutral"), mocap_framerate=np.array(120.0))
+
+
+def test_amass_sequences(model, tmp_path):
+    amass = tmp_path / "amass"
+    _write_amass(amass / "ACCAD/s1/a_poses.npz", 150, 0)
+    _write_amass(amass / "HumanEva/s1/b_poses.npz", 150, 1)
+    _write_amass(amass / "GRAB/s1/c_poses.npz", 150, 2)
+    np.savez(amass / "ACCAD/s1/shape.npz", betas=np.zeros(16))
+    out = tmp_path / "out"
+    summary = build_dataset(out, model=model, sources=(), amass_dir=amass, workers=0, progress=False)
+    assert {(r.split, r.clips) for r in summary.rows} == {("train", 1), ("val", 1)}
+    assert summary.failures == {"amass": {"excluded": 1}} and summary.mean_error_mm == {"amass": None}
+    w = MotionDataset(out / "dataset.h5", "train").window(0, 0, 16)
+    assert w["has_hands"] and w["hand_rotations"].shape == (16, 30, 3, 3)
+    with h5py.File(out / "dataset.h5", "r") as h5:
+        assert h5["clips/amass/ACCAD/s1/a_poses/T_world_root"].shape == (38, 4, 4)  # 1.25 s at 30 fps
+
+    not_smplh = dataclasses.replace(model, posedirs=None)
+    with pytest.raises(BuildError, match="SMPL-H"):
+        build_dataset(tmp_path / "other", model=not_smplh, sources=(), amass_dir=amass, progress=False)
