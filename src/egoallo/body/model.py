@@ -251,6 +251,11 @@ class ShapedBody:
         y = self.verts_zero[..., 1]
         return y.amax(dim=-1) - y.amin(dim=-1)
 
+    @property
+    def rest_joint_heights(self) -> Tensor:
+        """(..., 52) height of each joint above the soles when standing at rest."""
+        return self.joints_zero[..., 1] - self.verts_zero[..., 1].amin(dim=-1, keepdim=True)
+
     def with_pose(self, T_world_root: Tensor, local_rotations: Tensor) -> PosedBody:
         """Pose the body.
 

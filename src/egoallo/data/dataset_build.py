@@ -421,7 +421,7 @@ def _amass_motion(path: Path, model: BodyModel, config: RetargetConfig) -> Motio
     """An AMASS sequence at `config.fps` with contact labels (AMASS's floor is z = 0)."""
     motion = resample_motion(read_amass(path, model), config.fps)
     shaped = model.with_shape(torch.from_numpy(motion.betas))
-    rest_height = (shaped.joints_zero[:, 1] - shaped.verts_zero[:, 1].min()).double().numpy()
+    rest_height = shaped.rest_joint_heights.double().numpy()
     joints = motion.posed(model).joints_world.double().numpy()
     contacts = contact_labels(joints, rest_height, motion.fps, config.contact_height, config.contact_speed)
     return dataclasses.replace(motion, contacts=contacts)

@@ -5,13 +5,14 @@ Per clip:
 1. Source forward kinematics (z-up, metres), resampled to the target rate.
 2. Shape β from the source's bone lengths (least squares over mapped bones).
 3. Initial rotations, top-down: a joint with two or more mapped descendants
-   takes the rotation that best aligns its rest bones with the source bones
-   (Kabsch); a joint with one takes the source joint's orientation times a
-   constant per-clip offset (so limbs get the source's twist), the offset
-   fitted so the bone directions agree on average; leaf joints (head, feet,
-   wrists without fingers) inherit their parent's offset, which carries the
-   source's own local rotation over.
-4. Joint refinement of β, root and local rotations (Adam) on mapped-joint
+   (pelvis, chest) takes the rotation that best aligns its rest bones with the
+   source bones (Kabsch). Any other mapped joint carries over the source's
+   world-frame rotation relative to its nearest mapped ancestor (so limbs, head
+   and wrists get the source's twist), corrected by one constant per clip and
+   then a minimal per-frame swing so its bone points exactly at the source's.
+4. Joint refinement (Adam) of β, root, local rotations and a constant offset
+   per mapped joint (the rigs define joints differently: e.g. the sources'
+   root sits 2 cm above the hip joints, SMPL-H's pelvis 9 cm) on mapped-joint
    positions, the orientations of step 3 (weakly), and smoothness.
 5. Floor at z = 0 (from the soles), contact labels.
 """
@@ -74,9 +75,9 @@ class RetargetError(ValueError):
 
 def resample(times: np.ndarray, positions: np.ndarray, rotations: np.ndarray, new_times: np.ndarray):
     """Linear interpolation of `(F, M, 3)` positions and slerp of `(F, M, 3, 3)` rotations."""
-    F, M = positions.shape[:2]
-    pos = np.stack([np.stack([np.interp(new_times, times, positions[:, m, k]) for k in range(3)], -1) for m in range(M)], 1)
-    rot = np.stack([Slerp(times, Rotation.from_matrix(rotations[:, m]))(new_times).as_matrix() for m in range(M)], 1)
+    flat = positions.reshape(len(times), -1)
+    pos = np.stack([np.interp(new_times, times, column) for column in flat.T], -1).reshape(len(new_times), *positions.shape[1:])
+    rot = np.stack([Slerp(times, Rotation.from_matrix(rotations[:, m]))(new_times).as_matrix() for m in range(positions.shape[1])], 1)
     return pos, rot
 
 
@@ -208,7 +209,7 @@ def retarget(
 
     # 5. Floor and contacts.
     shaped = model.with_shape(torch.from_numpy(betas).float())
-    rest_height = (shaped.joints_zero[:, 1] - shaped.verts_zero[:, 1].min()).double().numpy()  # (52,)
+    rest_height = shaped.rest_joint_heights.double().numpy()
     posed = shaped.with_pose(torch.from_numpy(T_world_root).float(), torch.from_numpy(local).float())
     joints = posed.joints_world.double().numpy()
     feet = [skeleton.JOINT_INDEX[n] for n in ("left_ankle", "right_ankle", "left_foot", "right_foot")]
