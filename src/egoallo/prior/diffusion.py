@@ -1,0 +1,139 @@
+"""Noise schedule, training weights and DDIM-style sampling with overlapping windows.
+
+Kept apart from the network (as diffusers splits schedulers from models): the
+sampler only needs a function `denoise(x_t, t, window) -> x0` predicting the
+clean state of one window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from .state import MotionState
+
+
+@dataclasses.dataclass(frozen=True)
+class CosineSchedule:
+    """Cosine schedule over levels 1..`num_levels` (Nichol & Dhariwal; s = 0.008, β clipped at 0.999)."""
+
+    num_levels: int = 1000
+    s: float = 0.008
+    max_beta: float = 0.999
+
+    def alpha_bar(self) -> Tensor:
+        """(num_levels + 1,) float64: ᾱ_t for t = 0..num_levels (ᾱ_0 = 1)."""
+        t = torch.arange(self.num_levels + 1, dtype=torch.float64) / self.num_levels
+        f = torch.cos((t + self.s) / (1 + self.s) * math.pi / 2) ** 2
+        betas = (1 - f[1:] / f[:-1]).clamp(max=self.max_beta)
+        return torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod(1 - betas, dim=0)])
+
+    def loss_weight(self, t: Tensor) -> Tensor:
+        """Per-level x0-loss weight ᾱ/(1-ᾱ) (the SNR, so x0 loss behaves like ε loss) clipped to [0.01, 1]."""
+        ab = self.alpha_bar().to(t.device)[t]
+        return (ab / (1 - ab)).clamp(0.01, 1.0).float()
+
+    def add_noise(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        """x_t = sqrt(ᾱ_t) x0 + sqrt(1-ᾱ_t) ε, with `t (B,)` in 1..num_levels and `x0 (B, T, D)`."""
+        ab = self.alpha_bar().to(x0.device)[t].to(x0.dtype)[:, None, None]
+        return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+
+
+def sampling_levels(num_steps: int, num_levels: int = 1000) -> list[int]:
+    """Noise levels from `num_levels` down to 0, spaced quadratically (denser near 0)."""
+    levels = torch.linspace(math.sqrt(num_levels), 0.0, num_steps + 1) ** 2
+    out: list[int] = []
+    for level in levels.round().long().tolist():
+        if not out or level < out[-1]:
+            out.append(level)
+    return out
+
+
+def window_starts(length: int, window: int, overlap: int) -> list[int]:
+    """Window start frames covering `length` frames; the last window ends at the last frame."""
+    if length <= window:
+        return [0]
+    stride = window - overlap
+    starts = list(range(0, length - window, stride))
+    return starts + [length - window]
+
+
+def _trapezoid(size: int, ramp: int, at_start: bool, at_end: bool) -> Tensor:
+    """(size,) blending weights rising over `ramp` frames at the ends that overlap another window."""
+    w = torch.ones(size)
+    ramp_weights = torch.arange(1, ramp + 1, dtype=torch.float32) / (ramp + 1)
+    if not at_start:
+        w[:ramp] = ramp_weights
+    if not at_end:
+        w[size - ramp :] = ramp_weights.flip(0)
+    return w
+
+
+def blending_windows(length: int, window: int, overlap: int, device) -> list[tuple[slice, Tensor]]:
+    """`(frames, weights (W,))` of each window: trapezoids that ramp where windows overlap."""
+    starts = window_starts(length, window, overlap)
+    size = min(window, length)
+    ramp = min(overlap, size // 2)
+    return [
+        (slice(s, s + size), _trapezoid(size, ramp, k == 0, k == len(starts) - 1).to(device))
+        for k, s in enumerate(starts)
+    ]
+
+
+Denoiser = Callable[[Tensor, Tensor, slice], Tensor]
+"""`denoise(x_t (B, W, D), t (B,), window) -> x0 (B, W, D)` for frames `window` of the sequence."""
+
+
+@torch.no_grad()
+def ddim_sample(
+    denoise: Denoiser,
+    shape: tuple[int, int, int],
+    *,
+    include_hands: bool,
+    schedule: CosineSchedule = CosineSchedule(),
+    num_steps: int = 30,
+    eta: float = 0.8,
+    window: int = 128,
+    overlap: int = 32,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    on_step: Callable[[int, Tensor], Tensor] | None = None,
+) -> Tensor:
+    """Sample x0 `(B, T, D)` for a sequence of any length T.
+
+    Every step predicts x0 on overlapping windows, blends the predictions with
+    trapezoid weights, projects rotations onto SO(3), and takes one DDIM step
+    (stochasticity `eta`). `on_step(level, x0)` may refine the blended x0
+    (e.g. guidance) before the step.
+    """
+    B, T, D = shape
+    alpha_bar = schedule.alpha_bar().to(device)
+    x = torch.randn(shape, generator=generator, device=device)
+    windows = blending_windows(T, window, overlap, device)
+    total_weight = torch.zeros(T, device=device)
+    for frames, w in windows:
+        total_weight[frames] += w
+    levels = sampling_levels(num_steps, schedule.num_levels)
+    for level, next_level in zip(levels[:-1], levels[1:]):
+        t = torch.full((B,), level, dtype=torch.long, device=device)
+        blended = torch.zeros_like(x)
+        for frames, w in windows:
+            blended[:, frames] += denoise(x[:, frames], t, frames) * w[None, :, None]
+        x0 = _project(blended / total_weight[None, :, None], include_hands)
+        if on_step is not None:
+            x0 = on_step(next_level, x0)
+        ab, ab_next = alpha_bar[level], alpha_bar[next_level]
+        eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+        sigma = eta * ((1 - ab_next) / (1 - ab) * (1 - ab / ab_next)).clamp(min=0).sqrt()
+        noise = torch.randn(shape, generator=generator, device=device)
+        x = ab_next.sqrt() * x0 + (1 - ab_next - sigma**2).clamp(min=0).sqrt() * eps + sigma * noise
+    return x0
+
+
+def _project(x0: Tensor, include_hands: bool) -> Tensor:
+    state = MotionState.unpack(x0, include_hands, project_rotations=True)
+    return dataclasses.replace(state, contacts=state.contacts.clamp(0.0, 1.0)).pack()
