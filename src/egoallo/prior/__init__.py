@@ -1,0 +1,1 @@
+"""The motion prior: head-trajectory conditioning, the x0-predicting denoiser, checkpoints."""

@@ -1,0 +1,238 @@
+"""Loading and saving denoiser checkpoints; weights are only ever read from safetensors.
+
+Two layouts:
+- An official EgoAllo release directory: `model_config.yaml` (written by the reference
+  with `yaml.dump`, tagged `!!python/object:egoallo.network.EgoDenoiserConfig`) and
+  `checkpoints_<step>/model.safetensors` (the latest step is used), or
+  `checkpoint/model.safetensors`. The YAML is parsed with a safe loader that knows
+  only that one tag.
+- This project's own: `model.safetensors` with `config.json` next to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import typing
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from egoallo.errors import UserError
+
+from .network import PRESETS, EgoDenoiser, EgoDenoiserConfig
+
+RELEASE_CONFIG_NAME = "model_config.yaml"
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_FORMAT = "egoallo.denoiser"
+CONFIG_VERSION = 1
+_RELEASE_CONFIG_TAG = "tag:yaml.org,2002:python/object:egoallo.network.EgoDenoiserConfig"
+_DERIVED_FIELDS = ("d_cond",)
+_MAX_LISTED = 5
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint that cannot be loaded; the message names the file and the problem."""
+
+
+class _ReleaseConfigLoader(yaml.SafeLoader):
+    """`SafeLoader` that also reads the reference's config tag, as a plain mapping."""
+
+
+_ReleaseConfigLoader.add_constructor(
+    _RELEASE_CONFIG_TAG, lambda loader, node: loader.construct_mapping(node, deep=True)
+)
+
+
+def _listing(names: list[str]) -> str:
+    shown = ", ".join(names[:_MAX_LISTED])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > _MAX_LISTED else "")
+
+
+def _checked_field(name: str, value: Any, annotation: Any, source: Path) -> Any:
+    """`value` if it fits `annotation` (ints are accepted for floats, as floats)."""
+    if typing.get_origin(annotation) is Literal:
+        ok = value in typing.get_args(annotation)
+    elif annotation is bool:
+        ok = isinstance(value, bool)
+    elif annotation is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif annotation is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        raise TypeError(f"Unhandled config field type {annotation!r}.")
+    if not ok:
+        raise CheckpointError(f"{source}: config field {name}={value!r} is invalid (expected {annotation}).")
+    return value
+
+
+def config_from_dict(
+    fields: dict[str, Any], source: Path, defaults: EgoDenoiserConfig | None = None
+) -> EgoDenoiserConfig:
+    """Build a config from `fields`, with errors naming `source`.
+
+    Unknown fields are errors. Missing fields take their value from `defaults`, with a
+    warning, or are errors without it. The derived `d_cond` may be present and must agree.
+    """
+    hints = typing.get_type_hints(EgoDenoiserConfig)
+    names = [f.name for f in dataclasses.fields(EgoDenoiserConfig)]
+    unknown = sorted(set(fields) - set(names) - set(_DERIVED_FIELDS))
+    if unknown:
+        raise CheckpointError(f"{source}: unknown config fields: {_listing(unknown)}.")
+    missing = [name for name in names if name not in fields]
+    if missing and defaults is None:
+        raise CheckpointError(f"{source}: missing config fields: {_listing(missing)}.")
+    if missing:
+        warnings.warn(f"{source}: config fields not given, using defaults: {_listing(missing)}.", stacklevel=2)
+    kwargs = {name: _checked_field(name, fields[name], hints[name], source) for name in names if name in fields}
+    try:
+        config = EgoDenoiserConfig(**kwargs) if defaults is None else dataclasses.replace(defaults, **kwargs)
+    except ValueError as e:
+        raise CheckpointError(f"{source}: {e}") from e
+    for name in _DERIVED_FIELDS:
+        if name in fields and fields[name] != getattr(config, name):
+            derived = getattr(config, name)
+            raise CheckpointError(f"{source}: {name}={fields[name]!r} disagrees with the other fields ({derived}).")
+    return config
+
+
+def read_release_config(path: Path) -> EgoDenoiserConfig:
+    """Parse a reference `model_config.yaml`.
+
+    Fields it lacks take the `"paper"` preset's values (with a warning): the reference
+    loads such files by falling back to its dataclass defaults, taken to be the paper's.
+    """
+    if not path.is_file():
+        raise CheckpointError(f"{path}: config file not found.")
+    try:
+        fields = yaml.load(path.read_text(), Loader=_ReleaseConfigLoader)
+    except yaml.YAMLError as e:
+        raise CheckpointError(f"{path}: not a readable denoiser config: {e}") from e
+    if not isinstance(fields, dict):
+        raise CheckpointError(f"{path}: expected a mapping of config fields, got {type(fields).__name__}.")
+    return config_from_dict(fields, path, defaults=PRESETS["paper"])
+
+
+def read_weights(path: Path) -> dict[str, Tensor]:
+    """Tensors of a safetensors file, on the CPU."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file not found.")
+    try:
+        return load_file(path)
+    except Exception as e:  # safetensors raises its own error types for bad headers.
+        raise CheckpointError(f"{path}: not a safetensors file ({e}).") from e
+
+
+def build_model(
+    config: EgoDenoiserConfig, weights: dict[str, Tensor], source: Path, device: str | torch.device = "cpu"
+) -> EgoDenoiser:
+    """An `EgoDenoiser` in eval mode on `device`, holding `weights`; any mismatch is a `CheckpointError`."""
+    model = EgoDenoiser(config)
+    expected = model.state_dict()
+    problems = []
+    if missing := sorted(set(expected) - set(weights)):
+        problems.append(f"missing tensors: {_listing(missing)}")
+    if unexpected := sorted(set(weights) - set(expected)):
+        problems.append(f"unexpected tensors: {_listing(unexpected)}")
+    misshaped = [
+        f"{name} {tuple(weights[name].shape)} (expected {tuple(tensor.shape)})"
+        for name, tensor in expected.items()
+        if name in weights and weights[name].shape != tensor.shape
+    ]
+    if misshaped:
+        problems.append(f"mis-shaped tensors: {_listing(misshaped)}")
+    if problems:
+        raise CheckpointError(f"{source}: weights do not fit the config: " + "; ".join(problems) + ".")
+    model.load_state_dict(weights)
+    return model.to(device).eval()
+
+
+def _release_weights_path(root: Path) -> Path:
+    """`checkpoints_<step>/model.safetensors` with the largest step, else `checkpoint/model.safetensors`."""
+    steps = {
+        int(match.group(1)): child / WEIGHTS_NAME
+        for child in root.iterdir()
+        if (match := re.fullmatch(r"checkpoints_(\d+)", child.name)) and (child / WEIGHTS_NAME).is_file()
+    }
+    if steps:
+        return steps[max(steps)]
+    if (root / "checkpoint" / WEIGHTS_NAME).is_file():
+        return root / "checkpoint" / WEIGHTS_NAME
+    found = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    raise CheckpointError(
+        f"{root}: no checkpoints_<step>/{WEIGHTS_NAME} or checkpoint/{WEIGHTS_NAME} "
+        f"(only safetensors weights are read; found: {_listing(found) or 'nothing'})."
+    )
+
+
+def load_release(path: str | Path, device: str | torch.device = "cpu") -> tuple[EgoDenoiserConfig, EgoDenoiser]:
+    """Load an official release directory, or one of its `checkpoints_<step>` folders."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: checkpoint directory not found.")
+    if (path / WEIGHTS_NAME).is_file() and (path.parent / RELEASE_CONFIG_NAME).is_file():
+        root, weights_path = path.parent, path / WEIGHTS_NAME
+    else:
+        root = path
+        if not (root / RELEASE_CONFIG_NAME).is_file():
+            raise CheckpointError(f"{root / RELEASE_CONFIG_NAME}: config file not found.")
+        weights_path = _release_weights_path(root)
+    config = read_release_config(root / RELEASE_CONFIG_NAME)
+    return config, build_model(config, read_weights(weights_path), weights_path, device)
+
+
+def save_project_checkpoint(directory: str | Path, model: EgoDenoiser) -> None:
+    """Write `model.safetensors` and `config.json` into `directory` (created if needed).
+
+    Each file is written next to its final name and then renamed into place.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = {"format": CONFIG_FORMAT, "version": CONFIG_VERSION, "config": dataclasses.asdict(model.config)}
+    weights = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
+    save_file(weights, directory / (WEIGHTS_NAME + ".tmp"))
+    (directory / (CONFIG_NAME + ".tmp")).write_text(json.dumps(config, indent=2) + "\n")
+    os.replace(directory / (WEIGHTS_NAME + ".tmp"), directory / WEIGHTS_NAME)
+    os.replace(directory / (CONFIG_NAME + ".tmp"), directory / CONFIG_NAME)
+
+
+def read_config(path: Path) -> EgoDenoiserConfig:
+    """Parse this project's `config.json`."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: config file not found.")
+    try:
+        content = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: not valid JSON: {e}") from e
+    if not isinstance(content, dict) or content.get("format") != CONFIG_FORMAT:
+        raise CheckpointError(f"{path}: not a denoiser config (expected \"format\": \"{CONFIG_FORMAT}\").")
+    if content.get("version") != CONFIG_VERSION:
+        raise CheckpointError(f"{path}: unsupported config version {content.get('version')!r}.")
+    if not isinstance(content.get("config"), dict):
+        raise CheckpointError(f"{path}: \"config\" must be a mapping of config fields.")
+    return config_from_dict(content["config"], path)
+
+
+def load_project_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> tuple[EgoDenoiserConfig, EgoDenoiser]:
+    """Load a checkpoint written by `save_project_checkpoint`."""
+    directory = Path(directory)
+    config = read_config(directory / CONFIG_NAME)
+    weights_path = directory / WEIGHTS_NAME
+    return config, build_model(config, read_weights(weights_path), weights_path, device)
+
+
+def load_denoiser(path: str | Path, device: str | torch.device = "cpu") -> tuple[EgoDenoiserConfig, EgoDenoiser]:
+    """Load either layout: this project's (`config.json`) or an official release."""
+    path = Path(path)
+    if (path / CONFIG_NAME).is_file():
+        return load_project_checkpoint(path, device)
+    return load_release(path, device)
