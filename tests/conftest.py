@@ -7,6 +7,10 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tests run two at a time (pytest -n 2) on two cores: one thread each avoids oversubscription.
+torch.set_num_threads(1)
 
 # Archive -> members to extract. Members are picked early in each archive's order
 # (`tar -tJf`), so streaming extraction stops after a few megabytes; the CMU

@@ -1,7 +1,8 @@
 """The `egoallo` command: a thin layer over the library.
 
-Commands are grouped (`egoallo body render`, `egoallo data build`); each is a
-plain function whose signature tyro turns into flags.
+Commands are plain functions whose signatures tyro turns into flags; some are
+grouped (`egoallo body render`, `egoallo data build`), others stand alone
+(`egoallo train`).
 """
 
 from __future__ import annotations
@@ -13,22 +14,25 @@ import tyro
 
 from ..errors import UserError
 
+Commands = dict[str, "Callable | Commands"]
 
-def _commands() -> dict[str, dict[str, Callable]]:
-    from . import body, data
+
+def _commands() -> Commands:
+    from . import body, data, train
 
     return {
         "body": {"render": body.render},
         "data": {"build": data.build},
+        "train": train.train,
     }
 
 
-def _usage(commands: dict[str, dict[str, Callable]]) -> str:
-    lines = ["usage: egoallo GROUP COMMAND [--help] [flags]", "", "commands:"]
-    for group, entries in commands.items():
-        for name, fn in entries.items():
+def _usage(commands: Commands) -> str:
+    lines = ["usage: egoallo COMMAND [--help] [flags]", "", "commands:"]
+    for name, entry in commands.items():
+        for sub, fn in entry.items() if isinstance(entry, dict) else [("", entry)]:
             summary = (fn.__doc__ or "").strip().splitlines()[0]
-            lines.append(f"  egoallo {group} {name:<8} {summary}")
+            lines.append(f"  egoallo {(name + ' ' + sub).strip():<13} {summary}")
     return "\n".join(lines)
 
 
@@ -38,12 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] in (["-h"], ["--help"]):
         print(_usage(commands))
         return 0
-    if len(argv) < 2 or argv[0] not in commands or argv[1] not in commands[argv[0]]:
+    entry: Callable | Commands | None = commands.get(argv[0]) if argv else None
+    words = 1
+    if isinstance(entry, dict):
+        entry = entry.get(argv[1]) if len(argv) > 1 else None
+        words = 2
+    if entry is None:
         print(_usage(commands), file=sys.stderr)
         return 2
-    fn = commands[argv[0]][argv[1]]
     try:
-        tyro.cli(fn, args=argv[2:], prog=f"egoallo {argv[0]} {argv[1]}")
+        tyro.cli(entry, args=argv[words:], prog="egoallo " + " ".join(argv[:words]))
     except UserError as e:
         print(f"egoallo: error: {e}", file=sys.stderr)
         return 2

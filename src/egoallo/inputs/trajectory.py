@@ -1,0 +1,662 @@
+"""Head trajectories from Aria MPS CSV, TUM text and `.npz`, in a z-up, gravity-aligned world.
+
+Every reader returns `T_world_cpf` in a world whose gravity is -z, the rotation `R_zup_input`
+that took the file's world there, and `metadata` saying what was read, assumed and repaired.
+
+Bad input is either repaired (the repair is listed in `metadata["repairs"]` and counted in
+`metadata["counts"]`) or refused with a `TrajectoryError` naming the file, the line (or
+pose index) and what was expected:
+
+| input | outcome |
+|---|---|
+| missing/empty file, no data rows, unknown format | error |
+| wrong number of columns, text where a number belongs, missing pose column | error (line, column) |
+| quaternion norm off by <= 0.1 | renormalised; counted when off by > 1e-4 |
+| quaternion norm off by > 0.1, non-rotation matrix, reflection | error (line) |
+| NaN/infinite values, zero quaternion | row dropped, counted |
+| timestamp equal to the previous one | later row dropped, counted |
+| timestamp going backwards | error (line) |
+| gap > `max_gap_s`, `graph_uid`/`session_uid` change | split into segments; `read_trajectory` keeps the longest |
+| fewer than `min_poses` poses or shorter than `min_duration_s` | error |
+| gravity columns all zero/NaN | error (unless `up` is given) |
+| no gravity information | z-up assumed (`metadata["assumptions"]`), or error with `require_gravity` |
+| `up` disagrees with the file's gravity columns | error |
+| CPF upside down on average (e.g. OpenCV camera poses read as CPF) | error |
+
+projectaria-tools' MPS CSV readers are not used: on a malformed row they print a message and
+return the rows before it, return nothing when a column is missing, and hide quaternion
+norms (zero quaternions become NaN rotations), so the CSV is parsed here, driven by the header.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.spatial.transform import Rotation, Slerp
+
+from egoallo.errors import UserError
+from egoallo.inputs.calibration import DEFAULT_ARIA_T_DEVICE_CPF, as_rigid_transform, load_calibration
+
+QUAT_MAX_NORM_ERROR = 0.1  # beyond this a quaternion is refused, not renormalised
+QUAT_COUNT_NORM_ERROR = 1e-4  # renormalisations larger than this are counted in the metadata
+MATRIX_MAX_ORTHO_ERROR = 1e-2  # max |R^T R - I| re-orthonormalised (SVD) rather than refused
+MATRIX_COUNT_ORTHO_ERROR = 1e-6
+UP_CONFLICT_DEG = 10.0  # `up` vs the file's gravity columns
+UPRIGHT_MIN = -0.25  # mean world-z of the CPF's +y below this: the head is upside down
+UPRIGHT_WARN = 0.5  # below this: warn that the up axis or calibration may be wrong
+_AXES = {"x": 0, "y": 1, "z": 2}
+
+
+class TrajectoryError(UserError, ValueError):
+    """Unusable trajectory input; the message names the file, the line or pose, and what was expected."""
+
+    def __init__(self, path: str | Path, message: str, row: str | None = None) -> None:
+        self.path, self.row = str(path), row
+        super().__init__(f"{path}: {row}: {message}" if row else f"{path}: {message}")
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """Limits applied by the readers."""
+
+    max_gap_s: float = 0.5  # split where consecutive poses are further apart
+    min_poses: int = 2
+    min_duration_s: float = 0.1
+    require_gravity: bool = False  # error instead of assuming z-up when gravity is unknown
+    check_upright: bool = True  # error when the CPF's up axis points down on average
+
+
+@dataclass(frozen=True, eq=False)
+class HeadTrajectory:
+    """CPF poses over time in a z-up world (gravity -z), with provenance.
+
+    `R_zup_input` (3, 3) rotates the file's own world into this one; `T_input_world` maps back.
+    """
+
+    timestamps_ns: np.ndarray  # (T,) int64, strictly increasing
+    T_world_cpf: np.ndarray  # (T, 4, 4) float64
+    source: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    R_zup_input: np.ndarray = field(default_factory=lambda: np.eye(3))  # (3, 3)
+
+    def __post_init__(self) -> None:
+        t = np.array(self.timestamps_ns, dtype=np.int64)
+        T = np.array(self.T_world_cpf, dtype=np.float64)
+        R = np.array(self.R_zup_input, dtype=np.float64)
+        if t.ndim != 1 or T.shape != (len(t), 4, 4) or R.shape != (3, 3):
+            raise TrajectoryError(self.source, f"shapes {t.shape}, {T.shape}, {R.shape}; expected (T,), (T, 4, 4), (3, 3)")
+        if len(t) == 0 or not np.isfinite(T).all() or np.any(np.diff(t) <= 0):
+            raise TrajectoryError(self.source, "expected >= 1 finite pose with strictly increasing timestamps")
+        for name, value in (("timestamps_ns", t), ("T_world_cpf", T), ("R_zup_input", R)):
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
+
+    def __len__(self) -> int:
+        return len(self.timestamps_ns)
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.timestamps_ns[-1] - self.timestamps_ns[0]) / 1e9
+
+    @property
+    def T_input_world(self) -> np.ndarray:
+        """(4, 4) from this z-up world to the input file's world: `T_input_x = T_input_world @ T_world_x`."""
+        T = np.eye(4)
+        T[:3, :3] = self.R_zup_input.T
+        return T
+
+    def resample(self, fps: float = 30.0, max_gap_s: float = 0.5) -> HeadTrajectory:
+        """Uniform timestamps from the first pose at `fps` (linear translation, slerp rotation).
+
+        Refuses to interpolate across gaps longer than `max_gap_s` (the readers split there).
+        """
+        if not fps > 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        t = self.timestamps_ns
+        if len(t) > 1 and np.diff(t).max() > max_gap_s * 1e9:
+            i = int(np.argmax(np.diff(t)))
+            raise TrajectoryError(
+                self.source,
+                f"gap of {(t[i + 1] - t[i]) / 1e9:.3f} s after {(t[i] - t[0]) / 1e9:.3f} s; refusing to interpolate "
+                f"across gaps longer than {max_gap_s} s (read it with max_gap_s <= {max_gap_s} to split there)",
+            )
+        step_ns = 1e9 / fps
+        frames = int(np.floor((t[-1] - t[0]) / step_ns + 1e-9)) + 1
+        if frames < 2:
+            raise TrajectoryError(self.source, f"spans {self.duration_s:.3f} s: fewer than 2 frames at {fps} fps")
+        out_t = np.minimum(t[0] + np.round(np.arange(frames) * step_ns).astype(np.int64), t[-1])
+        rel, out_rel = (t - t[0]) / 1e9, (out_t - t[0]) / 1e9
+        T = np.tile(np.eye(4), (frames, 1, 1))
+        T[:, :3, :3] = Slerp(rel, Rotation.from_matrix(self.T_world_cpf[:, :3, :3]))(out_rel).as_matrix()
+        T[:, :3, 3] = np.stack([np.interp(out_rel, rel, self.T_world_cpf[:, i, 3]) for i in range(3)], axis=-1)
+        metadata = {**self.metadata, "resampled": {"fps": fps, "from_poses": len(self), "frames": frames}}
+        return HeadTrajectory(out_t, T, self.source, metadata, self.R_zup_input)
+
+
+def read_trajectory(
+    path: str | Path,
+    *,
+    calibration: str | Path | np.ndarray | None = None,
+    device_is_cpf: bool = False,
+    up: str | None = None,
+    options: ReadOptions = ReadOptions(),
+) -> HeadTrajectory:
+    """Read an Aria MPS trajectory CSV, TUM text file or `.npz`; keeps the longest usable segment.
+
+    `calibration`: the transform from the file's pose frame to the CPF: an Aria `.vrs`,
+    calibration `.json`/`.jsonl` (giving `T_device_cpf`) or a (4, 4) array. Default: the Aria
+    Gen 1 `T_device_cpf` for MPS files; identity for TUM/npz (their poses are taken as CPF
+    poses: +x left, +y up, +z forward). `device_is_cpf`: the file's poses already are CPF poses.
+    `up`: the file world's up axis ("z", "y", "-y", ...); default from MPS gravity columns,
+    else z.
+    """
+    segments = read_trajectory_segments(
+        path, calibration=calibration, device_is_cpf=device_is_cpf, up=up, options=options
+    )
+    return max(segments, key=lambda s: (s.duration_s, len(s)))
+
+
+def read_trajectory_segments(
+    path: str | Path,
+    *,
+    calibration: str | Path | np.ndarray | None = None,
+    device_is_cpf: bool = False,
+    up: str | None = None,
+    options: ReadOptions = ReadOptions(),
+) -> list[HeadTrajectory]:
+    """Like `read_trajectory`, but every usable segment (split at gaps and graph changes), in time order."""
+    path = Path(path)
+    rows = _parse(path)
+    T_pose_cpf, calibration_note = _T_pose_cpf(path, rows.pose_frame, calibration, device_is_cpf)
+    index, repairs, counts = _clean(path, rows)
+    pieces, splits = _split(rows, index, options.max_gap_s)
+    summaries = [_summary(rows, piece) for piece in pieces]
+    usable = [i for i, s in enumerate(summaries) if _long_enough(s, options)]
+    if not usable:
+        longest = max(summaries, key=lambda s: s["duration_s"])
+        raise TrajectoryError(
+            path,
+            f"too short: the longest usable stretch ({longest['rows']}) has {longest['poses']} poses over "
+            f"{longest['duration_s']:.3f} s; expected >= {options.min_poses} poses spanning >= "
+            f"{options.min_duration_s} s",
+        )
+    longest = max(usable, key=lambda i: (summaries[i]["duration_s"], summaries[i]["poses"]))
+    if len(pieces) > 1:
+        dropped = sum(s["poses"] for i, s in enumerate(summaries) if i != longest)
+        repairs.append(
+            f"split into {len(pieces)} segments ({'; '.join(splits)}); read_trajectory keeps the longest "
+            f"({summaries[longest]['rows']}) and drops {dropped} poses"
+        )
+        counts["poses_in_other_segments"] = dropped
+    shared = {
+        "format": rows.fmt,
+        "source": str(path),
+        "row_labels": "file line numbers" if rows.label_kind == "line" else "pose indices (0-based)",
+        "timestamps": rows.timestamp_note,
+        "pose_frame": rows.pose_frame,
+        "calibration": calibration_note,
+        "T_pose_cpf": T_pose_cpf.tolist(),
+        "counts": counts,
+        "segments": summaries,
+        "repairs": repairs,
+    }
+    return [
+        _segment_trajectory(path, rows, pieces[i], T_pose_cpf, up, options, {**shared, "segment_index": i})
+        for i in usable
+    ]
+
+
+@dataclass(frozen=True, eq=False)
+class _Rows:
+    """Poses as parsed, one per data row; invalid rows carry NaN rotations."""
+
+    fmt: str
+    pose_frame: str  # "device", "camera", "head" or "cpf"
+    label_kind: str  # "line" (1-based file line) or "pose" (0-based index)
+    labels: np.ndarray  # (N,) int
+    timestamps_ns: np.ndarray  # (N,) int64
+    translation: np.ndarray  # (N, 3)
+    rotation: np.ndarray  # (N, 3, 3)
+    timestamp_note: str
+    renormalised: int  # rotations renormalised noticeably while parsing
+    renormalised_note: str
+    segment_ids: np.ndarray | None = None  # (N,) str: graph_uid / session_uid
+    segment_column: str = ""
+    gravity: np.ndarray | None = None  # (N, 3) in the file's world
+    gravity_note: str = ""
+
+    def at(self, i: int) -> str:
+        return f"{self.label_kind} {self.labels[i]}"
+
+
+def _parse(path: Path) -> _Rows:
+    expected = "an Aria MPS trajectory .csv, a TUM text trajectory or an .npz with timestamps and 4x4 poses"
+    if not path.is_file():
+        raise TrajectoryError(path, f"not found or not a file; expected {expected}")
+    if path.suffix.lower() == ".npz":
+        return _parse_npz(path)
+    raw = path.read_bytes()
+    if b"\0" in raw[:4096]:
+        raise TrajectoryError(path, f"binary file; expected {expected}")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise TrajectoryError(path, f"not UTF-8 text ({error.reason} at byte {error.start}); expected {expected}") from None
+    if not text.strip():
+        raise TrajectoryError(path, f"empty file; expected {expected}")
+    lines = text.splitlines()
+    if path.suffix.lower() == ".csv" or "tracking_timestamp_us" in lines[0]:
+        return _parse_mps_csv(path, lines)
+    return _parse_tum(path, lines)
+
+
+def _parse_mps_csv(path: Path, lines: list[str]) -> _Rows:
+    """Aria MPS closed-loop (`*_world_device`) or open-loop (`*_odometry_device`) CSV, by column names."""
+    header = [name.strip() for name in lines[0].split(",")]
+    if "tx_world_device" in header:
+        fmt, world, segment_column = "aria_mps_closed_loop_csv", "world", "graph_uid"
+    elif "tx_odometry_device" in header:
+        fmt, world, segment_column = "aria_mps_open_loop_csv", "odometry", "session_uid"
+    else:
+        raise TrajectoryError(
+            path,
+            "line 1: expected an Aria MPS trajectory header with tracking_timestamp_us, tx/ty/tz/qx/qy/qz/qw"
+            f"_world_device (closed loop) or _odometry_device (open loop); got {lines[0][:200]!r}",
+        )
+    pose_columns = [f"{a}_{world}_device" for a in ("tx", "ty", "tz", "qx", "qy", "qz", "qw")]
+    missing = [c for c in ["tracking_timestamp_us", *pose_columns] if c not in header]
+    if missing:
+        raise TrajectoryError(path, f"missing column(s) {', '.join(missing)}; header: {', '.join(header)}", "line 1")
+    numbered = [(n, line) for n, line in enumerate(lines[1:], start=2) if line.strip()]
+    if not numbered:
+        raise TrajectoryError(path, "no data rows after the header; expected one pose per line")
+    labels = np.array([n for n, _ in numbered])
+    body = [line for _, line in numbered]
+    for n, line in numbered:
+        if line.count(",") != len(header) - 1:
+            raise TrajectoryError(
+                path, f"{line.count(',') + 1} comma-separated values; expected {len(header)} as in the header", f"line {n}"
+            )
+    col = {name: i for i, name in enumerate(header)}
+    timestamps_us = _numbers(path, body, labels, header, [col["tracking_timestamp_us"]], np.int64)[:, 0]
+    pose = _numbers(path, body, labels, header, [col[c] for c in pose_columns], np.float64)
+    gravity_columns = [f"gravity_{a}_{world}" for a in "xyz"]
+    present = [c for c in gravity_columns if c in header]
+    if present and len(present) < 3:
+        raise TrajectoryError(path, f"has {', '.join(present)} but not all of {', '.join(gravity_columns)}", "line 1")
+    rotation, renormalised, renormalised_note = _rotations_from_quaternions(path, pose[:, 3:], labels)
+    return _Rows(
+        fmt=fmt,
+        pose_frame="device",
+        label_kind="line",
+        labels=labels,
+        timestamps_ns=timestamps_us * 1000,
+        translation=pose[:, :3],
+        rotation=rotation,
+        timestamp_note="tracking_timestamp_us x 1000 (Aria device clock)",
+        renormalised=renormalised,
+        renormalised_note=renormalised_note,
+        segment_ids=(
+            np.loadtxt(body, delimiter=",", usecols=col[segment_column], dtype=str, comments=None, ndmin=1)
+            if segment_column in col
+            else None
+        ),
+        segment_column=segment_column,
+        gravity=_numbers(path, body, labels, header, [col[c] for c in gravity_columns], np.float64) if present else None,
+        gravity_note=f"columns {', '.join(gravity_columns)}",
+    )
+
+
+def _numbers(
+    path: Path, body: list[str], labels: np.ndarray, header: list[str], columns: list[int], dtype: type
+) -> np.ndarray:
+    """(N, len(columns)) values of comma-separated `body` lines; on failure names the line and column."""
+    try:
+        return np.loadtxt(body, delimiter=",", usecols=columns, dtype=dtype, ndmin=2, comments=None)
+    except ValueError as error:
+        parse = int if dtype is np.int64 else float
+        for label, line in zip(labels, body):
+            fields = line.split(",")
+            for c in columns:
+                try:
+                    parse(fields[c])
+                except ValueError:
+                    kind = "an integer" if parse is int else "a number"
+                    raise TrajectoryError(
+                        path, f"column {header[c]!r} holds {fields[c]!r}; expected {kind}", f"line {label}"
+                    ) from None
+        raise TrajectoryError(path, f"cannot parse the numeric columns ({error})") from None
+
+
+def _parse_tum(path: Path, lines: list[str]) -> _Rows:
+    """TUM: `timestamp tx ty tz qx qy qz qw` per line (seconds; camera-to-world); `#` starts a comment."""
+    labels, stamps, values = [], [], []
+    for n, line in enumerate(lines, start=1):
+        tokens = line.split("#", 1)[0].split()
+        if not tokens:
+            continue
+        if len(tokens) != 8:
+            raise TrajectoryError(
+                path, f"{len(tokens)} values; expected 8: 'timestamp tx ty tz qx qy qz qw' (TUM)", f"line {n}"
+            )
+        try:
+            stamps.append(round(Decimal(tokens[0]) * 1_000_000_000))
+            values.append([float(token) for token in tokens[1:]])
+        except (ValueError, ArithmeticError):
+            raise TrajectoryError(path, f"expected 8 finite numbers, got {' '.join(tokens)!r}", f"line {n}") from None
+        labels.append(n)
+    if not values:
+        raise TrajectoryError(path, "no poses (only comments); expected lines 'timestamp tx ty tz qx qy qz qw'")
+    pose = np.array(values)
+    label_array = np.array(labels)
+    rotation, renormalised, renormalised_note = _rotations_from_quaternions(path, pose[:, 3:], label_array)
+    return _Rows(
+        fmt="tum",
+        pose_frame="camera",
+        label_kind="line",
+        labels=label_array,
+        timestamps_ns=np.array(stamps, dtype=np.int64),
+        translation=pose[:, :3],
+        rotation=rotation,
+        timestamp_note="TUM seconds x 1e9",
+        renormalised=renormalised,
+        renormalised_note=renormalised_note,
+    )
+
+
+def _parse_npz(path: Path) -> _Rows:
+    """`.npz` with `timestamps_ns` (int) or `timestamps_s`, and `T_world_head` or `T_world_cpf` (T, 4, 4)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise TrajectoryError(path, f"not a readable .npz ({error})") from None
+    time_keys = [k for k in ("timestamps_ns", "timestamps_s") if k in arrays]
+    pose_keys = [k for k in ("T_world_cpf", "T_world_head") if k in arrays]
+    if len(time_keys) != 1 or len(pose_keys) != 1:
+        raise TrajectoryError(
+            path,
+            "expected exactly one of timestamps_ns / timestamps_s and one of T_world_cpf / T_world_head; "
+            f"has {sorted(arrays)}",
+        )
+    stamps, poses = arrays[time_keys[0]], arrays[pose_keys[0]]
+    if stamps.ndim != 1 or poses.shape != (len(stamps), 4, 4):
+        raise TrajectoryError(
+            path, f"{time_keys[0]} {stamps.shape} and {pose_keys[0]} {poses.shape}; expected (T,) and (T, 4, 4)"
+        )
+    if len(stamps) == 0:
+        raise TrajectoryError(path, "no poses (T = 0)")
+    if time_keys[0] == "timestamps_ns":
+        if not np.issubdtype(stamps.dtype, np.integer):
+            raise TrajectoryError(path, f"timestamps_ns has dtype {stamps.dtype}; expected integers")
+        timestamps_ns = stamps.astype(np.int64)
+    else:
+        bad = np.flatnonzero(~np.isfinite(stamps.astype(np.float64)))
+        if bad.size:
+            raise TrajectoryError(path, "timestamps_s is not finite; expected seconds", f"pose {bad[0]}")
+        timestamps_ns = np.round(stamps.astype(np.float64) * 1e9).astype(np.int64)
+    labels = np.arange(len(stamps))
+    translation, rotation, renormalised, renormalised_note = _rotations_from_matrices(
+        path, poses.astype(np.float64), labels
+    )
+    return _Rows(
+        fmt="npz",
+        pose_frame="cpf" if pose_keys[0] == "T_world_cpf" else "head",
+        label_kind="pose",
+        labels=labels,
+        timestamps_ns=timestamps_ns,
+        translation=translation,
+        rotation=rotation,
+        timestamp_note=time_keys[0] if time_keys[0] == "timestamps_ns" else "timestamps_s x 1e9",
+        renormalised=renormalised,
+        renormalised_note=renormalised_note,
+    )
+
+
+def _rotations_from_quaternions(
+    path: Path, q_xyzw: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, int, str]:
+    """(N, 3, 3) rotations of (N, 4) xyzw quaternions (NaN where zero or not finite), renormalised count, note."""
+    norm = np.linalg.norm(q_xyzw, axis=-1)
+    usable = np.isfinite(norm) & (norm > 1e-9)
+    error = np.where(usable, np.abs(norm - 1.0), 0.0)
+    far = np.flatnonzero(error > QUAT_MAX_NORM_ERROR)
+    if far.size:
+        raise TrajectoryError(
+            path,
+            f"quaternion norm {norm[far[0]]:.4g}; expected a unit quaternion (renormalised only within "
+            f"{QUAT_MAX_NORM_ERROR} of 1); check the column order qx qy qz qw",
+            f"line {labels[far[0]]}",
+        )
+    rotation = np.full((len(q_xyzw), 3, 3), np.nan)
+    if usable.any():
+        rotation[usable] = Rotation.from_quat(q_xyzw[usable] / norm[usable, None]).as_matrix()
+    counted = np.flatnonzero(error > QUAT_COUNT_NORM_ERROR)
+    note = (
+        f"renormalised {counted.size} quaternions with |norm - 1| up to {error.max():.2g} "
+        f"(first at line {labels[counted[0]]})"
+        if counted.size
+        else ""
+    )
+    return rotation, int(counted.size), note
+
+
+def _rotations_from_matrices(
+    path: Path, T: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """Translations (N, 3), rotations (N, 3, 3) of (N, 4, 4) poses (near-rotations SVD-projected), count, note."""
+    finite = np.isfinite(T).all(axis=(1, 2))
+    bottom = np.flatnonzero(finite & ~np.isclose(T[:, 3], [0.0, 0.0, 0.0, 1.0], atol=1e-6).all(axis=1))
+    if bottom.size:
+        raise TrajectoryError(path, f"last row {T[bottom[0], 3].tolist()}; expected [0, 0, 0, 1]", f"pose {bottom[0]}")
+    R = np.where(finite[:, None, None], T[:, :3, :3], np.eye(3))
+    error = np.abs(np.swapaxes(R, 1, 2) @ R - np.eye(3)).max(axis=(1, 2))
+    wrong = np.flatnonzero((error > MATRIX_MAX_ORTHO_ERROR) | (np.linalg.det(R) < 0))
+    if wrong.size:
+        raise TrajectoryError(
+            path, "rotation block is not a rotation (orthonormal with det +1)", f"pose {labels[wrong[0]]}"
+        )
+    U, _, Vt = np.linalg.svd(R)
+    rotation = np.where(finite[:, None, None], U @ Vt, np.nan)
+    counted = np.flatnonzero(error > MATRIX_COUNT_ORTHO_ERROR)
+    note = (
+        f"re-orthonormalised {counted.size} rotations with |R^T R - I| up to {error.max():.2g} "
+        f"(first at pose {labels[counted[0]]})"
+        if counted.size
+        else ""
+    )
+    return T[:, :3, 3], rotation, int(counted.size), note
+
+
+def _clean(path: Path, rows: _Rows) -> tuple[np.ndarray, list[str], dict[str, int]]:
+    """Indices of the rows kept (finite, increasing time), repair notes and counts."""
+    repairs = [rows.renormalised_note] if rows.renormalised else []
+    valid = np.isfinite(rows.translation).all(axis=1) & np.isfinite(rows.rotation).all(axis=(1, 2))
+    invalid = np.flatnonzero(~valid)
+    if invalid.size == len(valid):
+        raise TrajectoryError(path, "no valid pose: every row has NaN/infinite values or a zero quaternion")
+    if invalid.size:
+        repairs.append(
+            f"dropped {invalid.size} rows with NaN/infinite values or a zero quaternion (first at {rows.at(invalid[0])})"
+        )
+    index = np.flatnonzero(valid)
+    step = np.diff(rows.timestamps_ns[index])
+    backwards = np.flatnonzero(step < 0)
+    if backwards.size:
+        before, after = index[backwards[0]], index[backwards[0] + 1]
+        raise TrajectoryError(
+            path,
+            f"timestamp goes backwards ({rows.timestamps_ns[after] / 1e9:.6f} s after "
+            f"{rows.timestamps_ns[before] / 1e9:.6f} s at {rows.at(before)}); expected increasing timestamps",
+            rows.at(after),
+        )
+    duplicates = np.flatnonzero(step == 0) + 1
+    if duplicates.size:
+        repairs.append(
+            f"dropped {duplicates.size} rows repeating the previous timestamp (first at {rows.at(index[duplicates[0]])})"
+        )
+        index = np.delete(index, duplicates)
+    counts = {
+        "rows_read": len(valid),
+        "dropped_invalid_rows": int(invalid.size),
+        "renormalised_rotations": rows.renormalised,
+        "dropped_duplicate_timestamps": int(duplicates.size),
+        "poses_in_other_segments": 0,
+    }
+    return index, repairs, counts
+
+
+def _split(rows: _Rows, index: np.ndarray, max_gap_s: float) -> tuple[list[np.ndarray], list[str]]:
+    """`index` cut where the time gap exceeds `max_gap_s` or the segment id changes; with reasons."""
+    t = rows.timestamps_ns[index]
+    gap = np.diff(t) > max_gap_s * 1e9
+    ids = rows.segment_ids[index] if rows.segment_ids is not None else None
+    changed = ids[1:] != ids[:-1] if ids is not None else np.zeros_like(gap)
+    cuts = np.flatnonzero(gap | changed) + 1
+    reasons = [
+        f"{rows.segment_column} {ids[c - 1]} -> {ids[c]} at {rows.at(index[c])}"
+        if changed[c - 1]
+        else f"gap of {(t[c] - t[c - 1]) / 1e9:.3f} s before {rows.at(index[c])}"
+        for c in cuts
+    ]
+    return np.split(index, cuts), reasons
+
+
+def _summary(rows: _Rows, piece: np.ndarray) -> dict[str, Any]:
+    t = rows.timestamps_ns[piece]
+    first, last = rows.labels[piece[0]], rows.labels[piece[-1]]
+    summary: dict[str, Any] = {
+        "rows": f"{rows.label_kind}s {first}-{last}",
+        "poses": len(piece),
+        "duration_s": float(t[-1] - t[0]) / 1e9,
+    }
+    if rows.segment_ids is not None:
+        summary[rows.segment_column] = str(rows.segment_ids[piece[0]])
+    return summary
+
+
+def _long_enough(summary: dict[str, Any], options: ReadOptions) -> bool:
+    return summary["poses"] >= options.min_poses and summary["duration_s"] >= options.min_duration_s
+
+
+def _T_pose_cpf(
+    path: Path, pose_frame: str, calibration: str | Path | np.ndarray | None, device_is_cpf: bool
+) -> tuple[np.ndarray, str]:
+    """(4, 4) from the file's pose frame to the CPF, and where it came from."""
+    if device_is_cpf and calibration is not None:
+        raise TrajectoryError(path, "device_is_cpf=True and a calibration were both given; expected one of them")
+    if pose_frame == "cpf" and calibration is not None:
+        raise TrajectoryError(path, "the file holds T_world_cpf; a calibration would move the CPF a second time")
+    if device_is_cpf or pose_frame == "cpf":
+        return np.eye(4), "none: the file's poses are CPF poses"
+    if calibration is None:
+        if pose_frame == "device":
+            return DEFAULT_ARIA_T_DEVICE_CPF.copy(), "assumed: default Aria Gen 1 (DVT-S) T_device_cpf"
+        return np.eye(4), f"assumed: the file's {pose_frame} poses are CPF poses (+x left, +y up, +z forward)"
+    if isinstance(calibration, (str, Path)):
+        loaded = load_calibration(calibration)
+        return loaded.T_device_cpf, f"T_device_cpf from {loaded.source} ({loaded.description})"
+    return as_rigid_transform(calibration, f"{path}: calibration (T_{pose_frame}_cpf)"), f"given T_{pose_frame}_cpf"
+
+
+def _segment_trajectory(
+    path: Path,
+    rows: _Rows,
+    piece: np.ndarray,
+    T_pose_cpf: np.ndarray,
+    up: str | None,
+    options: ReadOptions,
+    metadata: dict[str, Any],
+) -> HeadTrajectory:
+    """One segment in the z-up world, with its gravity alignment and upright check."""
+    gravity = rows.gravity[piece] if rows.gravity is not None else None
+    gravity_input, gravity_note = _gravity(path, gravity, rows.gravity_note, up, options.require_gravity)
+    R_zup_input = rotation_aligning(gravity_input, np.array([0.0, 0.0, -1.0]))
+    T_input_pose = np.tile(np.eye(4), (len(piece), 1, 1))
+    T_input_pose[:, :3, :3] = rows.rotation[piece]
+    T_input_pose[:, :3, 3] = rows.translation[piece]
+    T_zup_input = np.eye(4)
+    T_zup_input[:3, :3] = R_zup_input
+    T_world_cpf = T_zup_input @ T_input_pose @ T_pose_cpf
+    upright = float(T_world_cpf[:, 2, 1].mean())
+    if options.check_upright and upright < UPRIGHT_MIN:
+        raise TrajectoryError(
+            path,
+            f"the CPF's up axis (+y) points down on average (mean world-z {upright:.2f}): the head would be upside "
+            "down. Expected CPF poses (+x left, +y up, +z forward) in a world whose up axis is `up`; OpenCV camera "
+            "poses (y down) need calibration=T_camera_cpf",
+        )
+    assumptions = [note for note in (metadata["calibration"], gravity_note) if note.startswith("assumed")]
+    warnings = (
+        [f"the CPF's up axis is {np.degrees(np.arccos(np.clip(upright, -1, 1))):.0f} deg from world up on average; "
+         "if the wearer was upright, check `up` and the calibration"]
+        if upright < UPRIGHT_WARN
+        else []
+    )
+    metadata = {
+        **metadata,
+        "gravity": {"source": gravity_note, "gravity_input": gravity_input.tolist(), "R_zup_input": R_zup_input.tolist()},
+        "cpf_up_alignment": upright,
+        "assumptions": assumptions,
+        "warnings": warnings,
+    }
+    return HeadTrajectory(rows.timestamps_ns[piece], T_world_cpf, str(path), metadata, R_zup_input)
+
+
+def _gravity(
+    path: Path, gravity: np.ndarray | None, columns: str, up: str | None, require: bool
+) -> tuple[np.ndarray, str]:
+    """Unit gravity direction in the file's world, and where it came from."""
+    from_file = _mean_direction(gravity) if gravity is not None else None
+    if gravity is not None and from_file is None and up is None:
+        raise TrajectoryError(path, f"{columns} are zero or NaN; expected the gravity vector (or pass `up`)")
+    if up is not None:
+        gravity_up = -_up_vector(path, up)
+        if from_file is not None:
+            angle = np.degrees(np.arccos(np.clip(from_file @ gravity_up, -1.0, 1.0)))
+            if angle > UP_CONFLICT_DEG:
+                raise TrajectoryError(
+                    path, f"up={up!r} is {angle:.0f} deg from the gravity in {columns}; expected them to agree"
+                )
+        return gravity_up, f"up={up!r} option"
+    if from_file is not None:
+        return from_file, f"{columns} (mean over {len(gravity)} rows)"
+    if require:
+        raise TrajectoryError(path, "no gravity information; expected gravity columns or an `up` axis")
+    return np.array([0.0, 0.0, -1.0]), "assumed: z-up world (no gravity information)"
+
+
+def _mean_direction(vectors: np.ndarray) -> np.ndarray | None:
+    """Unit mean (3,) of (N, 3) vectors ignoring NaN rows; None when it is zero or undefined."""
+    finite = vectors[np.isfinite(vectors).all(axis=1)]
+    mean = finite.mean(axis=0) if len(finite) else np.zeros(3)
+    norm = np.linalg.norm(mean)
+    return mean / norm if norm > 1e-6 else None
+
+
+def _up_vector(path: Path, up: str) -> np.ndarray:
+    """(3,) unit axis of "x", "y", "z", optionally signed ("-y")."""
+    name = up.strip().lower()
+    axis = name.lstrip("+-")
+    if axis not in _AXES or len(name) - len(axis) > 1:
+        raise TrajectoryError(path, f"up={up!r}; expected one of x, y, z, -x, -y, -z")
+    vector = np.zeros(3)
+    vector[_AXES[axis]] = -1.0 if name.startswith("-") else 1.0
+    return vector
+
+
+def rotation_aligning(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(3, 3) smallest rotation taking unit vector `a` (3,) to unit vector `b` (3,)."""
+    v, c = np.cross(a, b), float(a @ b)
+    if c < -1.0 + 1e-12:
+        helper = np.eye(3)[np.argmin(np.abs(a))]
+        axis = np.cross(a, helper)
+        axis /= np.linalg.norm(axis)
+        return 2.0 * np.outer(axis, axis) - np.eye(3)
+    K = np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+    return np.eye(3) + K + K @ K / (1.0 + c)

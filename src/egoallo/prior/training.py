@@ -1,0 +1,287 @@
+"""Training the motion prior: x0 loss, AdamW with warm-up, clipping, resumable checkpoints.
+
+One process or many (`torchrun --nproc-per-node N`, DistributedDataParallel on
+the gloo backend for CPUs, nccl for GPUs). Rank 0 writes the loss log, the
+loss-curve picture and checkpoints; every rank draws its own windows.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+from tqdm import tqdm
+
+from ..data.dataset import MotionDataset
+from .checkpoint import load_project_checkpoint, save_project_checkpoint
+from .conditioning import compute_conditioning
+from .diffusion import CosineSchedule
+from .network import EgoDenoiser, EgoDenoiserConfig
+from .state import NUM_BETAS, MotionState
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    dataset: Path
+    """A `dataset.h5` written by `egoallo data build`."""
+    out: Path
+    """Run directory: checkpoints, `loss_log.csv`, `loss_curve.png`."""
+    model: str = "default"
+    """Network preset (`default` or `paper`)."""
+    cond_param: str = "ours"
+    """Conditioning: ours | canonicalized | absolute | absrel (the paper's Table 1)."""
+    steps: int = 10_000
+    batch_size: int = 32
+    window: int = 128
+    shorten_fraction: float = 0.3
+    """Share of windows cut to a random shorter length and masked, as in the paper."""
+    learning_rate: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 500
+    grad_clip: float = 1.0
+    val_every: int = 500
+    val_batches: int = 8
+    checkpoint_every: int = 500
+    seed: int = 0
+    threads: int | None = None
+    """torch threads per process (default: torch's choice)."""
+
+
+MODALITY_WEIGHTS = {"betas": 0.1, "body": 1.0, "contacts": 0.1, "hands": 0.01}
+
+
+def make_batch(dataset: MotionDataset, rng: np.random.Generator, config: TrainConfig, net: EgoDenoiserConfig):
+    """Windows of `window + 1` frames: conditioning for frames 1..W and their clean state.
+
+    Returns `x0 (B, W, D)`, `cond (B, W, C)`, `mask (B, W)` bool, `has_hands (B,)` bool.
+    """
+    xs, conds, masks, hands = [], [], [], []
+    for _ in range(config.batch_size):
+        w = dataset.random_window(rng, config.window + 1)
+        mask = torch.from_numpy(w["mask"][1:].copy())
+        if rng.random() < config.shorten_fraction:
+            keep = int(rng.integers(2, config.window + 1))
+            mask[keep:] = False
+        T_world_cpf = torch.from_numpy(w["T_world_cpf"]).double()
+        conds.append(compute_conditioning(T_world_cpf, net.conditioning).float())
+        W = config.window
+        state = MotionState(
+            betas=torch.from_numpy(w["betas"][:NUM_BETAS]).float().expand(W, NUM_BETAS),
+            body_rotations=torch.from_numpy(w["body_rotations"][1:]),
+            contacts=torch.from_numpy(w["contacts"][1:, 1:22].astype(np.float32)),
+            hand_rotations=torch.from_numpy(w["hand_rotations"][1:]) if net.include_hands else None,
+        )
+        xs.append(state.pack())
+        masks.append(mask)
+        hands.append(bool(w["has_hands"]))
+    return torch.stack(xs), torch.stack(conds), torch.stack(masks), torch.tensor(hands)
+
+
+def x0_loss(pred: Tensor, x0: Tensor, t: Tensor, mask: Tensor, has_hands: Tensor, include_hands: bool,
+            schedule: CosineSchedule) -> tuple[Tensor, dict[str, float]]:
+    """The paper's weighted x0 loss; returns the total and each modality's (unweighted by level) mean."""
+    p = MotionState.unpack(pred, include_hands)
+    y = MotionState.unpack(x0, include_hands)
+    beta_weights = 1.0 / torch.arange(1, NUM_BETAS + 1, dtype=pred.dtype)
+    frame_mask = mask.to(pred.dtype)
+    terms = {
+        "betas": ((p.betas - y.betas) ** 2 * beta_weights).sum(-1),
+        "body": ((p.body_rotations - y.body_rotations) ** 2).sum((-1, -2)).mean(-1),
+        "contacts": ((p.contacts - y.contacts) ** 2).mean(-1),
+    }
+    masks = {k: frame_mask for k in terms}
+    if include_hands:
+        terms["hands"] = ((p.hand_rotations - y.hand_rotations) ** 2).sum((-1, -2)).mean(-1)
+        masks["hands"] = frame_mask * has_hands.to(pred.dtype)[:, None]
+    level_weight = schedule.loss_weight(t).to(pred.dtype)[:, None]
+    total = pred.new_zeros(())
+    parts = {}
+    for name, value in terms.items():
+        m = masks[name]
+        denom = m.sum().clamp(min=1.0)
+        total = total + MODALITY_WEIGHTS[name] * (level_weight * value * m).sum() / denom
+        parts[name] = float((value * m).sum() / denom)
+    return total, parts
+
+
+def _lr(step: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 10 %."""
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def _save_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
+    state = optimizer.state_dict()
+    tensors = {f"{i}.{k}": v.contiguous() for i, s in state["state"].items() for k, v in s.items() if isinstance(v, Tensor)}
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"param_groups": json.dumps(state["param_groups"])})
+    os.replace(tmp, path)
+
+
+def _load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        groups = json.loads(f.metadata()["param_groups"])
+    tensors = load_file(str(path))
+    state: dict[int, dict[str, Tensor]] = {}
+    for key, value in tensors.items():
+        i, name = key.split(".", 1)
+        state.setdefault(int(i), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _distributed() -> tuple[int, int]:
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool = True) -> Path:
+    """Train (or resume from `config.out/latest`) and return the final checkpoint directory."""
+    rank, world = _distributed()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed + rank)
+    rng = np.random.default_rng([config.seed, rank])
+    train_set = MotionDataset(config.dataset, "train")
+    val_set = MotionDataset(config.dataset, "val")
+    out = Path(config.out)
+    latest = out / "latest"
+
+    model = EgoDenoiser(net_config)
+    start_step = 0
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    if (latest / "model.safetensors").exists():
+        _, model = load_project_checkpoint(latest)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        _load_optimizer(latest / "optimizer.safetensors", optimizer)
+        start_step = json.loads((latest / "train_state.json").read_text())["step"]
+        rng = np.random.default_rng([config.seed, rank, start_step])
+    model.train()
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    schedule = CosineSchedule()
+    log_path = out / "loss_log.csv"
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(config), default=str, indent=2))
+        if not log_path.exists():
+            log_path.write_text("step,lr,train_loss,body,betas,contacts,hands,val_loss,elapsed_s\n")
+
+    started = time.perf_counter()
+    bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, disable=not progress or rank != 0)
+    for step in bar:
+        lr = _lr(step, config)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x0, cond, mask, has_hands = make_batch(train_set, rng, config, net_config)
+        t = torch.randint(1, schedule.num_levels + 1, (x0.shape[0],))
+        x_t = schedule.add_noise(x0, t, torch.randn_like(x0))
+        pred = ddp(x_t, t, cond, mask)
+        loss, parts = x0_loss(pred, x0, t, mask, has_hands, net_config.include_hands, schedule)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+
+        last = step + 1 == config.steps
+        val = validation_loss(model, val_set, config, net_config, schedule) if rank == 0 and ((step + 1) % config.val_every == 0 or last) else None
+        if rank == 0:
+            with log_path.open("a", newline="") as f:
+                csv.writer(f).writerow([
+                    step + 1, f"{lr:.3g}", f"{loss.item():.5f}", f"{parts['body']:.5f}", f"{parts['betas']:.5f}",
+                    f"{parts['contacts']:.5f}", f"{parts.get('hands', 0.0):.5f}", "" if val is None else f"{val:.5f}",
+                    f"{time.perf_counter() - started:.1f}",
+                ])
+            if (step + 1) % config.checkpoint_every == 0 or last:
+                _checkpoint(latest, model, optimizer, step + 1)
+            if val is not None:
+                plot_loss_curve(log_path, out / "loss_curve.png")
+    if world > 1:
+        dist.barrier()
+    return latest
+
+
+@torch.no_grad()
+def validation_loss(model: EgoDenoiser, val_set: MotionDataset, config: TrainConfig, net: EgoDenoiserConfig,
+                    schedule: CosineSchedule) -> float:
+    """Mean loss over fixed validation windows and noise levels (same ones every time)."""
+    if not len(val_set):
+        return float("nan")
+    model.eval()
+    rng = np.random.default_rng(12345)
+    generator = torch.Generator().manual_seed(12345)
+    losses = []
+    for _ in range(config.val_batches):
+        x0, cond, mask, has_hands = make_batch(val_set, rng, config, net)
+        t = torch.randint(1, schedule.num_levels + 1, (x0.shape[0],), generator=generator)
+        x_t = schedule.add_noise(x0, t, torch.randn(x0.shape, generator=generator))
+        loss, _ = x0_loss(model(x_t, t, cond, mask), x0, t, mask, has_hands, net.include_hands, schedule)
+        losses.append(loss.item())
+    model.train()
+    return float(np.mean(losses))
+
+
+def _checkpoint(directory: Path, model: EgoDenoiser, optimizer, step: int) -> None:
+    """Write a complete checkpoint next to `directory`, then swap it in (a crash never leaves half a checkpoint)."""
+    tmp = directory.with_name(directory.name + ".tmp")
+    if tmp.exists():
+        for p in tmp.iterdir():
+            p.unlink()
+    tmp.mkdir(parents=True, exist_ok=True)
+    save_project_checkpoint(tmp, model)
+    _save_optimizer(tmp / "optimizer.safetensors", optimizer)
+    (tmp / "train_state.json").write_text(json.dumps({"step": step}))
+    old = directory.with_name(directory.name + ".old")
+    if directory.exists():
+        directory.rename(old)
+    tmp.rename(directory)
+    if old.exists():
+        for p in old.iterdir():
+            p.unlink()
+        old.rmdir()
+
+
+def plot_loss_curve(log_path: Path, out: Path) -> None:
+    """Training and validation loss against step (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with log_path.open() as f:
+        rows = list(csv.DictReader(f))
+    steps = np.array([int(r["step"]) for r in rows])
+    train_loss = np.array([float(r["train_loss"]) for r in rows])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    window = max(1, len(rows) // 100)
+    smooth = np.convolve(train_loss, np.ones(window) / window, mode="valid")
+    ax.plot(steps[window - 1 :], smooth, label=f"train (mean of {window})")
+    val = [(int(r["step"]), float(r["val_loss"])) for r in rows if r["val_loss"]]
+    if val:
+        ax.plot(*zip(*val), "o-", label="validation")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("weighted x0 loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, out)
