@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+
+import tyro
 
 from ..body import BodyModel, BodyModelFileError
 from ..data.dataset_build import BuildError, build_dataset
@@ -48,3 +50,34 @@ def build(
         raise UserError(str(e)) from None
     print(summary.table())
     print(f"wrote {summary.dataset_path}")
+
+
+def make_case(
+    clip: Annotated[Path, tyro.conf.Positional],
+    out: Path,
+    smplh_model: Path | None = None,
+    force: bool = False,
+) -> None:
+    """Turn a motion-capture clip (BVH of a known skeleton) into an evaluation case: OUT/trajectory.csv + OUT/gt.npz.
+
+    Args:
+        clip: BVH file (Bandai Namco or CMU subset skeleton).
+        out: Case directory.
+        smplh_model: Official SMPL-H model.npz (else $EGOALLO_SMPLH_MODEL, else the shipped model).
+        force: Overwrite the case files in a non-empty OUT.
+    """
+    from ..data.bvh import BvhError, read_bvh
+    from ..data.retarget import RetargetError, retarget
+    from ..data.skeletons import UnknownSkeletonError
+    from ..evaluation.cases import make_case as write_case
+
+    try:
+        model = BodyModel.load_from_env_or_default(smplh_model)
+        result = retarget(read_bvh(clip), model)
+    except (BodyModelFileError, BvhError, UnknownSkeletonError, RetargetError) as e:
+        raise UserError(str(e)) from None
+    except FileNotFoundError:
+        raise UserError(f"{clip}: file not found.") from None
+    write_case(result.motion, model, out, force=force)
+    m = result.motion
+    print(f"wrote {out}/trajectory.csv and gt.npz: {m.num_frames} frames ({m.duration_s:.1f} s), fit error {result.mean_error_mm:.1f} mm")

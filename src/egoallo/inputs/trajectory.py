@@ -126,7 +126,7 @@ class HeadTrajectory:
                 f"across gaps longer than {max_gap_s} s (read it with max_gap_s <= {max_gap_s} to split there)",
             )
         step_ns = 1e9 / fps
-        frames = int(np.floor((t[-1] - t[0]) / step_ns + 1e-9)) + 1
+        frames = int(np.floor((t[-1] - t[0]) / step_ns + 1e-4)) + 1  # tolerate microsecond-rounded timestamps
         if frames < 2:
             raise TrajectoryError(self.source, f"spans {self.duration_s:.3f} s: fewer than 2 frames at {fps} fps")
         out_t = np.minimum(t[0] + np.round(np.arange(frames) * step_ns).astype(np.int64), t[-1])

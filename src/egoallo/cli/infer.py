@@ -1,0 +1,107 @@
+"""`egoallo infer`: body motion from a head trajectory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import torch
+import tyro
+
+from ..assets import DEFAULT_CHECKPOINT, EXAMPLE_TRAJECTORY
+from ..body import BodyModel, BodyModelFileError
+from ..errors import UserError
+from ..inference import SamplingConfig, estimate_body_motion, standing_eye_height
+from ..inputs.points import estimate_floor_z, floor_from_trajectory, read_points
+from ..inputs.trajectory import read_trajectory
+from ..prior.checkpoint import load_denoiser
+
+
+def infer(
+    trajectory: Annotated[Path | None, tyro.conf.Positional] = None,
+    out: Path = Path("result.npz"),
+    example: bool = False,
+    checkpoint: Path | None = None,
+    points: Path | None = None,
+    calibration: Path | None = None,
+    device_is_cpf: bool = False,
+    up: str | None = None,
+    samples: int = 1,
+    steps: int = 30,
+    seed: int = 0,
+    device: Literal["cpu", "cuda"] = "cpu",
+    body_model: Path | None = None,
+    force: bool = False,
+) -> None:
+    """Estimate body motion from a head trajectory (Aria MPS CSV, TUM text or .npz) and write result.npz.
+
+    Args:
+        trajectory: Head trajectory file (Aria closed/open-loop CSV, TUM .txt, or .npz of 4x4 poses).
+        out: Output result file (.npz); refuses to overwrite without --force.
+        example: Run on the shipped example trajectory (no data needed).
+        checkpoint: Model directory (this project's, or an official EgoAllo release); default: the shipped one.
+        points: SLAM point cloud for the floor (Aria global_points.csv.gz, .ply, .npy/.npz).
+        calibration: Aria VRS or calibration JSON giving the device-to-CPF transform (else the Aria default).
+        device_is_cpf: The trajectory's poses are already CPF poses (identity calibration).
+        up: Up axis of a TUM/npz world without gravity information (z, y, -y, ...).
+        samples: Number of motion samples.
+        steps: Denoising steps.
+        seed: Random seed.
+        device: Torch device for the network.
+        body_model: Body model .npz (official SMPL-H model.npz or this project's); default: $EGOALLO_SMPLH_MODEL or the shipped open model.
+    """
+    if example == (trajectory is not None):
+        raise UserError("give a trajectory file or --example (exactly one).")
+    if example:
+        trajectory, device_is_cpf = EXAMPLE_TRAJECTORY, True
+    if out.exists() and not force:
+        raise UserError(f"{out} exists; pass --force to overwrite it.")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but no CUDA device is available.")
+    if samples < 1 or steps < 1:
+        raise UserError("--samples and --steps must be at least 1.")
+
+    head = read_trajectory(trajectory, calibration=calibration, device_is_cpf=device_is_cpf, up=up)
+    resampled = head.resample(30.0)
+    if len(resampled) < 2:
+        raise UserError(f"{trajectory}: {len(resampled)} frame(s) at 30 fps; need at least 2.")
+    try:
+        body = BodyModel.load_from_env_or_default(body_model)
+    except BodyModelFileError as e:
+        raise UserError(str(e)) from None
+    checkpoint = checkpoint or DEFAULT_CHECKPOINT
+    net_config, denoiser = load_denoiser(checkpoint)
+    if (checkpoint / "model_config.yaml").exists() or (checkpoint.parent / "model_config.yaml").exists():
+        if body.posedirs is None:
+            print("warning: official EgoAllo checkpoints predict SMPL-H shapes; pass the SMPL-H model with --body-model.")
+
+    head_z = resampled.T_world_cpf[:, 2, 3]
+    if points is not None:
+        cloud = read_points(points)
+        floor = estimate_floor_z(cloud.points @ head.R_zup_input.T, head_z=head_z)
+    else:
+        floor = floor_from_trajectory(head_z, standing_eye_height(body))
+    config = SamplingConfig(num_samples=samples, num_steps=steps, seed=seed, device=device)
+    result = estimate_body_motion(
+        resampled,
+        denoiser,
+        body,
+        floor_z=floor.z,
+        config=config,
+        metadata={
+            "trajectory": {"path": str(trajectory), **resampled.metadata},
+            "checkpoint": str(checkpoint),
+            "floor": {"z": floor.z, "method": floor.method},
+        },
+    )
+    result.save(out, force=force)
+    seconds = len(resampled) / 30.0
+    compute = result.metadata["timing_s"]["total"]
+    print(
+        f"wrote {out}: {result.num_samples} sample(s) x {len(resampled)} frames ({seconds:.1f} s of motion) "
+        f"in {compute:.1f} s ({seconds / compute:.1f}x real time); floor z = {floor.z:.3f} m ({floor.method}); "
+        f"stature {', '.join(f'{s:.2f}' for s in result.stature_m)} m"
+    )
+    if json.dumps(result.metadata["trajectory"].get("repairs", [])) != "[]":
+        print(f"note: input repairs: {result.metadata['trajectory']['repairs']}")

@@ -1,0 +1,1 @@
+"""Evaluation: cases from motion capture, the paper's metrics, benchmarks."""

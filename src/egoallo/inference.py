@@ -1,0 +1,138 @@
+"""Head trajectory -> body motion: conditioning, diffusion sampling, placement in the world.
+
+    trajectory = read_trajectory("closed_loop_trajectory.csv").resample(30.0)
+    result = estimate_body_motion(trajectory, denoiser, body_model, floor_z=...)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .body import BodyModel
+from .geometry import se3
+from .inputs.trajectory import HeadTrajectory
+from .prior.conditioning import compute_conditioning
+from .prior.diffusion import ddim_sample
+from .prior.network import EgoDenoiser
+from .prior.state import MotionState
+from .result import InferenceResult
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingConfig:
+    num_samples: int = 1
+    num_steps: int = 30
+    eta: float = 0.8
+    window: int = 128
+    overlap: int = 32
+    seed: int = 0
+    device: str = "cpu"
+
+
+def standing_eye_height(body: BodyModel) -> float:
+    """Height of the CPF above the soles for the mean body (β = 0) standing at rest."""
+    shaped = body.with_shape(torch.zeros(body.num_betas))
+    return float(shaped.cpf_zero[1] - shaped.verts_zero[:, 1].min())
+
+
+def place_in_world(body: BodyModel, state: MotionState, T_world_cpf: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Eq. 5: `T_world_root = T_world_cpf · T_root_cpf(Θ, β)^-1` for every sample and frame.
+
+    Args:
+        state: sampled x0 with `(S, T, ...)` leading dims; β is averaged over time.
+        T_world_cpf: (T, 4, 4)
+    Returns:
+        betas (S, B), T_world_root (S, T, 4, 4), the posed body's `joints_world (S, T, 52, 3)`.
+    """
+    betas = state.betas.mean(dim=1)
+    shaped = body.with_shape(betas[:, None, :])
+    local = state.local_rotations
+    at_root = shaped.with_pose(se3.identity((), dtype=local.dtype), local)
+    T_world_root = T_world_cpf[None].to(local.dtype) @ se3.inverse(at_root.T_world_cpf)
+    posed = shaped.with_pose(T_world_root, local)
+    return betas, T_world_root, posed.joints_world
+
+
+@torch.no_grad()
+def estimate_body_motion(
+    trajectory: HeadTrajectory,
+    denoiser: EgoDenoiser,
+    body: BodyModel,
+    *,
+    floor_z: float,
+    config: SamplingConfig = SamplingConfig(),
+    fps: float = 30.0,
+    metadata: dict | None = None,
+) -> InferenceResult:
+    """Sample body motion for a (resampled, z-up) head trajectory.
+
+    The output has one frame per trajectory pose; the first frame's relative
+    motion is taken as zero (its previous pose is itself).
+    """
+    started = time.perf_counter()
+    net = denoiser.config
+    device = torch.device(config.device)
+    denoiser = denoiser.to(device).eval()
+    T_world_cpf = torch.from_numpy(trajectory.T_world_cpf).double()
+    above_floor = T_world_cpf.clone()
+    above_floor[:, 2, 3] -= floor_z
+    with_previous = torch.cat([above_floor[:1], above_floor], dim=0)  # (T + 1, 4, 4)
+
+    conditioning: dict[int, Tensor] = {}
+
+    def denoise(x_t: Tensor, t: Tensor, frames: slice) -> Tensor:
+        if frames.start not in conditioning:
+            window = with_previous[frames.start : frames.stop + 1]
+            conditioning[frames.start] = compute_conditioning(window, net.conditioning).float().to(device)[None]
+        cond = conditioning[frames.start].expand(x_t.shape[0], -1, -1)
+        return denoiser(x_t, t, cond)
+
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    T = T_world_cpf.shape[0]
+    x0 = ddim_sample(
+        denoise,
+        (config.num_samples, T, net.d_state),
+        include_hands=net.include_hands,
+        num_steps=config.num_steps,
+        eta=config.eta,
+        window=config.window,
+        overlap=config.overlap,
+        generator=generator,
+        device=device,
+    ).cpu()
+    sampled_s = time.perf_counter() - started
+    state = MotionState.unpack(x0, net.include_hands, project_rotations=True)
+    betas, T_world_root, joints = place_in_world(body, state, T_world_cpf.float())
+    shaped = body.with_shape(betas)
+
+    T_input_zup = trajectory.T_input_world
+    R, p = T_input_zup[:3, :3], T_input_zup[:3, 3]
+    joints_input = joints.double().numpy() @ R.T + p
+    local = state.local_rotations.double().numpy()
+    if local.shape[-3] == 21:
+        local = np.concatenate([local, np.broadcast_to(np.eye(3), (*local.shape[:2], 30, 3, 3))], axis=-3)
+    return InferenceResult(
+        timestamps_ns=trajectory.timestamps_ns.astype(np.int64),
+        T_world_cpf=T_input_zup @ trajectory.T_world_cpf,
+        joints_world=joints_input.astype(np.float32),
+        T_world_root=(T_input_zup @ T_world_root.double().numpy()).astype(np.float32),
+        local_rotations=local.astype(np.float32),
+        betas=betas.numpy().astype(np.float32),
+        contacts=state.contacts.numpy().astype(np.float32),
+        stature_m=shaped.stature.numpy().astype(np.float32),
+        floor_z=float(floor_z),
+        T_input_zup=T_input_zup,
+        fps=fps,
+        metadata={
+            **(metadata or {}),
+            "sampling": dataclasses.asdict(config),
+            "network": dataclasses.asdict(net),
+            "body_model": body.name,
+            "timing_s": {"sampling": sampled_s, "total": time.perf_counter() - started},
+        },
+    )
