@@ -23,6 +23,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ..data.dataset import MotionDataset
+from ..errors import UserError
 from .checkpoint import load_project_checkpoint, save_project_checkpoint
 from .conditioning import compute_conditioning
 from .diffusion import CosineSchedule
@@ -110,7 +111,7 @@ def x0_loss(pred: Tensor, x0: Tensor, t: Tensor, mask: Tensor, has_hands: Tensor
         m = masks[name]
         denom = m.sum().clamp(min=1.0)
         total = total + MODALITY_WEIGHTS[name] * (level_weight * value * m).sum() / denom
-        parts[name] = float((value * m).sum() / denom)
+        parts[name] = float((value.detach() * m).sum() / denom)
     return total, parts
 
 
@@ -160,6 +161,8 @@ def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool 
     rng = np.random.default_rng([config.seed, rank])
     train_set = MotionDataset(config.dataset, "train")
     val_set = MotionDataset(config.dataset, "val")
+    if not len(train_set):
+        raise UserError(f"{config.dataset}: no clips in the train split.")
     out = Path(config.out)
     latest = out / "latest"
 

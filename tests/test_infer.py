@@ -1,0 +1,103 @@
+"""End to end: `egoallo infer` on real Aria files and the example, with a tiny random-weight checkpoint."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from egoallo.body import BodyModel
+from egoallo.cli.main import main
+from egoallo.geometry import se3
+from egoallo.prior.checkpoint import save_project_checkpoint
+from egoallo.prior.network import PRESETS, EgoDenoiser
+from egoallo.result import InferenceResult
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    config = dataclasses.replace(PRESETS["default"], d_latent=32, d_feedforward=64, d_noise_emb=32, encoder_layers=1, decoder_layers=1)
+    directory = tmp_path_factory.mktemp("ckpt")
+    save_project_checkpoint(directory, EgoDenoiser(config))
+    return directory
+
+
+def cpf_of_result(result: InferenceResult, body: BodyModel) -> np.ndarray:
+    """World CPF poses `(S, T, 4, 4)` of the result's bodies, recomputed by forward kinematics."""
+    shaped = body.with_shape(torch.from_numpy(result.betas)[:, None])
+    posed = shaped.with_pose(torch.from_numpy(result.T_world_root), torch.from_numpy(result.local_rotations))
+    return posed.T_world_cpf.double().numpy()
+
+
+def test_infer_on_the_example(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "result.npz"
+    assert main(["infer", "--example", "--out", str(out), "--checkpoint", str(tiny_checkpoint), "--samples", "2", "--steps", "3"]) == 0
+    assert "x real time" in capsys.readouterr().out
+    result = InferenceResult.load(out)
+    assert result.joints_world.shape == (2, 330, 52, 3) and result.timestamps_ns.shape == (330,)
+    assert np.isfinite(result.joints_world).all()
+    # Eq. 5 puts every sampled body's CPF exactly on the input head pose.
+    np.testing.assert_allclose(cpf_of_result(result, BodyModel.load_default()), np.broadcast_to(result.T_world_cpf, (2, 330, 4, 4)), atol=2e-4)
+    assert 1.3 < result.stature_m.min() and result.stature_m.max() < 2.2
+    assert result.metadata["floor"]["method"] == "trajectory"
+    # The same command again refuses to overwrite.
+    assert main(["infer", "--example", "--out", str(out), "--checkpoint", str(tiny_checkpoint)]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err
+
+
+def test_infer_keeps_the_input_world_frame(tiny_checkpoint, shared_dir, tmp_path):
+    """ADT's world has gravity along -y: outputs stay in that frame."""
+    csv = shared_dir / "aria" / "adt_aria_trajectory_gravity_minus_y.csv"
+    out = tmp_path / "adt.npz"
+    assert main(["infer", str(csv), "--out", str(out), "--checkpoint", str(tiny_checkpoint), "--steps", "2"]) == 0
+    result = InferenceResult.load(out)
+    R_input_zup = result.T_input_zup[:3, :3]
+    np.testing.assert_allclose(R_input_zup @ [0, 0, -1.0], [0, -1.0, 0], atol=1e-9)
+    np.testing.assert_allclose(cpf_of_result(result, BodyModel.load_default())[0], result.T_world_cpf, atol=2e-4)
+    # The head is above the feet along the input's up axis (+y).
+    head, feet = result.joints_world[0, :, 15, 1], result.joints_world[0, :, [10, 11], 1]
+    assert (head > feet.max(axis=0)).all()
+
+
+def test_infer_on_real_mps_trajectory_with_calibration(tiny_checkpoint, shared_dir, tmp_path):
+    aria = shared_dir / "aria"
+    out = tmp_path / "mps.npz"
+    args = ["infer", str(aria / "mps_closed_loop_trajectory_short.csv"), "--out", str(out),
+            "--checkpoint", str(tiny_checkpoint), "--calibration", str(aria / "aea_recording_rgb8frames.vrs"), "--steps", "2"]
+    assert main(args) == 0
+    result = InferenceResult.load(out)
+    assert result.joints_world.shape[1] == 6  # 0.196 s at 30 fps
+    assert "aea_recording_rgb8frames.vrs" in str(result.metadata["trajectory"]["calibration"])
+
+
+def test_bad_inputs_are_clear_errors(tiny_checkpoint, tmp_path, capsys):
+    assert main(["infer", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "r.npz"), "--checkpoint", str(tiny_checkpoint)]) == 2
+    assert "missing.csv" in capsys.readouterr().err
+    one_row = tmp_path / "one.txt"
+    one_row.write_text("0.0 0 0 1.6 0 0 0 1\n")
+    assert main(["infer", str(one_row), "--out", str(tmp_path / "r.npz"), "--checkpoint", str(tiny_checkpoint)]) == 2
+    err = capsys.readouterr().err
+    assert "one.txt" in err and "Traceback" not in err
+    assert main(["infer", "--example", "--out", str(tmp_path / "r.npz"), "--checkpoint", str(tmp_path)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_place_in_world_inverts_the_head_chain():
+    from egoallo.inference import place_in_world
+    from egoallo.prior.state import MotionState
+
+    body = BodyModel.load_default()
+    g = torch.Generator().manual_seed(0)
+    from egoallo.geometry import so3
+
+    state = MotionState(
+        betas=torch.randn(2, 1, 16, generator=g).expand(2, 5, 16),
+        body_rotations=so3.exp(0.3 * torch.randn(2, 5, 21, 3, generator=g)),
+        contacts=torch.zeros(2, 5, 21),
+        hand_rotations=None,
+    )
+    T_world_cpf = se3.exp(torch.randn(5, 6, generator=g))
+    betas, T_world_root, joints = place_in_world(body, state, T_world_cpf)
+    posed = body.with_shape(betas[:, None]).with_pose(T_world_root, state.local_rotations)
+    torch.testing.assert_close(posed.T_world_cpf, T_world_cpf.expand(2, 5, 4, 4), atol=1e-5, rtol=0)
