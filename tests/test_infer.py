@@ -55,9 +55,11 @@ def test_infer_keeps_the_input_world_frame(tiny_checkpoint, shared_dir, tmp_path
     R_input_zup = result.T_input_zup[:3, :3]
     np.testing.assert_allclose(R_input_zup @ [0, 0, -1.0], [0, -1.0, 0], atol=1e-9)
     np.testing.assert_allclose(cpf_of_result(result, BodyModel.load_default())[0], result.T_world_cpf, atol=2e-4)
-    # The head is above the feet along the input's up axis (+y).
-    head, feet = result.joints_world[0, :, 15, 1], result.joints_world[0, :, [10, 11], 1]
-    assert (head > feet.max(axis=0)).all()
+    # Joints are in the same (input) frame: the head joint sits a fixed eye offset from the CPF.
+    shaped = BodyModel.load_default().with_shape(torch.from_numpy(result.betas[0]))
+    offset = float(shaped.T_head_cpf[:3, 3].norm())
+    distance = np.linalg.norm(result.joints_world[0, :, 15] - result.T_world_cpf[:, :3, 3], axis=-1)
+    np.testing.assert_allclose(distance, offset, atol=1e-4)
 
 
 def test_infer_on_real_mps_trajectory_with_calibration(tiny_checkpoint, shared_dir, tmp_path):

@@ -78,7 +78,7 @@ def estimate_body_motion(
     net = denoiser.config
     device = torch.device(config.device)
     denoiser = denoiser.to(device).eval()
-    T_world_cpf = torch.from_numpy(trajectory.T_world_cpf).double()
+    T_world_cpf = torch.tensor(trajectory.T_world_cpf, dtype=torch.float64)
     above_floor = T_world_cpf.clone()
     above_floor[:, 2, 3] -= floor_z
     with_previous = torch.cat([above_floor[:1], above_floor], dim=0)  # (T + 1, 4, 4)
