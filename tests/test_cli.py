@@ -19,7 +19,7 @@ def test_body_render_writes_a_picture_and_refuses_to_overwrite(tmp_path, capsys)
 def test_bad_model_file_is_a_clear_error(tmp_path, capsys):
     bad = tmp_path / "model.npz"
     np.savez(bad, v_template=np.zeros((10, 3)))
-    assert main(["body", "render", "--out", str(tmp_path / "b.png"), "--model", str(bad)]) == 2
+    assert main(["body", "render", "--out", str(tmp_path / "b.png"), "--body-model", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "model.npz: missing key" in err and "Traceback" not in err
 

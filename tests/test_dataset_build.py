@@ -252,7 +252,7 @@ def test_refuses_foreign_or_mismatched_output_dirs(model, model_path, tmp_path):
     with pytest.raises(BuildError, match="not an egoallo dataset build"):
         build_dataset(foreign, model=model, sources=(), force=True, progress=False)
     with pytest.raises(UserError, match="not an egoallo dataset build"):
-        cli_build(foreign, sources=(), smplh_model=model_path)
+        cli_build(foreign, sources=(), body_model=model_path)
     assert (foreign / "notes.txt").read_text() == "keep me"
 
     out = tmp_path / "out"

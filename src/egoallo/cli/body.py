@@ -16,16 +16,16 @@ def render(
     out: Path = Path("body.png"),
     pose: Literal["tpose", "walk", "wave"] = "walk",
     betas: tuple[float, ...] = (),
-    model: Path | None = None,
+    body_model: Path | None = None,
     force: bool = False,
 ) -> None:
-    """Pose the body model (shipped open model, or SMPL-H via --model / $EGOALLO_SMPLH_MODEL) and write a PNG.
+    """Pose the body model (shipped open model, or SMPL-H via --body-model / $EGOALLO_SMPLH_MODEL) and write a PNG.
 
     Args:
         out: Output image (.png).
         pose: A named demonstration pose.
         betas: Shape coefficients (the first ones; the rest are 0).
-        model: A body model .npz (official SMPL-H `model.npz` or this project's format).
+        body_model: A body model .npz (official SMPL-H `model.npz` or this project's format).
         force: Overwrite `out` if it exists.
     """
     if out.suffix.lower() != ".png":
@@ -33,7 +33,7 @@ def render(
     if out.exists() and not force:
         raise UserError(f"{out} exists; pass --force to overwrite it.")
     try:
-        body = BodyModel.load_from_env_or_default(model)
+        body = BodyModel.load_from_env_or_default(body_model)
     except BodyModelFileError as e:
         raise UserError(str(e)) from None
     if len(betas) > body.num_betas:

@@ -19,7 +19,7 @@ def build(
     amass_dir: Path | None = None,
     workers: int = 2,
     limit_per_source: int | None = None,
-    smplh_model: Path | None = None,
+    body_model: Path | None = None,
     force: bool = False,
 ) -> None:
     """Retarget the mocap archives (and AMASS) onto the body model and pack OUT/dataset.h5.
@@ -29,14 +29,14 @@ def build(
     Args:
         out: Output directory (per-clip npz cache, dataset.h5, build log, summary).
         sources: Archives under ../shared/datasets (or $EGOALLO_SHARED) to build.
-        amass_dir: Also build AMASS sequences from this directory (needs --smplh-model).
+        amass_dir: Also build AMASS sequences from this directory (needs --body-model).
         workers: Worker processes (0: run in this process).
         limit_per_source: Only the first N clips of each source, in archive order.
-        smplh_model: Official SMPL-H model.npz (else $EGOALLO_SMPLH_MODEL, else the shipped model).
+        body_model: Body model .npz: official SMPL-H model.npz or this project's (else $EGOALLO_SMPLH_MODEL, else the shipped model).
         force: Discard a previous build in OUT and start over.
     """
     try:
-        model = BodyModel.load_from_env_or_default(smplh_model)
+        model = BodyModel.load_from_env_or_default(body_model)
         summary = build_dataset(
             out,
             model=model,
@@ -55,7 +55,7 @@ def build(
 def make_case(
     clip: Annotated[Path, tyro.conf.Positional],
     out: Path,
-    smplh_model: Path | None = None,
+    body_model: Path | None = None,
     force: bool = False,
 ) -> None:
     """Turn a motion-capture clip (BVH of a known skeleton) into an evaluation case: OUT/trajectory.csv + OUT/gt.npz.
@@ -63,7 +63,7 @@ def make_case(
     Args:
         clip: BVH file (Bandai Namco or CMU subset skeleton).
         out: Case directory.
-        smplh_model: Official SMPL-H model.npz (else $EGOALLO_SMPLH_MODEL, else the shipped model).
+        body_model: Body model .npz: official SMPL-H model.npz or this project's (else $EGOALLO_SMPLH_MODEL, else the shipped model).
         force: Overwrite the case files in a non-empty OUT.
     """
     from ..data.bvh import BvhError, read_bvh
@@ -72,7 +72,7 @@ def make_case(
     from ..evaluation.cases import make_case as write_case
 
     try:
-        model = BodyModel.load_from_env_or_default(smplh_model)
+        model = BodyModel.load_from_env_or_default(body_model)
         result = retarget(read_bvh(clip), model)
     except (BodyModelFileError, BvhError, UnknownSkeletonError, RetargetError) as e:
         raise UserError(str(e)) from None
