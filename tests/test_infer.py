@@ -103,3 +103,13 @@ def test_place_in_world_inverts_the_head_chain():
     betas, T_world_root, joints = place_in_world(body, state, T_world_cpf)
     posed = body.with_shape(betas[:, None]).with_pose(T_world_root, state.local_rotations)
     torch.testing.assert_close(posed.T_world_cpf, T_world_cpf.expand(2, 5, 4, 4), atol=1e-5, rtol=0)
+
+
+def test_infer_runs_an_official_release_checkpoint(shared_dir, tmp_path, capsys):
+    """The fixture is a random-weight checkpoint in the official EgoAllo release layout."""
+    fixture = shared_dir / "fixtures" / "egoallo_ref_tiny"
+    out = tmp_path / "official.npz"
+    assert main(["infer", "--example", "--out", str(out), "--checkpoint", str(fixture), "--steps", "2"]) == 0
+    assert "official EgoAllo checkpoints predict SMPL-H shapes" in capsys.readouterr().out
+    result = InferenceResult.load(out)
+    assert result.metadata["network"]["d_latent"] == 64 and result.local_rotations.shape[1:] == (330, 51, 3, 3)
