@@ -3,3 +3,11 @@
 
 class UserError(Exception):
     """Bad input or a refused action: the message says which file and what was expected."""
+
+
+class InputFileError(UserError, ValueError):
+    """An unusable input file; the message names the file, the line or row when known, and what was expected."""
+
+    def __init__(self, path, message: str, row: str | None = None) -> None:
+        self.path, self.row = str(path), row
+        super().__init__(f"{path}: {row}: {message}" if row else f"{path}: {message}")

@@ -34,7 +34,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 from scipy.signal import find_peaks
 
-from egoallo.errors import UserError
+from egoallo.errors import InputFileError
 
 _ARIA_POSITION = ("px_world", "py_world", "pz_world")
 _ARIA_HEADER = "uid, graph_uid, px_world, py_world, pz_world, inv_dist_std, dist_std"
@@ -48,12 +48,8 @@ _PLY_TYPES = {
 _PLY_FORMATS = {"ascii": "", "binary_little_endian": "<", "binary_big_endian": ">"}
 
 
-class PointCloudError(UserError, ValueError):
-    """Unusable point cloud input; the message names the file, the line when known, and what was expected."""
-
-    def __init__(self, path: str | Path, message: str, row: str | None = None) -> None:
-        self.path, self.row = str(path), row
-        super().__init__(f"{path}: {row}: {message}" if row else f"{path}: {message}")
+class PointCloudError(InputFileError):
+    """Unusable point cloud input."""
 
 
 @dataclass(frozen=True)

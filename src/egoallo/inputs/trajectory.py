@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
-from egoallo.errors import UserError
+from egoallo.errors import InputFileError
 from egoallo.inputs.calibration import DEFAULT_ARIA_T_DEVICE_CPF, as_rigid_transform, load_calibration
 
 QUAT_MAX_NORM_ERROR = 0.1  # beyond this a quaternion is refused, not renormalised
@@ -52,12 +52,8 @@ UPRIGHT_WARN = 0.5  # below this: warn that the up axis or calibration may be wr
 _AXES = {"x": 0, "y": 1, "z": 2}
 
 
-class TrajectoryError(UserError, ValueError):
-    """Unusable trajectory input; the message names the file, the line or pose, and what was expected."""
-
-    def __init__(self, path: str | Path, message: str, row: str | None = None) -> None:
-        self.path, self.row = str(path), row
-        super().__init__(f"{path}: {row}: {message}" if row else f"{path}: {message}")
+class TrajectoryError(InputFileError):
+    """Unusable trajectory input."""
 
 
 @dataclass(frozen=True)
