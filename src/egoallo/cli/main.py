@@ -19,6 +19,7 @@ from ..errors import UserError
 COMMANDS = {
     "infer": "infer:infer",
     "train": "train:train",
+    "eval": "evaluate:evaluate_cli",
     "data": {"build": "data:build", "make-case": "data:make_case"},
     "body": {"render": "body:render"},
 }

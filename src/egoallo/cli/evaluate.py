@@ -1,0 +1,59 @@
+"""`egoallo eval`: the paper's metrics on the held-out split of a built dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..assets import DEFAULT_CHECKPOINT
+from ..body import BodyModel, BodyModelFileError
+from ..errors import UserError
+from ..evaluation.baselines import NearestNeighbourPredictor, rest_pose_predictor
+from ..evaluation.benchmark import EvalConfig, diffusion_predictor, evaluate, markdown_table, write_report
+from ..prior.checkpoint import load_denoiser
+
+
+def evaluate_cli(
+    dataset: Path,
+    out: Path,
+    checkpoint: Path | None = None,
+    windows: tuple[int, ...] = (32, 128),
+    samples: int = 1,
+    steps: int = 30,
+    seed: int = 0,
+    max_windows: int | None = None,
+    baselines: bool = False,
+    split: str = "test",
+    body_model: Path | None = None,
+) -> None:
+    """Evaluate the prior (and optionally the no-learning baselines) on held-out windows; writes JSON + markdown.
+
+    Args:
+        dataset: dataset.h5 from `egoallo data build`.
+        out: Report directory (`<name>_w<window>.json` / `.md`).
+        checkpoint: Model directory (default: the shipped one).
+        windows: Window lengths in frames (the paper: 32 and 128).
+        samples: Samples per window.
+        max_windows: Only the first N windows (quick checks).
+        baselines: Also evaluate the rest-pose and nearest-neighbour baselines.
+    """
+    if not dataset.is_file():
+        raise UserError(f"{dataset}: dataset file not found (build one with `egoallo data build --out DIR`).")
+    try:
+        body = BodyModel.load_from_env_or_default(body_model)
+    except BodyModelFileError as e:
+        raise UserError(str(e)) from None
+    checkpoint = checkpoint or DEFAULT_CHECKPOINT
+    _, denoiser = load_denoiser(checkpoint)
+    for window in windows:
+        config = EvalConfig(window=window, samples=samples, num_steps=steps, seed=seed, max_windows=max_windows)
+        predictors = {"egoallo": diffusion_predictor(denoiser, body, config)}
+        if baselines:
+            predictors["rest_pose"] = rest_pose_predictor(body)
+            predictors["nearest_neighbour"] = NearestNeighbourPredictor(body, dataset, window)
+        for name, predict in predictors.items():
+            results = evaluate(dataset, predict, body, config, split=split)
+            meta = {"checkpoint": str(checkpoint), "dataset": str(dataset), "split": split, "config": config.__dict__, "method": name}
+            summary = write_report(out, f"{name}_w{window}", results, meta)
+            print(markdown_table(summary, f"{name}, {window}-frame windows"))
+            print(json.dumps({"method": name, "window": window, "mpjpe": summary["all"]["mpjpe"]}))
