@@ -33,6 +33,10 @@ def test_train_and_resume(tiny_dataset, tmp_path):
     assert (run / "latest" / "model.safetensors").is_file() and (run / "loss_curve.png").is_file()
     assert main(["train", "--dataset", str(tiny_dataset), "--out", str(run), "--steps", "5", *TINY]) == 0
     assert [r["step"] for r in rows(run)] == ["1", "2", "3", "4", "5"]  # resumed, not restarted
+    # A run killed after its last checkpoint (step 4) leaves a logged step 5; resuming drops it.
+    (run / "latest" / "train_state.json").write_text('{"step": 4}')
+    assert main(["train", "--dataset", str(tiny_dataset), "--out", str(run), "--steps", "6", *TINY]) == 0
+    assert [r["step"] for r in rows(run)] == ["1", "2", "3", "4", "5", "6"]
 
 
 def test_missing_dataset_is_a_clear_error(tmp_path, capsys):

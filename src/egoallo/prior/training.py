@@ -115,6 +115,18 @@ def x0_loss(pred: Tensor, x0: Tensor, t: Tensor, mask: Tensor, has_hands: Tensor
     return total, parts
 
 
+LOG_HEADER = "step,lr,train_loss,body,betas,contacts,hands,val_loss,elapsed_s"
+
+
+def _start_log(log_path: Path, start_step: int) -> None:
+    """Create the loss log, or keep only its rows up to the resumed step (later ones were not checkpointed)."""
+    lines = log_path.read_text().splitlines() if log_path.exists() else [LOG_HEADER]
+    kept = [lines[0]] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= start_step]
+    tmp = log_path.with_suffix(".tmp")
+    tmp.write_text("\n".join(kept) + "\n")
+    os.replace(tmp, log_path)
+
+
 def _lr(step: int, config: TrainConfig) -> float:
     """Linear warm-up, then cosine decay to 10 %."""
     if step < config.warmup_steps:
@@ -182,8 +194,7 @@ def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool 
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(config), default=str, indent=2))
-        if not log_path.exists():
-            log_path.write_text("step,lr,train_loss,body,betas,contacts,hands,val_loss,elapsed_s\n")
+        _start_log(log_path, start_step)
 
     started = time.perf_counter()
     bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, disable=not progress or rank != 0)
