@@ -71,3 +71,15 @@ def bvh_samples(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
                     break
         assert not wanted, f"{archive}: members not found: {sorted(wanted)}"
     return samples
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real `dataset.h5` from the first 3 clips of Bandai Namco 1 and CMU (train, val and test clips)."""
+    from egoallo.body import BodyModel
+    from egoallo.data.dataset_build import build_dataset
+
+    out = tmp_path_factory.mktemp("tiny_dataset")
+    build_dataset(out, model=BodyModel.load_default(), sources=("bandai1", "cmu"), limit_per_source=3, workers=0,
+                  progress=False, shared_dir=shared_dir)
+    return out / "dataset.h5"

@@ -5,20 +5,9 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-from egoallo.body import BodyModel
 from egoallo.cli.main import main
-from egoallo.data.dataset_build import build_dataset
 
 TINY = ["--window", "16", "--batch-size", "2", "--val-every", "2", "--checkpoint-every", "2", "--warmup-steps", "1", "--threads", "1"]
-
-
-@pytest.fixture(scope="module")
-def tiny_dataset(shared_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ds")
-    build_dataset(out, model=BodyModel.load_default(), sources=("bandai1", "cmu"), limit_per_source=3, workers=0, progress=False, shared_dir=shared_dir)
-    return out / "dataset.h5"
 
 
 def rows(run):
