@@ -113,3 +113,18 @@ def test_infer_runs_an_official_release_checkpoint(shared_dir, tmp_path, capsys)
     assert "official EgoAllo checkpoints predict SMPL-H shapes" in capsys.readouterr().out
     result = InferenceResult.load(out)
     assert result.metadata["network"]["d_latent"] == 64 and result.local_rotations.shape[1:] == (330, 51, 3, 3)
+
+
+def test_render_result_png_and_gif(tiny_checkpoint, tmp_path, capsys):
+    result = tmp_path / "r.npz"
+    assert main(["infer", "--example", "--out", str(result), "--checkpoint", str(tiny_checkpoint), "--steps", "1"]) == 0
+    from PIL import Image
+
+    assert main(["render", str(result), "--out", str(tmp_path / "r.png"), "--frames", "3"]) == 0
+    image = np.asarray(Image.open(tmp_path / "r.png").convert("L"))
+    assert (image < 250).mean() > 0.01
+    assert main(["render", str(result), "--out", str(tmp_path / "r.gif"), "--stride", "110"]) == 0
+    assert Image.open(tmp_path / "r.gif").n_frames == 3
+    assert main(["render", str(result), "--out", str(tmp_path / "r.png")]) == 2  # exists
+    assert main(["render", str(tmp_path / "none.npz"), "--out", str(tmp_path / "x.png")]) == 2
+    assert "none.npz: result file not found" in capsys.readouterr().err

@@ -20,6 +20,7 @@ COMMANDS = {
     "infer": "infer:infer",
     "train": "train:train",
     "eval": "evaluate:evaluate_cli",
+    "render": "render:render",
     "data": {"build": "data:build", "make-case": "data:make_case"},
     "body": {"render": "body:render"},
 }

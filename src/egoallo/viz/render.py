@@ -46,6 +46,34 @@ def _draw_mesh(ax, vertices: np.ndarray, faces: np.ndarray, view: View, color) -
     ax.add_collection(PolyCollection(tri[front][order][:, :, :2], facecolors=rgb[order], edgecolors=rgb[order], linewidths=0.3))
 
 
+def _draw_panel(ax, meshes, view: View, colors, lines, floor_z, bounds: np.ndarray) -> None:
+    """One view of the scene; `bounds (N, 3)` are points the panel must show (fixed across animation frames)."""
+    R = view.rotation()
+    if floor_z is not None:
+        lo, hi = bounds[:, :2].min(0) - 0.3, bounds[:, :2].max(0) + 0.3
+        corners = np.array([[lo[0], lo[1], floor_z], [hi[0], lo[1], floor_z], [hi[0], hi[1], floor_z], [lo[0], hi[1], floor_z]])
+        ax.add_collection(PolyCollection([(corners @ R.T)[:, :2]], facecolors="#e8e8e8", edgecolors="#c0c0c0"))
+    # Far meshes first, so nearer bodies cover them.
+    depth = [float((vertices @ R.T)[:, 2].mean()) for vertices, _ in meshes]
+    for k in np.argsort(depth):
+        vertices, faces = meshes[k]
+        _draw_mesh(ax, vertices, faces, view, colors[k % len(colors)])
+    for points, color in lines or []:
+        p = points @ R.T
+        ax.plot(p[:, 0], p[:, 1], "-", color=color, linewidth=1.5, zorder=10)
+    cam = bounds @ R.T
+    center = (cam.max(0) + cam.min(0)) / 2
+    half = (cam.max(0) - cam.min(0)).max() / 2 + 0.1
+    ax.set_xlim(center[0] - half, center[0] + half)
+    ax.set_ylim(center[1] - half * 1.25, center[1] + half * 1.25)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(view.title, fontsize=9)
+
+
+DEFAULT_COLORS = ["#8fb3d9", "#d99f8f", "#9fd98f", "#d9cf8f"]
+
+
 def render_meshes(
     path: str | os.PathLike,
     meshes: list[tuple[np.ndarray, np.ndarray]],
@@ -63,32 +91,52 @@ def render_meshes(
     (e.g. a source skeleton). Written atomically.
     """
     path = Path(path)
-    colors = colors or ["#8fb3d9", "#d99f8f", "#9fd98f", "#d9cf8f"]
     fig, axes = plt.subplots(1, len(views), figsize=(panel_size * len(views), panel_size * 1.25), squeeze=False)
-    all_points = np.concatenate([v for v, _ in meshes] + [p for p, _ in (lines or [])])
+    bounds = np.concatenate([v for v, _ in meshes] + [p for p, _ in (lines or [])])
     for ax, view in zip(axes[0], views):
-        R = view.rotation()
-        if floor_z is not None:
-            lo, hi = all_points[:, :2].min(0) - 0.3, all_points[:, :2].max(0) + 0.3
-            corners = np.array([[lo[0], lo[1], floor_z], [hi[0], lo[1], floor_z], [hi[0], hi[1], floor_z], [lo[0], hi[1], floor_z]])
-            ax.add_collection(PolyCollection([(corners @ R.T)[:, :2]], facecolors="#e8e8e8", edgecolors="#c0c0c0"))
-        for (vertices, faces), color in zip(meshes, colors * len(meshes)):
-            _draw_mesh(ax, vertices, faces, view, color)
-        for points, color in lines or []:
-            p = points @ R.T
-            ax.plot(p[:, 0], p[:, 1], "-o", color=color, markersize=2.5, linewidth=1.5, zorder=10)
-        cam = all_points @ R.T
-        center = (cam.max(0) + cam.min(0)) / 2
-        half = (cam.max(0) - cam.min(0)).max() / 2 + 0.1
-        ax.set_xlim(center[0] - half, center[0] + half)
-        ax.set_ylim(center[1] - half * 1.25, center[1] + half * 1.25)
-        ax.set_aspect("equal")
-        ax.axis("off")
-        ax.set_title(view.title, fontsize=10)
+        _draw_panel(ax, meshes, view, colors or DEFAULT_COLORS, lines, floor_z, bounds)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def render_animation(
+    path: str | os.PathLike,
+    frames: list[list[tuple[np.ndarray, np.ndarray]]],
+    view: View,
+    *,
+    fps: float = 10.0,
+    colors: list | None = None,
+    lines: list[tuple[np.ndarray, str]] | None = None,
+    floor_z: float | None = 0.0,
+    dpi: int = 80,
+    panel_size: float = 4.0,
+) -> Path:
+    """An animated GIF (Pillow) or MP4 (imageio-ffmpeg, if installed) of per-frame mesh lists, atomically."""
+    from PIL import Image
+
+    path = Path(path)
+    bounds = np.concatenate([v for meshes in frames for v, _ in meshes][:: max(1, len(frames) // 20)] + [p for p, _ in (lines or [])])
+    images = []
+    for meshes in frames:
+        fig, ax = plt.subplots(figsize=(panel_size, panel_size * 1.25))
+        _draw_panel(ax, meshes, view, colors or DEFAULT_COLORS, lines, floor_z, bounds)
+        fig.tight_layout()
+        fig.canvas.draw()
+        images.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+        plt.close(fig)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    if path.suffix.lower() == ".gif":
+        pil = [Image.fromarray(image) for image in images]
+        pil[0].save(tmp, save_all=True, append_images=pil[1:], duration=int(1000 / fps), loop=0)
+    else:
+        import imageio.v2 as imageio
+
+        imageio.mimwrite(tmp, images, fps=fps, format="FFMPEG", codec="libx264", macro_block_size=8)
     os.replace(tmp, path)
     return path

@@ -1,0 +1,74 @@
+"""`egoallo render`: pictures of a result without a browser (offscreen, CPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import torch
+import tyro
+
+from ..body import BodyModel, BodyModelFileError
+from ..errors import UserError
+from ..result import InferenceResult
+from ..viz.render import View, render_animation, render_meshes
+
+
+def render(
+    result: Annotated[Path, tyro.conf.Positional],
+    out: Path = Path("result.png"),
+    sample: int = 0,
+    frames: int = 6,
+    stride: int = 3,
+    fps: float = 10.0,
+    azimuth: float = -60.0,
+    elevation: float = 20.0,
+    body_model: Path | None = None,
+    force: bool = False,
+) -> None:
+    """Draw a result.npz: a PNG of several instants along the head trajectory, or a GIF/MP4 animation.
+
+    Args:
+        result: result.npz from `egoallo infer`.
+        out: .png (strobe of `frames` instants), .gif or .mp4 (every `stride`-th frame).
+        sample: Which sample to draw.
+        frames: Instants in the PNG.
+        stride: Frame step of the animation.
+        fps: Animation frame rate.
+        body_model: The body model the result was made with (default: $EGOALLO_SMPLH_MODEL or the shipped one).
+    """
+    suffix = out.suffix.lower()
+    if suffix not in (".png", ".gif", ".mp4"):
+        raise UserError(f"{out}: the output must end in .png, .gif or .mp4.")
+    if out.exists() and not force:
+        raise UserError(f"{out} exists; pass --force to overwrite it.")
+    data = InferenceResult.load(result)
+    if not 0 <= sample < data.num_samples:
+        raise UserError(f"{result}: has {data.num_samples} sample(s); --sample {sample} is out of range.")
+    try:
+        body = BodyModel.load_from_env_or_default(body_model)
+    except BodyModelFileError as e:
+        raise UserError(str(e)) from None
+    # Back to the gravity-aligned frame the model worked in (z up), floor at z = 0.
+    T_zup_input = np.linalg.inv(data.T_input_zup)
+    T_zup_input[2, 3] -= data.floor_z
+    T_world_root = T_zup_input @ data.T_world_root[sample].astype(np.float64)
+    shaped = body.with_shape(torch.from_numpy(data.betas[sample]))
+    T = len(data.timestamps_ns)
+    chosen = np.linspace(0, T - 1, frames).round().astype(int) if suffix == ".png" else np.arange(0, T, stride)
+    posed = shaped.with_pose(torch.from_numpy(T_world_root[chosen]).float(), torch.from_numpy(data.local_rotations[sample, chosen]))
+    vertices = posed.mesh().vertices.numpy()
+    faces = body.faces.numpy()
+    head_path = (T_zup_input @ data.T_world_cpf)[:, :3, 3]
+    lines = [(head_path, "#d62728")]
+    title = f"{result.name}: sample {sample}, {T / data.fps:.1f} s, stature {data.stature_m[sample]:.2f} m"
+    view = View(azimuth, elevation, title)
+    if suffix == ".png":
+        render_meshes(out, [(v, faces) for v in vertices], [view], lines=lines, panel_size=6.0)
+    else:
+        try:
+            render_animation(out, [[(v, faces)] for v in vertices], view, fps=fps, lines=lines)
+        except ImportError:
+            raise UserError("writing .mp4 needs imageio with imageio-ffmpeg (pip install imageio imageio-ffmpeg); .gif works without.") from None
+    print(f"wrote {out}")
