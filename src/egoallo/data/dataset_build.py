@@ -45,6 +45,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+import threading
 import time
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -320,6 +321,14 @@ def _init_worker(model: BodyModel) -> None:
     global _WORKER_MODEL
     torch.set_num_threads(1)
     _WORKER_MODEL = model
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A killed build (SIGTERM/SIGKILL skip the pool's shutdown) must not leave workers behind."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _worker_task(task: _Task) -> _Outcome:
