@@ -1,0 +1,32 @@
+"""Guidance: Levenberg–Marquardt refinement of sampled motion (feet, Aria wrist tracking).
+
+guided, log = guide(body, state, T_world_cpf, mode={"feet"})
+"""
+
+from .costs import (
+    MODES,
+    GuidanceLog,
+    GuidanceProblem,
+    GuidanceWeights,
+    Observations,
+    WristObservations,
+    build_problem,
+    guide,
+    wrist_observations,
+)
+from .solver import LMConfig, SolverLog, levenberg_marquardt
+
+__all__ = [
+    "MODES",
+    "GuidanceLog",
+    "GuidanceProblem",
+    "GuidanceWeights",
+    "LMConfig",
+    "Observations",
+    "SolverLog",
+    "WristObservations",
+    "build_problem",
+    "guide",
+    "levenberg_marquardt",
+    "wrist_observations",
+]
