@@ -128,3 +128,15 @@ def test_render_result_png_and_gif(tiny_checkpoint, tmp_path, capsys):
     assert main(["render", str(result), "--out", str(tmp_path / "r.png")]) == 2  # exists
     assert main(["render", str(tmp_path / "none.npz"), "--out", str(tmp_path / "x.png")]) == 2
     assert "none.npz: result file not found" in capsys.readouterr().err
+
+
+def test_infer_with_foot_guidance(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "g.npz"
+    args = ["infer", "--example", "--out", str(out), "--checkpoint", str(tiny_checkpoint), "--steps", "1", "--guidance", "feet"]
+    assert main(args) == 0
+    result = InferenceResult.load(out)
+    assert result.metadata["guidance"]["post"]["calls"] == 1 and result.metadata["sampling"]["guidance"] == ["feet"]
+    # Guidance keeps Eq. 5: the CPF stays on the input head pose.
+    np.testing.assert_allclose(cpf_of_result(result, BodyModel.load_default())[0], result.T_world_cpf, atol=2e-4)
+    assert main(["infer", "--example", "--out", str(tmp_path / "x.npz"), "--guidance", "wrist3d"]) == 2
+    assert "--wrist-palm" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from .body import BodyModel
 from .geometry import se3
+from .guidance import Observations, guide
 from .inputs.trajectory import HeadTrajectory
 from .prior.conditioning import compute_conditioning
 from .prior.diffusion import ddim_sample
@@ -32,6 +33,12 @@ class SamplingConfig:
     overlap: int = 32
     seed: int = 0
     device: str = "cpu"
+    guidance: frozenset[str] = frozenset()
+    """Guidance modes (subset of {"feet", "wrist3d"}); empty: none."""
+    guidance_inner: bool = False
+    """Also guide inside every denoising step (as well as after sampling)."""
+    post_iterations: int = 20
+    inner_iterations: int = 5
 
 
 def standing_eye_height(body: BodyModel) -> float:
@@ -66,13 +73,15 @@ def estimate_body_motion(
     *,
     floor_z: float,
     config: SamplingConfig = SamplingConfig(),
+    observations: Observations | None = None,
     fps: float = 30.0,
     metadata: dict | None = None,
 ) -> InferenceResult:
-    """Sample body motion for a (resampled, z-up) head trajectory.
+    """Sample body motion for a (resampled, z-up) head trajectory, then guide it.
 
     The output has one frame per trajectory pose; the first frame's relative
-    motion is taken as zero (its previous pose is itself).
+    motion is taken as zero (its previous pose is itself). `observations`
+    (z-up world) feed the "wrist3d" guidance mode.
     """
     started = time.perf_counter()
     net = denoiser.config
@@ -92,6 +101,21 @@ def estimate_body_motion(
         cond = conditioning[frames.start].expand(x_t.shape[0], -1, -1)
         return denoiser(x_t, t, cond)
 
+    guidance_log: dict = {}
+
+    def guided(state: MotionState, iterations: int, phase: str) -> MotionState:
+        refined, log = guide(body, state, T_world_cpf, mode=config.guidance, observations=observations, iterations=iterations)
+        entry = guidance_log.setdefault(phase, {"calls": 0, "time_s": 0.0, "fell_back": 0})
+        entry["calls"] += 1
+        entry["time_s"] += log.time_s
+        entry["fell_back"] += int(log.fell_back.sum())
+        entry["ignored_observations"] = log.ignored_observations
+        return refined
+
+    def inner(level: int, x0: Tensor) -> Tensor:
+        state = MotionState.unpack(x0.cpu().double(), net.include_hands)
+        return guided(state, config.inner_iterations, "inner").pack().to(x0)
+
     generator = torch.Generator(device=device).manual_seed(config.seed)
     T = T_world_cpf.shape[0]
     x0 = ddim_sample(
@@ -104,9 +128,12 @@ def estimate_body_motion(
         overlap=config.overlap,
         generator=generator,
         device=device,
+        on_step=inner if config.guidance and config.guidance_inner else None,
     ).cpu()
     sampled_s = time.perf_counter() - started
     state = MotionState.unpack(x0, net.include_hands, project_rotations=True)
+    if config.guidance:
+        state = guided(state, config.post_iterations, "post")
     betas, T_world_root, joints = place_in_world(body, state, T_world_cpf.float())
     shaped = body.with_shape(betas)
 
@@ -130,7 +157,8 @@ def estimate_body_motion(
         fps=fps,
         metadata={
             **(metadata or {}),
-            "sampling": dataclasses.asdict(config),
+            "sampling": {**dataclasses.asdict(config), "guidance": sorted(config.guidance)},
+            "guidance": guidance_log,
             "network": dataclasses.asdict(net),
             "body_model": body.name,
             "timing_s": {"sampling": sampled_s, "total": time.perf_counter() - started},

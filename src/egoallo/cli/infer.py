@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
+import numpy as np
 import torch
 import tyro
 
@@ -27,6 +28,9 @@ def infer(
     calibration: Path | None = None,
     device_is_cpf: bool = False,
     up: str | None = None,
+    guidance: tuple[Literal["off", "feet", "wrist3d", "hands"], ...] = ("off",),
+    guidance_inner: bool = False,
+    wrist_palm: Path | None = None,
     samples: int = 1,
     steps: int = 30,
     seed: int = 0,
@@ -45,6 +49,9 @@ def infer(
         calibration: Aria VRS or calibration JSON giving the device-to-CPF transform (else the Aria default).
         device_is_cpf: The trajectory's poses are already CPF poses (identity calibration).
         up: Up axis of a TUM/npz world without gravity information (z, y, -y, ...).
+        guidance: Levenberg-Marquardt guidance after sampling: feet (no skating on predicted contacts), wrist3d (Aria wrist and palm tracking, --wrist-palm), combinable; off by default.
+        guidance_inner: Also guide inside every denoising step (slower; the paper's strongest mode).
+        wrist_palm: Aria MPS wrist_and_palm_poses.csv for --guidance wrist3d.
         samples: Number of motion samples.
         steps: Denoising steps.
         seed: Random seed.
@@ -61,6 +68,13 @@ def infer(
         raise UserError("--device cuda was asked for, but no CUDA device is available.")
     if samples < 1 or steps < 1:
         raise UserError("--samples and --steps must be at least 1.")
+    modes = frozenset(guidance) - {"off"}
+    if "off" in guidance and modes:
+        raise UserError(f"--guidance off cannot be combined with {sorted(modes)}.")
+    if "hands" in modes:
+        raise UserError("--guidance hands needs hand detections from video, which this version does not read yet; use feet and/or wrist3d.")
+    if ("wrist3d" in modes) != (wrist_palm is not None):
+        raise UserError("--guidance wrist3d and --wrist-palm FILE go together.")
 
     head = read_trajectory(trajectory, calibration=calibration, device_is_cpf=device_is_cpf, up=up)
     resampled = head.resample(30.0)
@@ -82,14 +96,26 @@ def infer(
         floor = estimate_floor_z(cloud.points @ head.R_zup_input.T, head_z=head_z)
     else:
         floor = floor_from_trajectory(head_z, standing_eye_height(body))
-    config = SamplingConfig(num_samples=samples, num_steps=steps, seed=seed, device=device)
+    observations, wrist_info = None, None
+    if wrist_palm is not None:
+        from ..guidance import Observations
+        from ..inputs.wrist_palm import read_wrist_palm, to_world_observations
+
+        T_device_cpf = np.asarray(head.metadata["T_pose_cpf"], dtype=np.float64)
+        wrist3d, wrist_info = to_world_observations(read_wrist_palm(wrist_palm), resampled, T_device_cpf)
+        observations = Observations(wrist3d=wrist3d)
+    config = SamplingConfig(
+        num_samples=samples, num_steps=steps, seed=seed, device=device, guidance=modes, guidance_inner=guidance_inner
+    )
     result = estimate_body_motion(
         resampled,
         denoiser,
         body,
         floor_z=floor.z,
         config=config,
+        observations=observations,
         metadata={
+            "wrist_palm": wrist_info,
             "trajectory": {"path": str(trajectory), **resampled.metadata},
             "checkpoint": str(checkpoint),
             "floor": {"z": floor.z, "method": floor.method},
