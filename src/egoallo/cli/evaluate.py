@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from ..assets import DEFAULT_CHECKPOINT
 from ..body import BodyModel, BodyModelFileError
@@ -23,6 +24,7 @@ def evaluate_cli(
     seed: int = 0,
     max_windows: int | None = None,
     baselines: bool = False,
+    guidance: tuple[Literal["off", "feet", "wrist3d"], ...] = ("off",),
     split: str = "test",
     body_model: Path | None = None,
 ) -> None:
@@ -36,6 +38,7 @@ def evaluate_cli(
         samples: Samples per window.
         max_windows: Only the first N windows (quick checks).
         baselines: Also evaluate the rest-pose and nearest-neighbour baselines.
+        guidance: Guidance after sampling (feet, wrist3d with exact true wrist/palm observations), combinable.
     """
     if not dataset.is_file():
         raise UserError(f"{dataset}: dataset file not found (build one with `egoallo data build --out DIR`).")
@@ -46,14 +49,17 @@ def evaluate_cli(
     checkpoint = checkpoint or DEFAULT_CHECKPOINT
     _, denoiser = load_denoiser(checkpoint)
     for window in windows:
-        config = EvalConfig(window=window, samples=samples, num_steps=steps, seed=seed, max_windows=max_windows)
-        predictors = {"egoallo": diffusion_predictor(denoiser, body, config)}
+        modes = frozenset(guidance) - {"off"}
+        config = EvalConfig(window=window, samples=samples, num_steps=steps, seed=seed, max_windows=max_windows, guidance=modes)
+        name = "egoallo" + "".join(f"+{m}" for m in sorted(modes))
+        predictors = {name: diffusion_predictor(denoiser, body, config)}
         if baselines:
             predictors["rest_pose"] = rest_pose_predictor(body)
             predictors["nearest_neighbour"] = NearestNeighbourPredictor(body, dataset, window)
         for name, predict in predictors.items():
             results = evaluate(dataset, predict, body, config, split=split)
-            meta = {"checkpoint": str(checkpoint), "dataset": str(dataset), "split": split, "config": config.__dict__, "method": name}
+            meta = {"checkpoint": str(checkpoint), "dataset": str(dataset), "split": split,
+                    "config": {**config.__dict__, "guidance": sorted(config.guidance)}, "method": name}
             summary = write_report(out, f"{name}_w{window}", results, meta)
             print(markdown_table(summary, f"{name}, {window}-frame windows"))
             print(json.dumps({"method": name, "window": window, "mpjpe": summary["all"]["mpjpe"]}))

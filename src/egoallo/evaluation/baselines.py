@@ -33,7 +33,7 @@ def _place(body: BodyModel, betas: torch.Tensor, body_rotations: torch.Tensor, t
 def rest_pose_predictor(body: BodyModel):
     """The mean body (β = 0) in its rest pose, hung from the head."""
 
-    def predict(trajectory: HeadTrajectory, seed: int):
+    def predict(trajectory: HeadTrajectory, seed: int, window: dict):
         T = len(trajectory)
         return _place(body, torch.zeros(body.num_betas), torch.eye(3).expand(T, 21, 3, 3), trajectory)
 
@@ -62,7 +62,7 @@ class NearestNeighbourPredictor:
                 self.entries.append((w["betas"][:16].copy(), w["body_rotations"].copy()))
         self.keys = np.stack(keys).astype(np.float32)
 
-    def __call__(self, trajectory: HeadTrajectory, seed: int):
+    def __call__(self, trajectory: HeadTrajectory, seed: int, window: dict):
         query = _descriptor(trajectory.T_world_cpf, self.frame_stride).astype(np.float32)
         nearest = int(np.argmin(((self.keys - query) ** 2).sum(axis=1)))
         betas, rotations = self.entries[nearest]

@@ -26,11 +26,14 @@ from ..body import BodyModel
 from ..data.dataset import MotionDataset
 from ..inference import SamplingConfig, estimate_body_motion
 from ..inputs.trajectory import HeadTrajectory
+from ..guidance import Observations, wrist_observations
 from ..prior.network import EgoDenoiser
+from ..prior.state import MotionState
 from .metrics import body_metrics, stature_error_cm
 
-METRICS = ("mpjpe", "pa_mpjpe", "pa_mpjpe_reference", "T_head", "foot_contact", "foot_skate", "stature_error_cm")
-UNITS = {"mpjpe": "mm", "pa_mpjpe": "mm", "pa_mpjpe_reference": "mm", "T_head": "m", "foot_contact": "", "foot_skate": "", "stature_error_cm": "cm"}
+METRICS = ("mpjpe", "pa_mpjpe", "pa_mpjpe_reference", "T_head", "foot_contact", "foot_skate", "wrist_error_mm", "stature_error_cm")
+WRISTS = [20, 21]
+UNITS = {"mpjpe": "mm", "pa_mpjpe": "mm", "pa_mpjpe_reference": "mm", "wrist_error_mm": "mm", "T_head": "m", "foot_contact": "", "foot_skate": "", "stature_error_cm": "cm"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +44,8 @@ class EvalConfig:
     seed: int = 0
     max_windows: int | None = None
     """Evaluate only the first N windows (in clip order), for quick checks."""
+    guidance: frozenset[str] = frozenset()
+    """Guidance modes after sampling; "wrist3d" observes the true wrists and palms exactly."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,16 +61,27 @@ def test_windows(dataset: MotionDataset, window: int) -> list[tuple[int, int]]:
     return [(i, s) for i, n in enumerate(dataset.lengths) for s in range(0, int(n) - window + 1, window)]
 
 
-Predictor = Callable[[HeadTrajectory, int], tuple[np.ndarray, np.ndarray]]
-"""`predict(trajectory (z-up, floor at 0), seed) -> (joints_world (S, T, 52, 3), stature_m (S,))`."""
+Predictor = Callable[[HeadTrajectory, int, dict], tuple[np.ndarray, np.ndarray]]
+"""`predict(trajectory (z-up, floor at 0), seed, window) -> (joints_world (S, T, 52, 3), stature_m (S,))`;
+`window` is the dataset window (ground truth), which only synthetic observations may use."""
 
 
 def diffusion_predictor(denoiser: EgoDenoiser, body: BodyModel, config: EvalConfig) -> Predictor:
     """The system under test: `estimate_body_motion`, as `egoallo infer` runs it (no guidance)."""
 
-    def predict(trajectory: HeadTrajectory, seed: int):
-        sampling = SamplingConfig(num_samples=config.samples, num_steps=config.num_steps, seed=seed)
-        result = estimate_body_motion(trajectory, denoiser, body, floor_z=0.0, config=sampling)
+    def predict(trajectory: HeadTrajectory, seed: int, window: dict):
+        sampling = SamplingConfig(num_samples=config.samples, num_steps=config.num_steps, seed=seed, guidance=config.guidance)
+        observations = None
+        if "wrist3d" in config.guidance:
+            truth = MotionState(
+                betas=torch.from_numpy(window["betas"][:16]).double().expand(1, len(trajectory), 16),
+                body_rotations=torch.from_numpy(window["body_rotations"]).double()[None],
+                contacts=torch.zeros(1, len(trajectory), 21, dtype=torch.float64),
+                hand_rotations=torch.from_numpy(window["hand_rotations"]).double()[None],
+            )
+            T_world_cpf = torch.from_numpy(trajectory.T_world_cpf)
+            observations = Observations(wrist3d=wrist_observations(body.to(dtype=torch.float64), truth, T_world_cpf))
+        result = estimate_body_motion(trajectory, denoiser, body, floor_z=0.0, config=sampling, observations=observations)
         return result.joints_world, result.stature_m
 
     return predict
@@ -88,8 +104,9 @@ def evaluate(
         info = dataset.info(clip)
         timestamps = np.round(np.arange(config.window) * 1e9 / 30.0).astype(np.int64)
         trajectory = HeadTrajectory(timestamps, w["T_world_cpf"].astype(np.float64), info.clip_id, {}, np.eye(3))
-        joints, stature = predict(trajectory, config.seed + k)
+        joints, stature = predict(trajectory, config.seed + k, w)
         values = body_metrics(joints, w["joints_world"])
+        values["wrist_error_mm"] = 1000.0 * np.linalg.norm(joints[:, :, WRISTS] - w["joints_world"][None, :, WRISTS], axis=-1).mean(axis=(1, 2))
         gt_stature = float(body.with_shape(torch.from_numpy(w["betas"])).stature)
         values["stature_error_cm"] = stature_error_cm(stature, gt_stature)
         results.append(WindowResult(info.clip_id, info.activity, start, {m: float(np.mean(values[m])) for m in METRICS}))
