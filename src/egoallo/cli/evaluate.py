@@ -23,6 +23,7 @@ def evaluate_cli(
     steps: int = 30,
     seed: int = 0,
     max_windows: int | None = None,
+    window_step: int = 1,
     baselines: bool = False,
     guidance: tuple[Literal["off", "feet", "wrist3d"], ...] = ("off",),
     split: str = "test",
@@ -37,6 +38,7 @@ def evaluate_cli(
         windows: Window lengths in frames (the paper: 32 and 128).
         samples: Samples per window.
         max_windows: Only the first N windows (quick checks).
+        window_step: Only every N-th window (a cheaper run that still covers every clip type).
         baselines: Also evaluate the rest-pose and nearest-neighbour baselines.
         guidance: Guidance after sampling (feet, wrist3d with exact true wrist/palm observations), combinable.
     """
@@ -50,7 +52,8 @@ def evaluate_cli(
     _, denoiser = load_denoiser(checkpoint)
     for window in windows:
         modes = frozenset(guidance) - {"off"}
-        config = EvalConfig(window=window, samples=samples, num_steps=steps, seed=seed, max_windows=max_windows, guidance=modes)
+        config = EvalConfig(window=window, samples=samples, num_steps=steps, seed=seed, max_windows=max_windows,
+                            window_step=window_step, guidance=modes)
         name = "egoallo" + "".join(f"+{m}" for m in sorted(modes))
         predictors = {name: diffusion_predictor(denoiser, body, config)}
         if baselines:
