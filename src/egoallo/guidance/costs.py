@@ -226,7 +226,9 @@ class _WristTargets:
     vectors: Tensor
     """(T, 2, 2, 3) observed unit wrist→palm direction and palm normal (0 where invalid)."""
     valid: Tensor
-    """(T, 2) 1.0 where observed."""
+    """(T, 2) 1.0 where the wrist position is observed."""
+    vector_valid: Tensor
+    """(T, 2, 2) 1.0 where the wrist→palm direction / palm normal is observed (MPS v1 has no normals)."""
     local_vectors: Tensor
     """(S, 1, 2, 2, 3) the same two vectors in each wrist frame of the model."""
 
@@ -265,7 +267,7 @@ def _wrist3d(
 ) -> list[Residual]:
     """Wrist positions and palm orientation against the observations."""
     w_pos = weights.wrist_position * targets.valid[..., None]  # (T, 2, 1)
-    w_ori = weights.palm_orientation * targets.valid[..., None, None]  # (T, 2, 1, 1)
+    w_ori = weights.palm_orientation * targets.vector_valid[..., None]  # (T, 2, 2, 1)
     position = w_pos * (kin.positions[..., WRIST_JOINTS, :] - targets.position)
     R = kin.orientations[..., WRIST_JOINTS, None, :, :]  # (S, T, 2, 1, 3, 3)
     vectors = (R @ targets.local_vectors[..., None])[..., 0]  # (S, T, 2, 2, 3)
@@ -276,7 +278,7 @@ def _wrist3d(
     J_ori = _direction_jacobian(kin, WRIST_JOINTS, vectors, num_rotations)
     return [
         Residual(position.flatten(-2), (w_pos.expand(-1, -1, 3).flatten(-2)[..., None] * J_pos,)),
-        Residual(orientation.flatten(-3), (w_ori.expand(-1, -1, 2, 3).flatten(-3)[..., None] * J_ori,)),
+        Residual(orientation.flatten(-3), (w_ori.expand(-1, -1, -1, 3).flatten(-3)[..., None] * J_ori,)),
     ]
 
 
@@ -324,16 +326,18 @@ def _wrist_targets(
             f"{tuple(palm.shape)}, {tuple(normal.shape)}."
         )
     marked = torch.ones(num_frames, 2, dtype=torch.bool) if obs.valid is None else obs.valid.to(torch.bool)
-    finite = torch.cat([wrist, palm, normal], dim=-1).isfinite().all(dim=-1)
+    valid = marked & wrist.isfinite().all(dim=-1)
     direction = palm - wrist
-    lengths = torch.stack([direction.norm(dim=-1), normal.norm(dim=-1)], dim=-1)
-    valid = marked & finite & (lengths > 1e-9).all(dim=-1)
+    lengths = torch.stack([direction.norm(dim=-1), normal.norm(dim=-1)], dim=-1)  # (T, 2, 2); NaN where unobserved
+    vector_valid = valid[..., None] & lengths.isfinite() & (lengths > 1e-9)
     ignored = int((marked & ~valid).sum())
     vectors = torch.stack([direction, normal], dim=-2) / lengths[..., None]
-    zero = lambda t: torch.where(valid.view(*valid.shape, *[1] * (t.dim() - 2)), t, 0.0)
+    vectors = torch.where(vector_valid[..., None], vectors, 0.0)
     offset, palm_normal = _palm_local(shaped)
     local = torch.stack([offset / offset.norm(dim=-1, keepdim=True), palm_normal], dim=-2)
-    targets = _WristTargets(zero(wrist), zero(vectors), valid.to(dtype), local)
+    targets = _WristTargets(
+        torch.where(valid[..., None], wrist, 0.0), vectors, valid.to(dtype), vector_valid.to(dtype), local
+    )
     return targets, ignored
 
 
