@@ -140,3 +140,14 @@ def test_infer_with_foot_guidance(tiny_checkpoint, tmp_path, capsys):
     np.testing.assert_allclose(cpf_of_result(result, BodyModel.load_default())[0], result.T_world_cpf, atol=2e-4)
     assert main(["infer", "--example", "--out", str(tmp_path / "x.npz"), "--guidance", "wrist3d"]) == 2
     assert "--wrist-palm" in capsys.readouterr().err
+
+
+def test_infer_with_real_wrist_and_palm_file(tiny_checkpoint, shared_dir, tmp_path, capsys):
+    aria = shared_dir / "aria"
+    out = tmp_path / "w.npz"
+    args = ["infer", str(aria / "mps_closed_loop_trajectory_short.csv"), "--out", str(out), "--checkpoint", str(tiny_checkpoint),
+            "--steps", "1", "--guidance", "feet", "wrist3d", "--wrist-palm", str(aria / "mps_wrist_and_palm_poses_v1.csv")]
+    assert main(args) == 0
+    assert "warning:" in capsys.readouterr().out  # the shared files' wrist samples lie outside this 0.2 s trajectory
+    info = InferenceResult.load(out).metadata["wrist_palm"]
+    assert info["layout"] == "v1" and info["samples"] == 122 and info["hands"]["left"]["untracked_samples"] == 122

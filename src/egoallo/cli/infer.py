@@ -104,6 +104,8 @@ def infer(
         T_device_cpf = np.asarray(head.metadata["T_pose_cpf"], dtype=np.float64)
         wrist3d, wrist_info = to_world_observations(read_wrist_palm(wrist_palm), resampled, T_device_cpf)
         observations = Observations(wrist3d=wrist3d)
+        for warning in wrist_info.get("warnings", []):
+            print(f"warning: {wrist_palm}: {warning}")
     config = SamplingConfig(
         num_samples=samples, num_steps=steps, seed=seed, device=device, guidance=modes, guidance_inner=guidance_inner
     )
