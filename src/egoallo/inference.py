@@ -80,7 +80,7 @@ def estimate_body_motion(
     """Sample body motion for a (resampled, z-up) head trajectory, then guide it.
 
     The output has one frame per trajectory pose; the first frame's relative
-    motion is taken as zero (its previous pose is itself). `observations`
+    motion is extrapolated from the second's. `observations`
     (z-up world) feed the "wrist3d" guidance mode.
     """
     started = time.perf_counter()
@@ -90,7 +90,9 @@ def estimate_body_motion(
     T_world_cpf = torch.tensor(trajectory.T_world_cpf, dtype=torch.float64)
     above_floor = T_world_cpf.clone()
     above_floor[:, 2, 3] -= floor_z
-    with_previous = torch.cat([above_floor[:1], above_floor], dim=0)  # (T + 1, 4, 4)
+    # The pose before the first frame, extrapolated at constant velocity, so frame 0 has a plausible relative motion.
+    before = above_floor[0] @ se3.inverse(above_floor[1]) @ above_floor[0]
+    with_previous = torch.cat([before[None], above_floor], dim=0)  # (T + 1, 4, 4)
 
     conditioning: dict[int, Tensor] = {}
 
