@@ -40,7 +40,12 @@ import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 from egoallo.errors import InputFileError
-from egoallo.inputs.calibration import DEFAULT_ARIA_T_DEVICE_CPF, as_rigid_transform, load_calibration
+from egoallo.inputs.calibration import (
+    DEFAULT_ARIA_T_DEVICE_CPF,
+    as_rigid_transform,
+    load_calibration,
+)
+from egoallo.inputs.csv_columns import read_numeric_columns
 
 QUAT_MAX_NORM_ERROR = 0.1  # beyond this a quaternion is refused, not renormalised
 QUAT_COUNT_NORM_ERROR = 1e-4  # renormalisations larger than this are counted in the metadata
@@ -311,22 +316,7 @@ def _parse_mps_csv(path: Path, lines: list[str]) -> _Rows:
 def _numbers(
     path: Path, body: list[str], labels: np.ndarray, header: list[str], columns: list[int], dtype: type
 ) -> np.ndarray:
-    """(N, len(columns)) values of comma-separated `body` lines; on failure names the line and column."""
-    try:
-        return np.loadtxt(body, delimiter=",", usecols=columns, dtype=dtype, ndmin=2, comments=None)
-    except ValueError as error:
-        parse = int if dtype is np.int64 else float
-        for label, line in zip(labels, body):
-            fields = line.split(",")
-            for c in columns:
-                try:
-                    parse(fields[c])
-                except ValueError:
-                    kind = "an integer" if parse is int else "a number"
-                    raise TrajectoryError(
-                        path, f"column {header[c]!r} holds {fields[c]!r}; expected {kind}", f"line {label}"
-                    ) from None
-        raise TrajectoryError(path, f"cannot parse the numeric columns ({error})") from None
+    return read_numeric_columns(path, body, labels, header, columns, dtype, TrajectoryError)
 
 
 def _parse_tum(path: Path, lines: list[str]) -> _Rows:

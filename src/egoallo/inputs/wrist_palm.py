@@ -41,6 +41,7 @@ from scipy.spatial.transform import Rotation, Slerp
 from egoallo.errors import InputFileError
 from egoallo.guidance import WristObservations
 from egoallo.inputs.calibration import as_rigid_transform
+from egoallo.inputs.csv_columns import read_numeric_columns
 from egoallo.inputs.trajectory import HeadTrajectory
 
 SIDES = ("left", "right")
@@ -204,22 +205,7 @@ def _xyz(pattern: str, side: str) -> list[str]:
 def _numbers(
     path: Path, body: list[str], labels: np.ndarray, header: list[str], columns: list[int], dtype: type
 ) -> np.ndarray:
-    """(N, len(columns)) values of comma-separated `body` lines; on failure names the line and column."""
-    try:
-        return np.loadtxt(body, delimiter=",", usecols=columns, dtype=dtype, ndmin=2, comments=None)
-    except ValueError as error:
-        parse = int if dtype is np.int64 else float
-        for label, line in zip(labels, body):
-            fields = line.split(",")
-            for c in columns:
-                try:
-                    parse(fields[c])
-                except ValueError:
-                    kind = "an integer" if parse is int else "a number"
-                    raise WristPalmError(
-                        path, f"column {header[c]!r} holds {fields[c]!r}; expected {kind}", f"line {label}"
-                    ) from None
-        raise WristPalmError(path, f"cannot parse the numeric columns ({error})") from None
+    return read_numeric_columns(path, body, labels, header, columns, dtype, WristPalmError)
 
 
 def _clean(
