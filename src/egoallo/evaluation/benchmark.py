@@ -101,12 +101,13 @@ def evaluate(
     dataset = MotionDataset(dataset_path, split)
     windows = test_windows(dataset, config.window)[:: config.window_step][: config.max_windows]
     results = []
-    for k, (clip, start) in enumerate(tqdm(windows, desc=f"eval w{config.window}", disable=not progress)):
+    for clip, start in tqdm(windows, desc=f"eval w{config.window}", disable=not progress):
         w = dataset.window(clip, start, config.window)
         info = dataset.info(clip)
         timestamps = np.round(np.arange(config.window) * 1e9 / 30.0).astype(np.int64)
         trajectory = HeadTrajectory(timestamps, w["T_world_cpf"].astype(np.float64), info.clip_id, {}, np.eye(3))
-        joints, stature = predict(trajectory, config.seed + k, w)
+        # The seed depends on the window, not its position in the list: runs over different subsets pair up.
+        joints, stature = predict(trajectory, config.seed + 100_003 * clip + start, w)
         values = body_metrics(joints, w["joints_world"])
         values["wrist_error_mm"] = 1000.0 * np.linalg.norm(joints[:, :, WRISTS] - w["joints_world"][None, :, WRISTS], axis=-1).mean(axis=(1, 2))
         gt_stature = float(body.with_shape(torch.from_numpy(w["betas"])).stature)
