@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import copy
 import json
-import pickle
 import tarfile
 import time
 from pathlib import Path
@@ -193,7 +193,7 @@ def test_motion_dataset_windows(built):
     for _ in range(20):
         w = ds.random_window(rng, 128)
         assert w["T_world_root"].shape == (128, 4, 4) and w["contacts"].shape == (128, 52) and w["mask"][0]
-    clone = pickle.loads(pickle.dumps(ds))
+    clone = copy.deepcopy(ds)  # the same __getstate__ path as pickling for worker processes
     assert clone._h5 is None and clone.window(0, 0, 8)["mask"].all()
     assert len(MotionDataset(out / "dataset.h5", "val")) == 0
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import UserError
 from . import skeleton
 
 DEFAULT_MODEL_PATH = Path(__file__).parent / "assets" / "anny_smplh.npz"
@@ -77,7 +78,7 @@ _SMPLH_KEYS = {
 }
 
 
-class BodyModelFileError(ValueError):
+class BodyModelFileError(UserError, ValueError):
     """A body model file is missing, unreadable, or has wrong keys/shapes."""
 
 

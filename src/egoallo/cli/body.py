@@ -7,7 +7,7 @@ from typing import Literal
 
 import torch
 
-from ..body import BodyModel, BodyModelFileError, poses
+from ..body import BodyModel, poses
 from ..errors import UserError
 from ..viz.render import View, render_meshes
 
@@ -32,10 +32,7 @@ def render(
         raise UserError(f"{out}: the output must be a .png file.")
     if out.exists() and not force:
         raise UserError(f"{out} exists; pass --force to overwrite it.")
-    try:
-        body = BodyModel.load_from_env_or_default(body_model)
-    except BodyModelFileError as e:
-        raise UserError(str(e)) from None
+    body = BodyModel.load_from_env_or_default(body_model)
     if len(betas) > body.num_betas:
         raise UserError(f"got {len(betas)} betas; the model '{body.name}' has {body.num_betas}.")
     shaped = body.with_shape(torch.tensor(betas, dtype=torch.float32))

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import tyro
 
-from ..body import BodyModel, BodyModelFileError
+from ..body import BodyModel
 from ..data.dataset_build import BuildError, build_dataset
 from ..data.sources import SharedDirError
 from ..errors import UserError
@@ -46,7 +46,7 @@ def build(
             limit_per_source=limit_per_source,
             force=force,
         )
-    except (BodyModelFileError, BuildError, SharedDirError) as e:
+    except (BuildError, SharedDirError) as e:
         raise UserError(str(e)) from None
     print(summary.table())
     print(f"wrote {summary.dataset_path}")
@@ -74,7 +74,7 @@ def make_case(
     try:
         model = BodyModel.load_from_env_or_default(body_model)
         result = retarget(read_bvh(clip), model)
-    except (BodyModelFileError, BvhError, UnknownSkeletonError, RetargetError) as e:
+    except (BvhError, UnknownSkeletonError, RetargetError) as e:
         raise UserError(str(e)) from None
     except FileNotFoundError:
         raise UserError(f"{clip}: file not found.") from None

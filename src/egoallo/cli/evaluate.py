@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..assets import DEFAULT_CHECKPOINT
-from ..body import BodyModel, BodyModelFileError
+from ..body import BodyModel
 from ..errors import UserError
 from ..evaluation.baselines import NearestNeighbourPredictor, rest_pose_predictor
 from ..evaluation.benchmark import EvalConfig, diffusion_predictor, evaluate, markdown_table, write_report
@@ -44,10 +44,7 @@ def evaluate_cli(
     """
     if not dataset.is_file():
         raise UserError(f"{dataset}: dataset file not found (build one with `egoallo data build --out DIR`).")
-    try:
-        body = BodyModel.load_from_env_or_default(body_model)
-    except BodyModelFileError as e:
-        raise UserError(str(e)) from None
+    body = BodyModel.load_from_env_or_default(body_model)
     checkpoint = checkpoint or DEFAULT_CHECKPOINT
     _, denoiser = load_denoiser(checkpoint)
     for window in windows:

@@ -11,7 +11,7 @@ import torch
 import tyro
 
 from ..assets import DEFAULT_CHECKPOINT, EXAMPLE_TRAJECTORY
-from ..body import BodyModel, BodyModelFileError
+from ..body import BodyModel
 from ..errors import UserError
 from ..inference import SamplingConfig, estimate_body_motion, standing_eye_height
 from ..inputs.points import estimate_floor_z, floor_from_trajectory, read_points
@@ -80,10 +80,7 @@ def infer(
     resampled = head.resample(30.0)
     if len(resampled) < 2:
         raise UserError(f"{trajectory}: {len(resampled)} frame(s) at 30 fps; need at least 2.")
-    try:
-        body = BodyModel.load_from_env_or_default(body_model)
-    except BodyModelFileError as e:
-        raise UserError(str(e)) from None
+    body = BodyModel.load_from_env_or_default(body_model)
     checkpoint = checkpoint or DEFAULT_CHECKPOINT
     net_config, denoiser = load_denoiser(checkpoint)
     if (checkpoint / "model_config.yaml").exists() or (checkpoint.parent / "model_config.yaml").exists():

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import tyro
 
-from ..body import BodyModel, BodyModelFileError
+from ..body import BodyModel
 from ..errors import UserError
 from ..result import InferenceResult
 from ..viz.render import View, render_animation, render_meshes
@@ -46,10 +46,7 @@ def render(
     data = InferenceResult.load(result)
     if not 0 <= sample < data.num_samples:
         raise UserError(f"{result}: has {data.num_samples} sample(s); --sample {sample} is out of range.")
-    try:
-        body = BodyModel.load_from_env_or_default(body_model)
-    except BodyModelFileError as e:
-        raise UserError(str(e)) from None
+    body = BodyModel.load_from_env_or_default(body_model)
     # Back to the gravity-aligned frame the model worked in (z up), floor at z = 0.
     T_zup_input = np.linalg.inv(data.T_input_zup)
     T_zup_input[2, 3] -= data.floor_z
