@@ -151,3 +151,19 @@ def test_infer_with_real_wrist_and_palm_file(tiny_checkpoint, shared_dir, tmp_pa
     assert "warning:" in capsys.readouterr().out  # the shared files' wrist samples lie outside this 0.2 s trajectory
     info = InferenceResult.load(out).metadata["wrist_palm"]
     assert info["layout"] == "v1" and info["samples"] == 122 and info["hands"]["left"]["untracked_samples"] == 122
+
+
+def test_infer_floor_from_points_with_fallback(tiny_checkpoint, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    floor = np.c_[rng.uniform(-3, 3, (20000, 2)), rng.normal(0.0, 0.005, 20000)]
+    table = np.c_[rng.uniform(0, 1, (30000, 2)), rng.normal(0.75, 0.005, 30000)]  # more points than the floor
+    np.save(tmp_path / "room.npy", np.r_[floor, table])
+    base = ["infer", "--example", "--checkpoint", str(tiny_checkpoint), "--steps", "1"]
+    assert main([*base, "--points", str(tmp_path / "room.npy"), "--out", str(tmp_path / "a.npz")]) == 0
+    result = InferenceResult.load(tmp_path / "a.npz")
+    assert abs(result.floor_z) < 0.01 and result.metadata["floor"]["method"].startswith("points")
+    walls = np.c_[rng.uniform(-3, 3, (5000, 1)), np.full((5000, 1), 3.0), rng.uniform(0, 2.5, (5000, 1))]
+    np.save(tmp_path / "walls.npy", walls)
+    assert main([*base, "--points", str(tmp_path / "walls.npy"), "--out", str(tmp_path / "b.npz")]) == 0
+    assert "walls.npy" in capsys.readouterr().out
+    assert InferenceResult.load(tmp_path / "b.npz").metadata["floor"]["method"] == "trajectory"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,8 +13,10 @@ from ..assets import DEFAULT_CHECKPOINT, EXAMPLE_TRAJECTORY
 from ..body import BodyModel
 from ..errors import UserError
 from ..inference import SamplingConfig, estimate_body_motion, standing_eye_height
-from ..inputs.points import estimate_floor_z, floor_from_trajectory, read_points
+from ..guidance import Observations
+from ..inputs.points import PointCloudError, estimate_floor_z, floor_from_trajectory, read_points
 from ..inputs.trajectory import read_trajectory
+from ..inputs.wrist_palm import read_wrist_palm, to_world_observations
 from ..prior.checkpoint import load_denoiser
 
 
@@ -77,27 +78,24 @@ def infer(
         raise UserError("--guidance wrist3d and --wrist-palm FILE go together.")
 
     head = read_trajectory(trajectory, calibration=calibration, device_is_cpf=device_is_cpf, up=up)
-    resampled = head.resample(30.0)
-    if len(resampled) < 2:
-        raise UserError(f"{trajectory}: {len(resampled)} frame(s) at 30 fps; need at least 2.")
+    resampled = head.resample(30.0)  # refuses fewer than 2 frames
     body = BodyModel.load_from_env_or_default(body_model)
     checkpoint = checkpoint or DEFAULT_CHECKPOINT
-    net_config, denoiser = load_denoiser(checkpoint)
+    _, denoiser = load_denoiser(checkpoint)
     if (checkpoint / "model_config.yaml").exists() or (checkpoint.parent / "model_config.yaml").exists():
         if body.posedirs is None:
             print("warning: official EgoAllo checkpoints predict SMPL-H shapes; pass the SMPL-H model with --body-model.")
 
     head_z = resampled.T_world_cpf[:, 2, 3]
+    floor = floor_from_trajectory(head_z, standing_eye_height(body))
     if points is not None:
         cloud = read_points(points)
-        floor = estimate_floor_z(cloud.points @ head.R_zup_input.T, head_z=head_z)
-    else:
-        floor = floor_from_trajectory(head_z, standing_eye_height(body))
+        try:
+            floor = estimate_floor_z(cloud.points @ head.R_zup_input.T, head_z=head_z, source=str(points))
+        except PointCloudError as e:
+            print(f"warning: {e}; using the floor from the trajectory instead.")
     observations, wrist_info = None, None
     if wrist_palm is not None:
-        from ..guidance import Observations
-        from ..inputs.wrist_palm import read_wrist_palm, to_world_observations
-
         T_device_cpf = np.asarray(head.metadata["T_pose_cpf"], dtype=np.float64)
         wrist3d, wrist_info = to_world_observations(read_wrist_palm(wrist_palm), resampled, T_device_cpf)
         observations = Observations(wrist3d=wrist3d)
@@ -128,5 +126,5 @@ def infer(
         f"in {compute:.1f} s ({seconds / compute:.1f}x real time); floor z = {floor.z:.3f} m ({floor.method}); "
         f"stature {', '.join(f'{s:.2f}' for s in result.stature_m)} m"
     )
-    if json.dumps(result.metadata["trajectory"].get("repairs", [])) != "[]":
-        print(f"note: input repairs: {result.metadata['trajectory']['repairs']}")
+    if repairs := resampled.metadata.get("repairs"):
+        print(f"note: input repairs: {repairs}")
