@@ -21,6 +21,7 @@ COMMANDS = {
     "train": "train:train",
     "eval": "evaluate:evaluate_cli",
     "render": "render:render",
+    "export": "export:export",
     "data": {"build": "data:build", "make-case": "data:make_case"},
     "body": {"render": "body:render"},
 }

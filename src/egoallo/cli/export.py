@@ -1,0 +1,43 @@
+"""`egoallo export`: a result in other tools' formats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import tyro
+
+from ..body import BodyModel
+from ..errors import UserError
+from ..export import result_motion, write_amass_npz, write_bvh
+from ..result import InferenceResult
+
+
+def export(
+    result: Annotated[Path, tyro.conf.Positional],
+    to: Literal["bvh", "amass"],
+    out: Path,
+    sample: int = 0,
+    body_model: Path | None = None,
+    force: bool = False,
+) -> None:
+    """Export one sample of a result.npz: BVH of the 52-joint skeleton, or an AMASS-style .npz (for SMPL-H users).
+
+    Args:
+        result: result.npz from `egoallo infer`.
+        to: Output format.
+        out: Output file; refuses to overwrite without --force.
+        sample: Which sample.
+        body_model: The body model the result was made with (default: $EGOALLO_SMPLH_MODEL or the shipped one).
+    """
+    if out.exists() and not force:
+        raise UserError(f"{out} exists; pass --force to overwrite it.")
+    if not out.parent.is_dir():
+        raise UserError(f"{out.parent}: output directory does not exist.")
+    data = InferenceResult.load(result)
+    if not 0 <= sample < data.num_samples:
+        raise UserError(f"{result}: has {data.num_samples} sample(s); --sample {sample} is out of range.")
+    body = BodyModel.load_from_env_or_default(body_model)
+    motion = result_motion(data, sample)
+    (write_bvh if to == "bvh" else write_amass_npz)(out, motion, body)
+    print(f"wrote {out} ({motion.num_frames} frames)")
