@@ -1,7 +1,8 @@
-"""Numeric columns of header-driven CSV files, with errors that name the line and column."""
+"""Shared pieces of the text-file readers: decoding, numeric columns, increasing timestamps."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,3 +36,47 @@ def read_numeric_columns(
                     kind = "an integer" if parse is int else "a number"
                     raise error(path, f"column {header[c]!r} holds {fields[c]!r}; expected {kind}", f"line {label}") from None
         raise error(path, f"cannot parse the numeric columns ({failure})") from None
+
+
+def drop_repeated_timestamps(
+    path: Path,
+    timestamps: np.ndarray,
+    keep: np.ndarray,
+    where: Callable[[int], str],
+    error: type[InputFileError],
+    describe: Callable[[int], str],
+) -> tuple[np.ndarray, int, str | None]:
+    """Rows of `keep` with strictly increasing `timestamps`, dropping exact repeats.
+
+    `where(row)` names a row ("line 12"), `describe(row)` its timestamp ("1.5 s").
+    Returns the kept rows, how many repeats were dropped and a repair note (None
+    without repeats); a timestamp going backwards raises `error` naming both rows.
+    """
+    step = np.diff(timestamps[keep])
+    backwards = np.flatnonzero(step < 0)
+    if backwards.size:
+        before, after = keep[backwards[0]], keep[backwards[0] + 1]
+        raise error(
+            path,
+            f"timestamp goes backwards ({describe(after)} after {describe(before)} at {where(before)}); "
+            "expected increasing timestamps",
+            where(after),
+        )
+    repeats = np.flatnonzero(step == 0) + 1
+    if not repeats.size:
+        return keep, 0, None
+    note = f"dropped {repeats.size} rows repeating the previous timestamp (first at {where(keep[repeats[0]])})"
+    return np.delete(keep, repeats), int(repeats.size), note
+
+
+def decode_text(path: Path, raw: bytes, expected: str, error: type[InputFileError]) -> str:
+    """The UTF-8 text of a file's bytes (BOM dropped); binary, undecodable or empty data raises `error`."""
+    if b"\0" in raw[:4096]:
+        raise error(path, f"binary file; expected {expected}")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as failure:
+        raise error(path, f"not UTF-8 text ({failure.reason} at byte {failure.start}); expected {expected}") from None
+    if not text.strip():
+        raise error(path, f"empty file; expected {expected}")
+    return text

@@ -35,6 +35,7 @@ from scipy.ndimage import median_filter
 from scipy.signal import find_peaks
 
 from egoallo.errors import InputFileError
+from egoallo.inputs.csv_columns import decode_text
 
 _ARIA_POSITION = ("px_world", "py_world", "pz_world")
 _ARIA_HEADER = "uid, graph_uid, px_world, py_world, pz_world, inv_dist_std, dist_std"
@@ -292,15 +293,7 @@ def _read_text(path: Path) -> str:
             raise PointCloudError(
                 path, f"corrupt or truncated gzip data ({error}); expected a complete .csv.gz"
             ) from None
-    if b"\0" in raw[:4096]:
-        raise PointCloudError(path, "binary data; expected CSV text or gzip-compressed CSV")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise PointCloudError(path, f"not UTF-8 text ({error.reason} at byte {error.start}); expected CSV") from None
-    if not text.strip():
-        raise PointCloudError(path, f"empty file; expected an Aria MPS point cloud CSV ({_ARIA_HEADER})")
-    return text
+    return decode_text(path, raw, f"CSV text or gzip-compressed CSV (an Aria MPS point cloud: {_ARIA_HEADER})", PointCloudError)
 
 
 def _csv_columns(path: Path, body: str, header: list[str], names: list[str]) -> np.ndarray:

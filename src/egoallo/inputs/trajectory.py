@@ -45,7 +45,7 @@ from egoallo.inputs.calibration import (
     as_rigid_transform,
     load_calibration,
 )
-from egoallo.inputs.csv_columns import read_numeric_columns
+from egoallo.inputs.csv_columns import decode_text, drop_repeated_timestamps, read_numeric_columns
 
 QUAT_MAX_NORM_ERROR = 0.1  # beyond this a quaternion is refused, not renormalised
 QUAT_COUNT_NORM_ERROR = 1e-4  # renormalisations larger than this are counted in the metadata
@@ -241,15 +241,7 @@ def _parse(path: Path) -> _Rows:
         raise TrajectoryError(path, f"not found or not a file; expected {expected}")
     if path.suffix.lower() == ".npz":
         return _parse_npz(path)
-    raw = path.read_bytes()
-    if b"\0" in raw[:4096]:
-        raise TrajectoryError(path, f"binary file; expected {expected}")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise TrajectoryError(path, f"not UTF-8 text ({error.reason} at byte {error.start}); expected {expected}") from None
-    if not text.strip():
-        raise TrajectoryError(path, f"empty file; expected {expected}")
+    text = decode_text(path, path.read_bytes(), expected, TrajectoryError)
     lines = text.splitlines()
     if path.suffix.lower() == ".csv" or "tracking_timestamp_us" in lines[0]:
         return _parse_mps_csv(path, lines)
@@ -471,27 +463,15 @@ def _clean(path: Path, rows: _Rows) -> tuple[np.ndarray, list[str], dict[str, in
             f"dropped {invalid.size} rows with NaN/infinite values or a zero quaternion (first at {rows.at(invalid[0])})"
         )
     index = np.flatnonzero(valid)
-    step = np.diff(rows.timestamps_ns[index])
-    backwards = np.flatnonzero(step < 0)
-    if backwards.size:
-        before, after = index[backwards[0]], index[backwards[0] + 1]
-        raise TrajectoryError(
-            path,
-            f"timestamp goes backwards ({rows.timestamps_ns[after] / 1e9:.6f} s after "
-            f"{rows.timestamps_ns[before] / 1e9:.6f} s at {rows.at(before)}); expected increasing timestamps",
-            rows.at(after),
-        )
-    duplicates = np.flatnonzero(step == 0) + 1
-    if duplicates.size:
-        repairs.append(
-            f"dropped {duplicates.size} rows repeating the previous timestamp (first at {rows.at(index[duplicates[0]])})"
-        )
-        index = np.delete(index, duplicates)
+    index, duplicates, note = drop_repeated_timestamps(
+        path, rows.timestamps_ns, index, rows.at, TrajectoryError, lambda i: f"{rows.timestamps_ns[i] / 1e9:.6f} s"
+    )
+    repairs += [note] if note else []
     counts = {
         "rows_read": len(valid),
         "dropped_invalid_rows": int(invalid.size),
         "renormalised_rotations": rows.renormalised,
-        "dropped_duplicate_timestamps": int(duplicates.size),
+        "dropped_duplicate_timestamps": duplicates,
         "poses_in_other_segments": 0,
     }
     return index, repairs, counts

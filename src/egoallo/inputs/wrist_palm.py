@@ -41,7 +41,7 @@ from scipy.spatial.transform import Rotation, Slerp
 from egoallo.errors import InputFileError
 from egoallo.guidance import WristObservations
 from egoallo.inputs.calibration import as_rigid_transform
-from egoallo.inputs.csv_columns import read_numeric_columns
+from egoallo.inputs.csv_columns import decode_text, drop_repeated_timestamps, read_numeric_columns
 from egoallo.inputs.trajectory import HeadTrajectory
 
 SIDES = ("left", "right")
@@ -143,17 +143,7 @@ def _text_lines(path: Path) -> list[str]:
     expected = "an Aria MPS wrist_and_palm_poses.csv or hand_tracking_results.csv"
     if not path.is_file():
         raise WristPalmError(path, f"not found or not a file; expected {expected}")
-    raw = path.read_bytes()
-    if b"\0" in raw[:4096]:
-        raise WristPalmError(path, f"binary file; expected {expected}")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise WristPalmError(
-            path, f"not UTF-8 text ({error.reason} at byte {error.start}); expected {expected}"
-        ) from None
-    if not text.strip():
-        raise WristPalmError(path, f"empty file; expected {expected}")
+    text = decode_text(path, path.read_bytes(), expected, WristPalmError)
     return text.splitlines()
 
 
@@ -222,26 +212,14 @@ def _clean(
         else []
     )
     keep = np.setdiff1d(np.arange(len(labels)), invalid)
-    step = np.diff(timestamps_us[keep])
-    backwards = np.flatnonzero(step < 0)
-    if backwards.size:
-        before, after = keep[backwards[0]], keep[backwards[0] + 1]
-        raise WristPalmError(
-            path,
-            f"timestamp goes backwards ({timestamps_us[after]} us after {timestamps_us[before]} us at line "
-            f"{labels[before]}); expected increasing {TIMESTAMP_COLUMN}",
-            f"line {labels[after]}",
-        )
-    duplicates = np.flatnonzero(step == 0) + 1
-    if duplicates.size:
-        repairs.append(
-            f"dropped {duplicates.size} rows repeating the previous timestamp (first at line {labels[keep[duplicates[0]]]})"
-        )
-        keep = np.delete(keep, duplicates)
+    keep, duplicates, note = drop_repeated_timestamps(
+        path, timestamps_us, keep, lambda i: f"line {labels[i]}", WristPalmError, lambda i: f"{timestamps_us[i]} us"
+    )
+    repairs += [note] if note else []
     counts = {
         "rows_read": len(labels),
         "dropped_nonfinite_rows": int(invalid.size),
-        "dropped_duplicate_timestamps": int(duplicates.size),
+        "dropped_duplicate_timestamps": duplicates,
     }
     return keep, repairs, counts
 
