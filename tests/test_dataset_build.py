@@ -288,3 +288,36 @@ def test_amass_sequences(model, tmp_path):
     not_smplh = dataclasses.replace(model, posedirs=None)
     with pytest.raises(BuildError, match="SMPL-H"):
         build_dataset(tmp_path / "other", model=not_smplh, sources=(), amass_dir=amass, progress=False)
+
+
+def test_mirrored_window_is_a_valid_motion_of_the_same_body(tiny_dataset):
+    import torch
+
+    from egoallo.body import BodyModel
+    from egoallo.data.dataset import MotionDataset, mirror_window
+
+    dataset = MotionDataset(tiny_dataset, "train")
+    window = dataset.window(0, 3, 12)
+    mirrored = mirror_window(window)
+    local = torch.from_numpy(np.concatenate([mirrored["body_rotations"], mirrored["hand_rotations"]], axis=1)).double()
+    posed = BodyModel.load_default().with_shape(torch.from_numpy(mirrored["betas"][:16]).double()).with_pose(
+        torch.from_numpy(mirrored["T_world_root"]).double(), local)
+    # Forward kinematics of the mirrored rotations lands on the mirrored joints and head pose.
+    assert np.abs(posed.joints_world.numpy() - mirrored["joints_world"]).max() < 1e-4
+    assert np.abs(posed.T_world_cpf.numpy() - mirrored["T_world_cpf"]).max() < 1e-4
+    assert np.allclose(mirrored["joints_world"][:, 1, 0], -window["joints_world"][:, 2, 0])  # left hip <- right hip, x flipped
+    assert np.allclose(np.linalg.det(mirrored["T_world_root"][:, :3, :3]), 1.0, atol=1e-5)
+    twice = mirror_window(mirrored)
+    for key in ("T_world_root", "body_rotations", "hand_rotations", "joints_world", "contacts", "T_world_cpf"):
+        assert np.array_equal(twice[key], window[key]), key
+
+
+def test_dataset_source_filter(tiny_dataset):
+    from egoallo.data.dataset import MotionDataset
+
+    everything = MotionDataset(tiny_dataset, "train")
+    sources = {everything.index_row(i)["source"] for i in range(len(everything))}
+    for source in sources:
+        subset = MotionDataset(tiny_dataset, "train", (source,))
+        assert 0 < len(subset) < len(everything) or len(sources) == 1
+        assert {subset.index_row(i)["source"] for i in range(len(subset))} == {source}

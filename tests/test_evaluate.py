@@ -3,6 +3,8 @@
 import dataclasses
 import json
 
+import numpy as np
+import pytest
 import torch
 
 from egoallo.cli.main import main
@@ -27,3 +29,35 @@ def test_eval_writes_reports_for_model_and_baselines(tiny_dataset, tmp_path, cap
         assert 0.0 <= summary["foot_contact"]["mean"] <= 1.0
         assert (out / f"{name}_w32.md").read_text().startswith(f"| {name}_w32 |")
     assert "rest_pose, 32-frame windows" in capsys.readouterr().out
+
+
+def test_eval_skips_and_lists_bad_cases(tiny_dataset, tmp_path):
+    from egoallo.body import BodyModel
+    from egoallo.evaluation.benchmark import EvalConfig, evaluate, write_report
+
+    split = "test" if len(MotionDataset(tiny_dataset, "test")) else "train"
+    calls = []
+
+    def flaky(trajectory, seed, window):
+        calls.append(seed)
+        joints = window["joints_world"][None].astype(np.float64)
+        if len(calls) == 2:
+            joints = joints * np.nan  # a broken prediction is skipped, not averaged
+        return joints, np.array([1.7])
+
+    results, skipped = evaluate(tiny_dataset, flaky, BodyModel.load_default(), EvalConfig(window=32, max_windows=3), split=split)
+    assert len(results) == 2 and results[0].metrics["mpjpe"] == 0.0 and len(results[0].per_joint_mm) == 22
+    assert [c.reason for c in skipped if c.start is not None] == ["ValueError: prediction contains NaN or infinite values"]
+    long_window = EvalConfig(window=100_000)
+    results, skipped = evaluate(tiny_dataset, flaky, BodyModel.load_default(), long_window, split=split)
+    assert results == [] and all("shorter than the 100000-frame window" in c.reason for c in skipped) and skipped
+    with pytest.raises(ValueError, match="no window could be evaluated"):
+        write_report(tmp_path, "x", results, {}, skipped)
+
+
+def test_eval_source_filter_and_clear_errors(tiny_dataset, tmp_path, capsys):
+    args = ["eval", "--dataset", str(tiny_dataset), "--out", str(tmp_path / "r"), "--windows", "32", "--split", "train"]
+    assert main([*args, "--sources", "nosuchsource"]) == 2
+    assert "has no clips from ['nosuchsource']" in capsys.readouterr().err
+    assert main([*args, "--checkpoint", str(tmp_path / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err

@@ -27,6 +27,7 @@ def evaluate_cli(
     baselines: bool = False,
     guidance: tuple[Literal["off", "feet", "wrist3d"], ...] = ("off",),
     split: str = "test",
+    sources: tuple[str, ...] | None = None,
     body_model: Path | None = None,
 ) -> None:
     """Evaluate the prior (and optionally the no-learning baselines) on held-out windows; writes JSON + markdown.
@@ -41,6 +42,7 @@ def evaluate_cli(
         window_step: Only every N-th window (a cheaper run that still covers every clip type).
         baselines: Also evaluate the rest-pose and nearest-neighbour baselines.
         guidance: Guidance after sampling (feet, wrist3d with exact true wrist/palm observations), combinable.
+        sources: Only clips of these sources (e.g. `cmu` for the cross-dataset test).
     """
     if not dataset.is_file():
         raise UserError(f"{dataset}: dataset file not found (build one with `egoallo data build --out DIR`).")
@@ -57,9 +59,17 @@ def evaluate_cli(
             predictors["rest_pose"] = rest_pose_predictor(body)
             predictors["nearest_neighbour"] = NearestNeighbourPredictor(body, dataset, window)
         for name, predict in predictors.items():
-            results = evaluate(dataset, predict, body, config, split=split)
-            meta = {"checkpoint": str(checkpoint), "dataset": str(dataset), "split": split,
+            results, skipped = evaluate(dataset, predict, body, config, split=split, sources=sources)
+            meta = {"checkpoint": str(checkpoint), "dataset": str(dataset), "split": split, "sources": sources,
                     "config": {**config.__dict__, "guidance": sorted(config.guidance)}, "method": name}
-            summary = write_report(out, f"{name}_w{window}", results, meta)
+            if not results:
+                raise UserError(f"{dataset}: no {window}-frame window of split {split!r} could be evaluated "
+                                f"({len(skipped)} skipped; first: {skipped[0].clip_id}: {skipped[0].reason})." if skipped
+                                else f"{dataset}: split {split!r} has no clips" + (f" from {list(sources)}." if sources else "."))
+            summary = write_report(out, f"{name}_w{window}", results, meta, skipped)
             print(markdown_table(summary, f"{name}, {window}-frame windows"))
+            if skipped:
+                print(f"skipped {len(skipped)} case(s); listed in {out / f'{name}_w{window}.md'}:")
+                for case in skipped[:10]:
+                    print(f"  {case.clip_id}" + ("" if case.start is None else f" @ {case.start}") + f": {case.reason}")
             print(json.dumps({"method": name, "window": window, "mpjpe": summary["all"]["mpjpe"]}))

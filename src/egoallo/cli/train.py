@@ -21,6 +21,8 @@ def train(
     batch_size: int = 32,
     window: int = 128,
     learning_rate: float = 3e-4,
+    mirror_probability: float = 0.5,
+    sources: tuple[str, ...] | None = None,
     warmup_steps: int = 500,
     val_every: int = 500,
     checkpoint_every: int = 500,
@@ -35,13 +37,15 @@ def train(
         model: Network size preset.
         cond_param: Conditioning parameterisation (the paper's Table 1).
         include_hands: Also model the 30 finger rotations.
+        mirror_probability: Share of training windows reflected left-right.
+        sources: Train (and validate) on these sources only, e.g. `bandai1 bandai2`.
     """
     if not dataset.is_file():
         raise UserError(f"{dataset}: dataset file not found (build one with `egoallo data build --out DIR`).")
     net = dataclasses.replace(PRESETS[model], cond_param=cond_param, include_hands=include_hands)
     config = TrainConfig(
         dataset=dataset, out=out, model=model, cond_param=cond_param, steps=steps, batch_size=batch_size,
-        window=window, learning_rate=learning_rate, warmup_steps=warmup_steps, val_every=val_every,
+        window=window, learning_rate=learning_rate, mirror_probability=mirror_probability, sources=sources, warmup_steps=warmup_steps, val_every=val_every,
         checkpoint_every=checkpoint_every, seed=seed, threads=threads,
     )
     final = train_prior(config, net)

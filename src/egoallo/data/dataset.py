@@ -15,6 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ..body.skeleton import MIRROR_INDEX
 from .dataset_build import INDEX_FIELDS, read_index
 from .sources import SPLITS, ClipInfo
 
@@ -23,14 +24,15 @@ TIME_SERIES = ("T_world_root", "body_rotations", "hand_rotations", "contacts", "
 
 
 class MotionDataset:
-    """The clips of one split of a dataset file."""
+    """The clips of one split of a dataset file, optionally from some sources only (e.g. `("bandai1", "bandai2")`)."""
 
-    def __init__(self, path: str | os.PathLike, split: str = "train"):
+    def __init__(self, path: str | os.PathLike, split: str = "train", sources: tuple[str, ...] | None = None):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}.")
         self.path = Path(path)
         self.split = split
-        rows = [r for r in read_index(self.path) if r["split"] == split]
+        self.sources = sources
+        rows = [r for r in read_index(self.path) if r["split"] == split and (sources is None or r["source"] in sources)]
         self.clip_ids: tuple[str, ...] = tuple(r["clip_id"] for r in rows)
         self.lengths = np.array([r["num_frames"] for r in rows], dtype=np.int64)
         """(N,) frames per clip."""
@@ -90,6 +92,33 @@ class MotionDataset:
         k = int(rng.integers(cumulative[-1]))
         clip_idx = int(np.searchsorted(cumulative, k, side="right"))
         return self.window(clip_idx, k - int(cumulative[clip_idx] - starts[clip_idx]), length)
+
+
+_M = np.diag([-1.0, 1.0, 1.0]).astype(np.float32)
+"""Reflection of the body's lateral axis (x in the SMPL-H rest frame; also a vertical plane of the z-up world)."""
+
+
+def mirror_window(window: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The same motion reflected left-right: the world through the plane x = 0, left and right joints swapped.
+
+    Every joint frame of the rest pose shares the body's axes and the body model
+    is left-right symmetric, so a local rotation `R` of joint j becomes
+    `M R M` on j's counterpart, the root `M R M` with its translation reflected,
+    and the betas are unchanged. Takes and returns `MotionDataset.window` dicts.
+    """
+    mirror = np.asarray(MIRROR_INDEX)
+    out = dict(window)
+    for key in ("T_world_root", "T_world_cpf"):
+        T = window[key].copy()
+        T[..., :3, :3] = _M @ T[..., :3, :3] @ _M
+        T[..., :3, 3] = T[..., :3, 3] * _M.diagonal()
+        out[key] = T
+    local = np.concatenate([window["body_rotations"], window["hand_rotations"]], axis=-3)[..., mirror[1:] - 1, :, :]
+    local = _M @ local @ _M
+    out["body_rotations"], out["hand_rotations"] = local[..., :21, :, :], local[..., 21:, :, :]
+    out["joints_world"] = window["joints_world"][..., mirror, :] * _M.diagonal()
+    out["contacts"] = window["contacts"][..., mirror]
+    return out
 
 
 def _pad(frames: np.ndarray, length: int) -> np.ndarray:

@@ -29,7 +29,7 @@ from ..inputs.trajectory import HeadTrajectory
 from ..guidance import Observations, wrist_observations
 from ..prior.network import EgoDenoiser
 from ..prior.state import MotionState
-from .metrics import body_metrics, stature_error_cm
+from .metrics import BODY_JOINTS, body_metrics, stature_error_cm
 
 METRICS = ("mpjpe", "pa_mpjpe", "pa_mpjpe_reference", "T_head", "foot_contact", "foot_skate", "wrist_error_mm", "stature_error_cm")
 WRISTS = [20, 21]
@@ -56,11 +56,29 @@ class WindowResult:
     activity: str
     start: int
     metrics: dict[str, float]
+    per_joint_mm: list[float]
+    """(22,) mean error of each body joint over the window's frames and samples."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SkippedCase:
+    """A clip or window left out of the averages, and why."""
+
+    clip_id: str
+    start: int | None
+    reason: str
 
 
 def test_windows(dataset: MotionDataset, window: int) -> list[tuple[int, int]]:
-    """(clip index, start frame) of consecutive full windows in every clip (shorter clips are skipped)."""
+    """(clip index, start frame) of consecutive full windows in every clip (shorter clips have none)."""
     return [(i, s) for i, n in enumerate(dataset.lengths) for s in range(0, int(n) - window + 1, window)]
+
+
+def _check_prediction(joints: np.ndarray, stature: np.ndarray, num_frames: int) -> None:
+    if joints.ndim != 4 or joints.shape[1:] != (num_frames, 52, 3):
+        raise ValueError(f"prediction has shape {joints.shape}, expected (S, {num_frames}, 52, 3)")
+    if not (np.isfinite(joints).all() and np.isfinite(stature).all()):
+        raise ValueError("prediction contains NaN or infinite values")
 
 
 Predictor = Callable[[HeadTrajectory, int, dict], tuple[np.ndarray, np.ndarray]]
@@ -96,24 +114,44 @@ def evaluate(
     config: EvalConfig = EvalConfig(),
     *,
     split: str = "test",
+    sources: tuple[str, ...] | None = None,
     progress: bool = True,
-) -> list[WindowResult]:
-    dataset = MotionDataset(dataset_path, split)
+) -> tuple[list[WindowResult], list[SkippedCase]]:
+    """Every test window through `predict`; a clip shorter than the window or a window whose
+    data or prediction is unusable is skipped and listed, never fatal."""
+    dataset = MotionDataset(dataset_path, split, sources)
+    skipped = [
+        SkippedCase(dataset.clip_ids[i], None, f"{n} frames, shorter than the {config.window}-frame window")
+        for i, n in enumerate(dataset.lengths) if n < config.window
+    ]
     windows = test_windows(dataset, config.window)[:: config.window_step][: config.max_windows]
     results = []
     for clip, start in tqdm(windows, desc=f"eval w{config.window}", disable=not progress):
-        w = dataset.window(clip, start, config.window)
-        info = dataset.info(clip)
-        timestamps = np.round(np.arange(config.window) * 1e9 / 30.0).astype(np.int64)
-        trajectory = HeadTrajectory(timestamps, w["T_world_cpf"].astype(np.float64), info.clip_id, {}, np.eye(3))
-        # The seed depends on the window, not its position in the list: runs over different subsets pair up.
-        joints, stature = predict(trajectory, config.seed + 100_003 * clip + start, w)
-        values = body_metrics(joints, w["joints_world"])
-        values["wrist_error_mm"] = 1000.0 * np.linalg.norm(joints[:, :, WRISTS] - w["joints_world"][None, :, WRISTS], axis=-1).mean(axis=(1, 2))
-        gt_stature = float(body.with_shape(torch.from_numpy(w["betas"])).stature)
-        values["stature_error_cm"] = stature_error_cm(stature, gt_stature)
-        results.append(WindowResult(info.clip_id, info.activity, start, {m: float(np.mean(values[m])) for m in METRICS}))
-    return results
+        try:
+            results.append(_evaluate_window(dataset, clip, start, predict, body, config))
+        except (ValueError, RuntimeError, OSError, KeyError) as e:
+            skipped.append(SkippedCase(dataset.clip_ids[clip], start, f"{type(e).__name__}: {e}"))
+    return results, skipped
+
+
+def _evaluate_window(dataset: MotionDataset, clip: int, start: int, predict: Predictor, body: BodyModel,
+                     config: EvalConfig) -> WindowResult:
+    w = dataset.window(clip, start, config.window)
+    if not all(np.isfinite(w[k]).all() for k in ("T_world_cpf", "joints_world", "betas")):
+        raise ValueError("ground truth contains NaN or infinite values")
+    info = dataset.info(clip)
+    timestamps = np.round(np.arange(config.window) * 1e9 / 30.0).astype(np.int64)
+    trajectory = HeadTrajectory(timestamps, w["T_world_cpf"].astype(np.float64), info.clip_id, {}, np.eye(3))
+    # The seed depends on the window, not its position in the list: runs over different subsets pair up.
+    joints, stature = predict(trajectory, config.seed + 100_003 * clip + start, w)
+    _check_prediction(joints, stature, config.window)
+    values = body_metrics(joints, w["joints_world"])
+    values["wrist_error_mm"] = 1000.0 * np.linalg.norm(joints[:, :, WRISTS] - w["joints_world"][None, :, WRISTS], axis=-1).mean(axis=(1, 2))
+    gt_stature = float(body.with_shape(torch.from_numpy(w["betas"])).stature)
+    values["stature_error_cm"] = stature_error_cm(stature, gt_stature)
+    per_joint = 1000.0 * np.linalg.norm(joints[:, :, list(BODY_JOINTS)] - w["joints_world"][None, :, list(BODY_JOINTS)], axis=-1).mean(axis=(0, 1))
+    return WindowResult(info.clip_id, info.activity, start, {m: float(np.mean(values[m])) for m in METRICS},
+                        [round(float(e), 2) for e in per_joint])
 
 
 def summarize(results: list[WindowResult]) -> dict:
@@ -145,12 +183,20 @@ def markdown_table(summary: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-def write_report(out_dir: Path, name: str, results: list[WindowResult], meta: dict) -> dict:
-    """`name.json` (per-window rows + summary) and `name.md`; written atomically."""
+def write_report(out_dir: Path, name: str, results: list[WindowResult], meta: dict,
+                 skipped: list[SkippedCase] = ()) -> dict:
+    """`name.json` (per-window rows, skipped cases, summary) and `name.md`; written atomically."""
+    if not results:
+        raise ValueError(f"{name}: no window could be evaluated ({len(skipped)} skipped).")
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summarize(results)
-    payload = {"meta": meta, "summary": summary, "windows": [dataclasses.asdict(r) for r in results]}
-    for suffix, text in ((".json", json.dumps(payload, indent=1)), (".md", markdown_table(summary, name))):
+    payload = {"meta": meta, "summary": summary, "skipped": [dataclasses.asdict(c) for c in skipped],
+               "windows": [dataclasses.asdict(r) for r in results]}
+    table = markdown_table(summary, name)
+    if skipped:
+        table += f"\n\nSkipped ({len(skipped)}):\n" + "\n".join(
+            f"- {c.clip_id}" + ("" if c.start is None else f" @ {c.start}") + f": {c.reason}" for c in skipped)
+    for suffix, text in ((".json", json.dumps(payload, indent=1)), (".md", table)):
         path = out_dir / f"{name}{suffix}"
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(text + "\n")

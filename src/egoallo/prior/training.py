@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm import tqdm
 
-from ..data.dataset import MotionDataset
+from ..data.dataset import MotionDataset, mirror_window
 from ..errors import UserError
 from .checkpoint import load_project_checkpoint, save_project_checkpoint
 from .conditioning import compute_conditioning
@@ -46,6 +46,10 @@ class TrainConfig:
     window: int = 128
     shorten_fraction: float = 0.3
     """Share of windows cut to a random shorter length and masked, as in the paper."""
+    mirror_probability: float = 0.5
+    """Share of windows reflected left-right (`mirror_window`), doubling the motions seen."""
+    sources: tuple[str, ...] | None = None
+    """Train on these sources only (e.g. `bandai1 bandai2` for a cross-dataset test on CMU); default all."""
     learning_rate: float = 3e-4
     weight_decay: float = 1e-4
     warmup_steps: int = 500
@@ -69,6 +73,8 @@ def make_batch(dataset: MotionDataset, rng: np.random.Generator, config: TrainCo
     xs, conds, masks, hands = [], [], [], []
     for _ in range(config.batch_size):
         w = dataset.random_window(rng, config.window + 1)
+        if rng.random() < config.mirror_probability:
+            w = mirror_window(w)
         mask = torch.from_numpy(w["mask"][1:].copy())
         if rng.random() < config.shorten_fraction:
             keep = int(rng.integers(2, config.window + 1))
@@ -171,10 +177,10 @@ def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool 
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed + rank)
     rng = np.random.default_rng([config.seed, rank])
-    train_set = MotionDataset(config.dataset, "train")
-    val_set = MotionDataset(config.dataset, "val")
+    train_set = MotionDataset(config.dataset, "train", config.sources)
+    val_set = MotionDataset(config.dataset, "val", config.sources)
     if not len(train_set):
-        raise UserError(f"{config.dataset}: no clips in the train split.")
+        raise UserError(f"{config.dataset}: no clips in the train split" + (f" from sources {list(config.sources)}." if config.sources else "."))
     out = Path(config.out)
     latest = out / "latest"
 
