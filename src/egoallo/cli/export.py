@@ -9,19 +9,19 @@ import tyro
 
 from ..body import BodyModel
 from ..errors import UserError
-from ..export import result_motion, write_amass_npz, write_bvh
+from ..export import frame_times, result_motion, write_amass_npz, write_bvh, write_glb
 from ..result import InferenceResult
 
 
 def export(
     result: Annotated[Path, tyro.conf.Positional],
-    to: Literal["bvh", "amass"],
+    to: Literal["bvh", "amass", "glb"],
     out: Path,
     sample: int = 0,
     body_model: Path | None = None,
     force: bool = False,
 ) -> None:
-    """Export one sample of a result.npz: BVH of the 52-joint skeleton, or an AMASS-style .npz (for SMPL-H users).
+    """Export one sample of a result.npz: BVH of the 52-joint skeleton, an AMASS-style .npz (for SMPL-H users), or an animated body mesh (.glb).
 
     Args:
         result: result.npz from `egoallo infer`.
@@ -39,5 +39,8 @@ def export(
         raise UserError(f"{result}: has {data.num_samples} sample(s); --sample {sample} is out of range.")
     body = BodyModel.load_from_env_or_default(body_model)
     motion = result_motion(data, sample)
-    (write_bvh if to == "bvh" else write_amass_npz)(out, motion, body)
+    if to == "glb":
+        write_glb(out, motion, body, frame_times(data.timestamps_ns))
+    else:
+        (write_bvh if to == "bvh" else write_amass_npz)(out, motion, body)
     print(f"wrote {out} ({motion.num_frames} frames)")

@@ -108,8 +108,16 @@ def write_amass_npz(path: str | os.PathLike, motion: Motion, body: BodyModel) ->
     return path
 
 
-def _write_text(path: Path, text: str) -> Path:
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """Write `data` to a temporary file beside `path`, then rename it over `path`."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def _write_text(path: Path, text: str) -> Path:
+    return write_bytes_atomic(path, text.encode())
