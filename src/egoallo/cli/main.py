@@ -22,8 +22,10 @@ COMMANDS = {
     "eval": "evaluate:evaluate_cli",
     "render": "render:render",
     "export": "export:export",
+    "view": "view:view",
     "data": {"build": "data:build", "make-case": "data:make_case"},
     "body": {"render": "body:render"},
+    "hands": {"detect": "hands:detect", "import-hamer": "hands:import_hamer"},
 }
 
 

@@ -84,6 +84,7 @@ def render_meshes(
     floor_z: float | None = 0.0,
     dpi: int = 100,
     panel_size: float = 4.0,
+    panel_aspect: float = 1.25,
 ) -> Path:
     """Render `(vertices (V, 3), faces (F, 3))` meshes in a z-up world into one PNG, one panel per view.
 
@@ -91,7 +92,7 @@ def render_meshes(
     (e.g. a source skeleton). Written atomically.
     """
     path = Path(path)
-    fig, axes = plt.subplots(1, len(views), figsize=(panel_size * len(views), panel_size * 1.25), squeeze=False)
+    fig, axes = plt.subplots(1, len(views), figsize=(panel_size * len(views), panel_size * panel_aspect), squeeze=False)
     bounds = np.concatenate([v for v, _ in meshes] + [p for p, _ in (lines or [])])
     for ax, view in zip(axes[0], views):
         _draw_panel(ax, meshes, view, colors or DEFAULT_COLORS, lines, floor_z, bounds)

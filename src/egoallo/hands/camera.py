@@ -1,0 +1,139 @@
+"""The camera that hand keypoints are measured in: projection model, image size, pose on the head.
+
+Two sources: an Aria recording's factory calibration (`from_aria`), or a small JSON that a
+user writes for an ordinary video (`read_video_camera`):
+
+```json
+{"model": "pinhole", "width": 1920, "height": 1080,
+ "fx": 1400.0, "fy": 1400.0, "cx": 959.5, "cy": 539.5,
+ "T_cpf_camera": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+ "start_time_ns": 0, "fps": 30.0, "upright_rotation_deg": 0}
+```
+
+`"model": "fisheye624"` takes `"params"` instead of fx..cy: projectaria-tools' FISHEYE624
+layout, 15 numbers `f, cx, cy, k0..k5, p0, p1, s0..s3` (or 16 with `fx, fy`).
+`T_head_camera` is accepted for `T_cpf_camera` (the head frame is the CPF). `start_time_ns`
+(default 0) and `fps` (default: the video's) give frame timestamps; `upright_rotation_deg`
+(0, 90, 180 or 270, clockwise) turns stored frames upright for detection. Pixel coordinates
+put (0, 0) at the centre of the top-left pixel, as projectaria-tools and OpenCV do.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from projectaria_tools.core import calibration as aria_calibration
+
+from egoallo.errors import InputFileError, UserError
+from egoallo.inputs.calibration import CalibrationError, RgbCamera, as_rigid_transform
+
+CameraModel = Literal["pinhole", "fisheye624"]
+_PARAM_COUNTS: dict[str, tuple[int, ...]] = {"pinhole": (4,), "fisheye624": (15, 16)}
+_ARIA_MODELS: dict[aria_calibration.CameraModelType, CameraModel] = {
+    aria_calibration.CameraModelType.FISHEYE624: "fisheye624",
+    aria_calibration.CameraModelType.LINEAR: "pinhole",
+}
+CAMERA_KEYS = frozenset({"model", "width", "height", "fx", "fy", "cx", "cy", "params", "T_cpf_camera", "T_head_camera"})
+_VIDEO_KEYS = frozenset({"start_time_ns", "fps", "upright_rotation_deg"})
+
+
+@dataclass(frozen=True, eq=False)
+class HandCamera:
+    """Projection model and pose of the camera whose pixels hold the keypoints."""
+
+    model: CameraModel
+    params: np.ndarray
+    """(4,) pinhole `fx, fy, cx, cy`; (15,) or (16,) FISHEYE624 as projectaria-tools orders them."""
+    image_size: tuple[int, int]
+    """(width, height) of the stored (unrotated) frames, pixels."""
+    T_cpf_camera: np.ndarray
+    """(4, 4) camera pose in the central pupil frame (OpenCV axes: x right, y down, z forward)."""
+    T_device_camera: np.ndarray | None = None
+    """(4, 4) camera pose in the Aria device frame, when known."""
+
+    @staticmethod
+    def from_aria(camera: RgbCamera) -> HandCamera:
+        """From an Aria RGB camera calibration (FISHEYE624 on Aria Gen 1)."""
+        kind = camera.calibration.get_model_name()
+        if kind not in _ARIA_MODELS:
+            raise UserError(f"RGB camera model {kind.name} is not supported (expected FISHEYE624 or LINEAR).")
+        return HandCamera(
+            model=_ARIA_MODELS[kind],
+            params=np.asarray(camera.calibration.get_projection_params(), dtype=np.float64),
+            image_size=camera.image_size,
+            T_cpf_camera=camera.T_cpf_camera,
+            T_device_camera=camera.T_device_camera,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class VideoCamera:
+    """What a user's camera JSON gives for an ordinary video."""
+
+    camera: HandCamera
+    start_time_ns: int
+    fps: float | None
+    """None: take the frame rate from the video."""
+    upright_quarter_turns: int
+    """Clockwise quarter turns that make a stored frame upright."""
+
+
+def read_video_camera(path: str | Path) -> VideoCamera:
+    """Read and check a camera JSON (format in the module docstring); errors name the file."""
+    path = Path(path)
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputFileError(path, "camera intrinsics file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputFileError(path, f"not a readable JSON file ({error})") from None
+    camera = camera_from_spec(path, spec, extra_keys=_VIDEO_KEYS)
+    rotation = spec.get("upright_rotation_deg", 0)
+    if rotation not in (0, 90, 180, 270):
+        raise InputFileError(path, f"upright_rotation_deg must be 0, 90, 180 or 270, got {rotation!r}")
+    fps = spec.get("fps")
+    if fps is not None and not (_is_number(fps) and fps > 0):
+        raise InputFileError(path, f"fps must be a positive number, got {fps!r}")
+    start = spec.get("start_time_ns", 0)
+    if not isinstance(start, int) or isinstance(start, bool):
+        raise InputFileError(path, f"start_time_ns must be an integer, got {start!r}")
+    return VideoCamera(camera, start, fps, rotation // 90)
+
+
+def camera_from_spec(path: Path, spec: object, extra_keys: frozenset[str] = frozenset()) -> HandCamera:
+    """A camera from a parsed JSON object (keys as in the module docstring); errors name `path`."""
+    if not isinstance(spec, dict):
+        raise InputFileError(path, "expected a camera JSON object with model, width, height, intrinsics and T_cpf_camera")
+    unknown = sorted(set(spec) - CAMERA_KEYS - extra_keys)
+    if unknown:
+        raise InputFileError(path, f"unknown camera keys {unknown}; expected some of {sorted(CAMERA_KEYS | extra_keys)}")
+    model = spec.get("model")
+    if model not in _PARAM_COUNTS:
+        raise InputFileError(path, f"model must be 'pinhole' or 'fisheye624', got {model!r}")
+    width, height = spec.get("width"), spec.get("height")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (width, height)):
+        raise InputFileError(path, f"width and height must be positive integers, got {width!r}, {height!r}")
+    params = [spec.get(k) for k in ("fx", "fy", "cx", "cy")] if model == "pinhole" else spec.get("params")
+    if not isinstance(params, list) or not all(_is_number(v) for v in params):
+        expected = "fx, fy, cx, cy" if model == "pinhole" else "'params': a list of 15 or 16 numbers"
+        raise InputFileError(path, f"{model} needs {expected}")
+    if len(params) not in _PARAM_COUNTS[model] or params[0] <= 0 or params[1 if model == "pinhole" else 0] <= 0:
+        raise InputFileError(path, f"{model}: expected {_PARAM_COUNTS[model]} parameters with positive focal lengths")
+    if ("T_cpf_camera" in spec) == ("T_head_camera" in spec):
+        raise InputFileError(path, "give the camera pose as exactly one of T_cpf_camera or T_head_camera (4x4)")
+    name = "T_cpf_camera" if "T_cpf_camera" in spec else "T_head_camera"
+    try:
+        T_cpf_camera = as_rigid_transform(spec[name], name)
+    except CalibrationError as error:
+        raise InputFileError(path, str(error)) from None
+    except (TypeError, ValueError) as error:
+        raise InputFileError(path, f"{name}: not a 4x4 matrix of numbers ({error})") from None
+    return HandCamera(model, np.asarray(params, dtype=np.float64), (width, height), T_cpf_camera)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
