@@ -34,7 +34,7 @@ class SamplingConfig:
     seed: int = 0
     device: str = "cpu"
     guidance: frozenset[str] = frozenset()
-    """Guidance modes (subset of {"feet", "wrist3d"}); empty: none."""
+    """Guidance modes (subset of {"feet", "wrist3d", "hands"}); empty: none."""
     guidance_inner: bool = False
     """Also guide inside every denoising step (as well as after sampling)."""
     post_iterations: int = 20
@@ -80,8 +80,8 @@ def estimate_body_motion(
     """Sample body motion for a (resampled, z-up) head trajectory, then guide it.
 
     The output has one frame per trajectory pose; the first frame's relative
-    motion is extrapolated from the second's. `observations`
-    (z-up world) feed the "wrist3d" guidance mode.
+    motion is extrapolated from the second's. `observations` feed the "wrist3d"
+    (z-up world) and "hands" (RGB camera) guidance modes.
     """
     started = time.perf_counter()
     net = denoiser.config
@@ -112,11 +112,15 @@ def estimate_body_motion(
         entry["time_s"] += log.time_s
         entry["fell_back"] += int(log.fell_back.sum())
         entry["ignored_observations"] = log.ignored_observations
+        entry["counts"] = log.counts
         return refined
 
     def inner(level: int, x0: Tensor) -> Tensor:
         state = MotionState.unpack(x0.cpu().double(), net.include_hands)
-        return guided(state, config.inner_iterations, "inner").pack().to(x0)
+        refined = guided(state, config.inner_iterations, "inner")
+        if not net.include_hands:  # "hands" guidance adds finger rotations the network does not denoise
+            refined = dataclasses.replace(refined, hand_rotations=None)
+        return refined.pack().to(x0)
 
     generator = torch.Generator(device=device).manual_seed(config.seed)
     T = T_world_cpf.shape[0]

@@ -14,6 +14,8 @@ from ..body import BodyModel
 from ..errors import UserError
 from ..inference import SamplingConfig, estimate_body_motion, standing_eye_height
 from ..guidance import Observations
+from ..inputs.cameras import load_aria_rgb_camera
+from ..inputs.hands import load_hand_observations
 from ..inputs.points import PointCloudError, estimate_floor_z, floor_from_trajectory, read_points
 from ..inputs.trajectory import read_trajectory
 from ..inputs.wrist_palm import read_wrist_palm, to_world_observations
@@ -32,6 +34,7 @@ def infer(
     guidance: tuple[Literal["off", "feet", "wrist3d", "hands"], ...] = ("off",),
     guidance_inner: bool = False,
     wrist_palm: Path | None = None,
+    hands: Path | None = None,
     samples: int = 1,
     steps: int = 30,
     seed: int = 0,
@@ -47,12 +50,13 @@ def infer(
         example: Run on the shipped example trajectory (no data needed).
         checkpoint: Model directory (this project's, or an official EgoAllo release); default: the shipped one.
         points: SLAM point cloud for the floor (Aria global_points.csv.gz, .ply, .npy/.npz).
-        calibration: Aria VRS or calibration JSON giving the device-to-CPF transform (else the Aria default).
+        calibration: Aria VRS or calibration JSON giving the device-to-CPF transform (else the Aria default) and, for --guidance hands, the RGB camera (else the camera stored in the --hands file).
         device_is_cpf: The trajectory's poses are already CPF poses (identity calibration).
         up: Up axis of a TUM/npz world without gravity information (z, y, -y, ...).
-        guidance: Levenberg-Marquardt guidance after sampling: feet (no skating on predicted contacts), wrist3d (Aria wrist and palm tracking, --wrist-palm), combinable; off by default.
+        guidance: Levenberg-Marquardt guidance after sampling: feet (no skating on predicted contacts), wrist3d (Aria wrist and palm tracking, --wrist-palm), hands (hand keypoints seen by the RGB camera, --hands; camera from --calibration or the file), combinable; off by default.
         guidance_inner: Also guide inside every denoising step (slower; the paper's strongest mode).
         wrist_palm: Aria MPS wrist_and_palm_poses.csv for --guidance wrist3d.
+        hands: Hand keypoint detections (.npz: timestamps_ns, keypoints_2d, confidence[, keypoints_3d_camera]) for --guidance hands.
         samples: Number of motion samples.
         steps: Denoising steps.
         seed: Random seed.
@@ -72,10 +76,10 @@ def infer(
     modes = frozenset(guidance) - {"off"}
     if "off" in guidance and modes:
         raise UserError(f"--guidance off cannot be combined with {sorted(modes)}.")
-    if "hands" in modes:
-        raise UserError("--guidance hands needs hand detections from video, which this version does not read yet; use feet and/or wrist3d.")
     if ("wrist3d" in modes) != (wrist_palm is not None):
         raise UserError("--guidance wrist3d and --wrist-palm FILE go together.")
+    if ("hands" in modes) != (hands is not None):
+        raise UserError("--guidance hands and --hands FILE go together.")
 
     head = read_trajectory(trajectory, calibration=calibration, device_is_cpf=device_is_cpf, up=up)
     resampled = head.resample(30.0)  # refuses fewer than 2 frames
@@ -94,13 +98,19 @@ def infer(
             floor = estimate_floor_z(cloud.points @ head.R_zup_input.T, head_z=head_z, source=str(points))
         except PointCloudError as e:
             print(f"warning: {e}; using the floor from the trajectory instead.")
-    observations, wrist_info = None, None
+    wrist3d, wrist_info = None, None
     if wrist_palm is not None:
         T_device_cpf = np.asarray(head.metadata["T_pose_cpf"], dtype=np.float64)
         wrist3d, wrist_info = to_world_observations(read_wrist_palm(wrist_palm), resampled, T_device_cpf)
-        observations = Observations(wrist3d=wrist3d)
         for warning in wrist_info.get("warnings", []):
             print(f"warning: {wrist_palm}: {warning}")
+    hand_observations, hands_info = None, None
+    if hands is not None:
+        camera = load_aria_rgb_camera(calibration) if calibration is not None else None
+        hand_observations, hands_info = load_hand_observations(hands, resampled, camera)
+        for warning in hands_info["warnings"]:
+            print(f"warning: {hands}: {warning}")
+    observations = Observations(wrist3d=wrist3d, hands=hand_observations)
     config = SamplingConfig(
         num_samples=samples, num_steps=steps, seed=seed, device=device, guidance=modes, guidance_inner=guidance_inner
     )
@@ -113,6 +123,7 @@ def infer(
         observations=observations,
         metadata={
             "wrist_palm": wrist_info,
+            "hands": hands_info,
             "trajectory": {"path": str(trajectory), **resampled.metadata},
             "checkpoint": str(checkpoint),
             "floor": {"z": floor.z, "method": floor.method},

@@ -1,4 +1,4 @@
-"""Guidance: Levenberg–Marquardt refinement of sampled motion (feet, Aria wrist tracking).
+"""Guidance: Levenberg–Marquardt refinement of sampled motion (feet, Aria wrist tracking, hand keypoints).
 
 guided, log = guide(body, state, T_world_cpf, mode={"feet"})
 """
@@ -14,6 +14,7 @@ from .costs import (
     guide,
     wrist_observations,
 )
+from .hands import HandObservations
 from .solver import LMConfig, SolverLog, levenberg_marquardt
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "GuidanceLog",
     "GuidanceProblem",
     "GuidanceWeights",
+    "HandObservations",
     "LMConfig",
     "Observations",
     "SolverLog",

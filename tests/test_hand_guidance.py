@@ -1,0 +1,252 @@
+"""Hand guidance: keypoints seen by the real Aria RGB camera pull the arms and fingers to the truth.
+
+The truth is a posed body reaching forward (hands in the RGB camera's view) with moving arms
+and curling fingers; its landmarks are projected through the real factory calibration of
+`aea_recording_rgb8frames.vrs` (`T_cpf_camera` from the device calibration). The sample
+perturbs the arm and finger rotations; guidance must bring the reprojection and the 3D hand
+joints back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor
+
+from egoallo.body import BodyModel
+from egoallo.body.skeleton import JOINT_INDEX, JOINT_NAMES, PARENTS
+from egoallo.geometry import se3, so3
+from egoallo.guidance import GuidanceWeights, HandObservations, Observations, guide
+from egoallo.guidance.hands import LANDMARK_JOINTS, TIP_LANDMARKS, fingertip_offsets, landmark_offsets
+from egoallo.inputs.cameras import CameraModel, load_aria_rgb_camera
+from egoallo.prior.state import MotionState
+
+F64 = torch.float64
+HAND_JOINTS = [JOINT_INDEX["left_wrist"], JOINT_INDEX["right_wrist"], *range(22, 52)]
+_LANDMARKS = list(LANDMARK_JOINTS[0] + LANDMARK_JOINTS[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class Scene:
+    body: BodyModel
+    camera: CameraModel
+    truth: MotionState
+    T_world_cpf: Tensor
+    """(T, 4, 4)"""
+    pixels: Tensor
+    """(T, 2, 21, 2) the truth's landmarks in the image."""
+    points_camera: Tensor
+    """(T, 2, 21, 3) the truth's landmarks in the camera frame."""
+    hand_joints: Tensor
+    """(T, 32, 3) the truth's wrists and finger joints in the world."""
+
+
+def _axis_angle(axis: list[float], angle: Tensor) -> Tensor:
+    return so3.exp(torch.tensor(axis, dtype=F64) * angle[..., None])
+
+
+def _reaching_rotations(T: int) -> Tensor:
+    """(T, 51, 3, 3) both forearms forward in front of the chest, arms swaying, fingers curling."""
+    t = torch.arange(T, dtype=F64) / 30.0
+    wave = lambda amplitude, hz, phase: amplitude * torch.sin(2 * math.pi * hz * t + phase)
+    rot = torch.eye(3, dtype=F64).repeat(T, 51, 1, 1)
+    for side, sign, phase in (("left", 1.0, 0.0), ("right", -1.0, 1.0)):
+        lower = _axis_angle([0, 0, 1], -sign * (1.0 + wave(0.15, 0.8, phase)))
+        rot[:, JOINT_INDEX[f"{side}_shoulder"] - 1] = lower @ _axis_angle([0, 1, 0], torch.full((T,), -sign))
+        rot[:, JOINT_INDEX[f"{side}_elbow"] - 1] = _axis_angle([0, 1, 0], -sign * (1.2 + wave(0.2, 0.6, phase)))
+        rot[:, JOINT_INDEX[f"{side}_wrist"] - 1] = _axis_angle([1, 0, 0], wave(0.3, 0.5, phase))
+        for finger in ("index", "middle", "ring", "pinky"):
+            for k in (1, 2, 3):
+                curl = -sign * (0.3 + wave(0.25, 0.7, phase + k))
+                rot[:, JOINT_INDEX[f"{side}_{finger}{k}"] - 1] = _axis_angle([0, 0, 1], curl)
+    return rot
+
+
+def _world_joints(body: BodyModel, state: MotionState, T_world_cpf: Tensor) -> Tensor:
+    """(T, 52, 4, 4) joint poses of sample 0 placed by Eq. 5."""
+    shaped = body.to(dtype=F64).with_shape(state.betas[0].mean(dim=0))
+    at_root = shaped.with_pose(torch.eye(4, dtype=F64), state.local_rotations[0].to(F64))
+    T_world_root = T_world_cpf @ se3.inverse(at_root.T_world_cpf)
+    return T_world_root[:, None] @ at_root.Ts_world_joint
+
+
+def _landmarks(body: BodyModel, Ts_world_joint: Tensor) -> Tensor:
+    """(T, 42, 3) world landmarks: the mapped joints, fingertips offset in their third joint frame."""
+    offsets = landmark_offsets(body.to(dtype=F64).with_shape(torch.zeros(16, dtype=F64))).flatten(0, 1)
+    Ts = Ts_world_joint[:, _LANDMARKS]
+    return Ts[..., :3, 3] + (Ts[..., :3, :3] @ offsets[..., None])[..., 0]
+
+
+def _observe(camera: CameraModel, T_world_cpf: Tensor, landmarks: Tensor) -> tuple[Tensor, Tensor]:
+    """Pixels (T, 2, 21, 2) and camera-frame points (T, 2, 21, 3) of world `landmarks (T, 42, 3)`."""
+    T_camera_world = se3.inverse(T_world_cpf @ camera.T_cpf_camera)
+    points = (T_camera_world[:, None, :3, :3] @ landmarks[..., None])[..., 0] + T_camera_world[:, None, :3, 3]
+    return camera.project(points).unflatten(1, (2, 21)), points.unflatten(1, (2, 21))
+
+
+def make_scene(body: BodyModel, camera: CameraModel, T: int) -> Scene:
+    rot = _reaching_rotations(T)
+    R_zup = so3.rot_x(torch.tensor(math.pi / 2, dtype=F64))
+    T_world_root = se3.from_rotation_translation(R_zup, torch.tensor([0.0, 0.0, 0.95], dtype=F64)).expand(T, 4, 4)
+    posed = body.to(dtype=F64).with_shape(torch.zeros(16, dtype=F64)).with_pose(T_world_root, rot)
+    truth = MotionState(torch.zeros(1, T, 16, dtype=F64), rot[None, :, :21], torch.zeros(1, T, 21, dtype=F64), rot[None, :, 21:])
+    pixels, points = _observe(camera, posed.T_world_cpf, _landmarks(body, posed.Ts_world_joint))
+    return Scene(body, camera, truth, posed.T_world_cpf, pixels, points, posed.joints_world[:, HAND_JOINTS])
+
+
+def perturbed(scene: Scene, seed: int = 0, angle: float = 0.3) -> MotionState:
+    """Constant random rotation offsets (radians ~ `angle`) on shoulders, elbows, wrists and all fingers."""
+    g = torch.Generator().manual_seed(seed)
+    rot = scene.truth.local_rotations[0].clone()
+    arms = [JOINT_INDEX[f"{side}_{joint}"] - 1 for side in ("left", "right") for joint in ("shoulder", "elbow", "wrist")]
+    for v in arms + list(range(21, 51)):
+        rot[:, v] = rot[:, v] @ so3.exp(angle * torch.randn(3, generator=g, dtype=F64))
+    return dataclasses.replace(scene.truth, body_rotations=rot[None, :, :21], hand_rotations=rot[None, :, 21:])
+
+
+def errors(scene: Scene, state: MotionState) -> tuple[float, float, float]:
+    """Median landmark reprojection error (px), mean 3D wrist + finger joint error and wrist error (mm)."""
+    Ts = _world_joints(scene.body, state, scene.T_world_cpf)
+    pixels, _ = _observe(scene.camera, scene.T_world_cpf, _landmarks(scene.body, Ts))
+    joints = (Ts[:, HAND_JOINTS, :3, 3] - scene.hand_joints).norm(dim=-1)
+    return float((pixels - scene.pixels).norm(dim=-1).median()), float(joints.mean()) * 1000, float(joints[:, :2].mean()) * 1000
+
+
+@pytest.fixture(scope="module")
+def body() -> BodyModel:
+    return BodyModel.load_default()
+
+
+@pytest.fixture(scope="module")
+def camera(shared_dir: Path) -> CameraModel:
+    return load_aria_rgb_camera(shared_dir / "aria" / "aea_recording_rgb8frames.vrs")
+
+
+@pytest.fixture(scope="module")
+def scene(body: BodyModel, camera: CameraModel) -> Scene:
+    return make_scene(body, camera, 24)
+
+
+def test_landmark_map_and_fingertips(body: BodyModel, scene: Scene) -> None:
+    names = [JOINT_NAMES[j] for j in LANDMARK_JOINTS[1]]
+    assert names[:5] == ["right_wrist", "right_thumb1", "right_thumb2", "right_thumb3", "right_thumb3"]
+    assert names[5:9] == ["right_index1", "right_index2", "right_index3", "right_index3"]
+    assert names[17:] == ["right_pinky1", "right_pinky2", "right_pinky3", "right_pinky3"]
+    shaped = body.with_shape(torch.zeros(16))
+    tips = fingertip_offsets(shaped)  # (2, 5, 3)
+    for h, landmarks in enumerate(LANDMARK_JOINTS):
+        for f, landmark in enumerate(TIP_LANDMARKS):
+            joint = landmarks[landmark]
+            bone = shaped.joints_zero[joint] - shaped.joints_zero[PARENTS[joint]]
+            tip = tips[h, f]
+            assert 0.015 < float(tip.norm()) < 0.04
+            assert float(tip @ bone) / float(tip.norm() * bone.norm()) > 0.7  # beyond the joint, along the finger
+    assert scene.camera.visible(scene.points_camera).all()  # every landmark of the scene is in view
+
+
+def test_2d_keypoints_pull_arms_and_fingers_to_the_truth(scene: Scene) -> None:
+    sample = perturbed(scene)
+    observations = Observations(hands=HandObservations(scene.camera, keypoints_2d=scene.pixels))
+    guided, log = guide(scene.body, sample, scene.T_world_cpf, mode={"hands"}, observations=observations)
+    (px0, mm0, wrist0), (px1, mm1, wrist1) = errors(scene, sample), errors(scene, guided)
+    print(
+        f"\nhands 2D: reprojection {px0:.0f} -> {px1:.1f} px (median), hand joints {mm0:.0f} -> {mm1:.1f} mm, "
+        f"wrists {wrist0:.0f} -> {wrist1:.1f} mm; {log.solver.iterations} iterations, {log.time_s:.2f} s"
+    )
+    assert px1 < 0.1 * px0 and mm1 < 0.3 * mm0 and wrist1 < 0.3 * wrist0
+    assert log.counts == {"keypoints_2d_used": 24 * 42, "keypoints_2d_outside_image": 0}
+    assert not log.fell_back.any() and log.ignored_observations == 0
+
+
+def test_3d_keypoints_pull_the_wrists_to_the_truth(scene: Scene) -> None:
+    sample = perturbed(scene)
+    observations = Observations(hands=HandObservations(scene.camera, keypoints_3d_camera=scene.points_camera))
+    guided, log = guide(scene.body, sample, scene.T_world_cpf, mode={"hands"}, observations=observations)
+    (_, mm0, wrist0), (_, mm1, wrist1) = errors(scene, sample), errors(scene, guided)
+    print(f"\nhands 3D: wrists {wrist0:.0f} -> {wrist1:.1f} mm, hand joints {mm0:.0f} -> {mm1:.1f} mm (fingers unobserved)")
+    assert wrist1 < 0.1 * wrist0 and wrist1 < 15.0 and mm1 < 0.5 * mm0
+    assert log.counts == {"hand3d_frames_used": 48, "hand3d_frames_placed_on_2d": 0, "hand3d_frames_unusable": 0}
+
+
+def test_wrist_relative_3d_keypoints_are_placed_on_the_2d_ones(scene: Scene) -> None:
+    """MediaPipe-style 3D keypoints relative to the wrist: the depth comes from the 2D keypoints."""
+    relative = scene.points_camera - scene.points_camera[:, :, :1]
+    sample = perturbed(scene)
+    hands = HandObservations(scene.camera, keypoints_2d=scene.pixels, keypoints_3d_camera=relative)
+    guided, log = guide(scene.body, sample, scene.T_world_cpf, mode={"hands"}, observations=Observations(hands=hands))
+    (px0, mm0, _), (px1, mm1, wrist1) = errors(scene, sample), errors(scene, guided)
+    print(f"\nhands 2D + relative 3D: {px0:.0f} -> {px1:.1f} px, hand joints {mm0:.0f} -> {mm1:.1f} mm, wrists -> {wrist1:.1f} mm")
+    assert log.counts["hand3d_frames_placed_on_2d"] == 48 and log.counts["hand3d_frames_used"] == 48
+    assert px1 < 0.05 * px0 and mm1 < 0.1 * mm0 and wrist1 < 10.0
+
+
+def test_noisy_keypoints_with_outliers(scene: Scene) -> None:
+    """3 px noise and 10 % of keypoints thrown 150 px away: the Huber loss keeps the fit."""
+    g = torch.Generator().manual_seed(1)
+    pixels = scene.pixels + 3.0 * torch.randn(scene.pixels.shape, generator=g, dtype=F64)
+    outliers = torch.rand(scene.pixels.shape[:-1], generator=g, dtype=F64) < 0.1
+    pixels[outliers] += 150.0 * torch.nn.functional.normalize(torch.randn(int(outliers.sum()), 2, generator=g, dtype=F64), dim=-1)
+    pixels = pixels.clamp(0.0, 1407.0)
+    sample = perturbed(scene)
+    observations = Observations(hands=HandObservations(scene.camera, keypoints_2d=pixels))
+    guided, _ = guide(scene.body, sample, scene.T_world_cpf, mode={"hands"}, observations=observations)
+    (px0, mm0, _), (px1, mm1, _) = errors(scene, sample), errors(scene, guided)
+    print(f"\nhands 2D, noise + outliers: {px0:.0f} -> {px1:.1f} px, hand joints {mm0:.0f} -> {mm1:.1f} mm")
+    assert px1 < 0.1 * px0 and mm1 < 0.35 * mm0
+
+
+def test_missing_and_bad_keypoints_are_ignored(scene: Scene) -> None:
+    pixels = scene.pixels.clone()
+    confidence = torch.ones(24, 2, 21, dtype=F64)
+    pixels[::3] = torch.nan  # 8 frames unseen
+    pixels[:, 0, 8] = torch.nan  # the left index tip never seen
+    pixels[1, 1, :4] = torch.tensor([-40.0, 3000.0], dtype=F64)  # 4 keypoints outside the image
+    pixels[4:, 1] = torch.nan  # the right hand seen in only 2 frames (1 and 2)
+    confidence[2, 0, :] = 0.0  # the left hand of frame 2: no confidence
+    confidence[5, 0, 3] = torch.nan
+    hands = HandObservations(scene.camera, keypoints_2d=pixels, confidence=confidence)
+    sample = perturbed(scene)
+    with pytest.warns(UserWarning, match="ignored 4 2D keypoints outside the image"):
+        guided, log = guide(scene.body, sample, scene.T_world_cpf, mode={"hands"}, observations=Observations(hands=hands))
+    assert log.counts["keypoints_2d_outside_image"] == 4 and log.ignored_observations == 4
+    left = (16 - 1) * 20 - 1  # 16 frames seen, less frame 2 (no confidence), 20 keypoints, one NaN confidence
+    right = 2 * 21 - 4  # frames 1 and 2, less the 4 outside the image
+    assert log.counts["keypoints_2d_used"] == left + right
+    assert guided.body_rotations.isfinite().all() and guided.hand_rotations.isfinite().all()
+    assert not log.fell_back.any()
+    px_before, px_after = errors(scene, sample)[0], errors(scene, guided)[0]
+    assert px_after < 0.5 * px_before
+
+
+def test_no_usable_observation_is_a_warning(scene: Scene) -> None:
+    sample = perturbed(scene)
+    nothing = torch.full_like(scene.pixels, torch.nan)
+    observations = Observations(hands=HandObservations(scene.camera, keypoints_2d=nothing))
+    with pytest.warns(UserWarning, match="no usable hand observation"):
+        guided, log = guide(scene.body, sample, scene.T_world_cpf, mode={"hands"}, observations=observations)
+    assert log.counts["keypoints_2d_used"] == 0 and guided.local_rotations.isfinite().all()
+
+
+def test_state_without_finger_rotations_gains_them(scene: Scene) -> None:
+    sample = dataclasses.replace(perturbed(scene), hand_rotations=None)
+    observations = Observations(hands=HandObservations(scene.camera, keypoints_2d=scene.pixels))
+    guided, _ = guide(scene.body, sample, scene.T_world_cpf, mode={"hands"}, observations=observations, iterations=3)
+    assert guided.hand_rotations is not None and guided.hand_rotations.shape == (1, 24, 30, 3, 3)
+
+
+def test_bad_hand_arguments(scene: Scene) -> None:
+    sample = perturbed(scene)
+    with pytest.raises(ValueError, match="needs Observations"):
+        guide(scene.body, sample, scene.T_world_cpf, mode={"hands"})
+    with pytest.raises(ValueError, match="keypoints_2d and/or keypoints_3d_camera"):
+        guide(scene.body, sample, scene.T_world_cpf, mode={"hands"}, observations=Observations(hands=HandObservations(scene.camera)))
+    short = HandObservations(scene.camera, keypoints_2d=scene.pixels[:5])
+    with pytest.raises(ValueError, match=r"keypoints_2d must be \(24, 2, 21, 2\)"):
+        guide(scene.body, sample, scene.T_world_cpf, mode={"hands"}, observations=Observations(hands=short))
+    with pytest.raises(ValueError, match="huber"):
+        guide(scene.body, sample, scene.T_world_cpf, mode={"hands"}, observations=Observations(hands=short),
+              weights=GuidanceWeights(hand_reprojection_huber=0.0))
