@@ -208,3 +208,13 @@ def test_glb_refuses_to_overwrite_and_bad_samples(result_path, tmp_path, capsys)
     assert out.read_bytes()[:4] == b"glTF" and sorted(p.name for p in tmp_path.iterdir()) == ["x.glb"]
     assert main(["export", str(result_path), "--to", "glb", "--out", str(tmp_path / "y.glb"), "--sample", "2"]) == 2
     assert "out of range" in capsys.readouterr().err and not (tmp_path / "y.glb").exists()
+
+
+@pytest.mark.parametrize("kind", ["bvh", "amass", "glb"])
+def test_unwritable_output_is_a_clear_error(result_path, tmp_path, capsys, kind):
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / f".out.{kind}.tmp").mkdir()  # the temporary file's name is taken by a directory
+    assert main(["export", str(result_path), "--to", kind, "--out", str(blocked / f"out.{kind}")]) == 2
+    assert "cannot write the file" in capsys.readouterr().err
+    assert sorted(p.name for p in blocked.iterdir()) == [f".out.{kind}.tmp"]

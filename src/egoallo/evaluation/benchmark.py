@@ -41,6 +41,8 @@ class EvalConfig:
     window: int = 128
     samples: int = 1
     num_steps: int = 30
+    eta: float = 0.8
+    """DDIM stochasticity (`SamplingConfig.eta`)."""
     seed: int = 0
     max_windows: int | None = None
     """Evaluate only the first N windows (in clip order), for quick checks."""
@@ -90,7 +92,8 @@ def diffusion_predictor(denoiser: EgoDenoiser, body: BodyModel, config: EvalConf
     """The system under test: `estimate_body_motion`, as `egoallo infer` runs it (no guidance)."""
 
     def predict(trajectory: HeadTrajectory, seed: int, window: dict):
-        sampling = SamplingConfig(num_samples=config.samples, num_steps=config.num_steps, seed=seed, guidance=config.guidance)
+        sampling = SamplingConfig(num_samples=config.samples, num_steps=config.num_steps, eta=config.eta, seed=seed,
+                                  guidance=config.guidance)
         observations = None
         if "wrist3d" in config.guidance:
             truth = MotionState(

@@ -10,6 +10,7 @@ with the SMPL-H model.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from scipy.spatial.transform import Rotation
 
 from ..body import BodyModel, skeleton
 from ..data.motion import Motion
+from ..errors import UserError
 from ..result import InferenceResult
 
 # Maps this project's z-up worlds to BVH's y-up: (x, y, z) -> (x, z, -y), the inverse of the reader's mapping.
@@ -94,9 +96,9 @@ def write_amass_npz(path: str | os.PathLike, motion: Motion, body: BodyModel) ->
     rotations = np.concatenate([motion.T_world_root[:, None, :3, :3], motion.local_rotations], axis=1)
     poses = Rotation.from_matrix(rotations.reshape(-1, 3, 3)).as_rotvec().reshape(T, 156)
     pelvis_rest = body.with_shape(torch.from_numpy(motion.betas)).joints_zero[0].double().numpy()
-    tmp = path.with_name(f".{path.name}.tmp.npz")
+    buffer = io.BytesIO()
     np.savez(
-        tmp,
+        buffer,
         poses=poses,
         trans=motion.T_world_root[:, :3, 3] - pelvis_rest,
         betas=np.asarray(motion.betas, dtype=np.float64),
@@ -104,8 +106,7 @@ def write_amass_npz(path: str | os.PathLike, motion: Motion, body: BodyModel) ->
         gender=np.array("neutral"),
         body_model=np.array(body.name),
     )
-    os.replace(tmp, path)
-    return path
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
@@ -114,8 +115,11 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)
+    except OSError as e:
+        raise UserError(f"{path}: cannot write the file ({e.strerror or e}).") from e
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp.is_file():
+            tmp.unlink()
     return path
 
 
