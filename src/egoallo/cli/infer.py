@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -13,11 +14,12 @@ from ..assets import DEFAULT_CHECKPOINT, EXAMPLE_TRAJECTORY
 from ..body import BodyModel
 from ..errors import UserError
 from ..inference import SamplingConfig, estimate_body_motion, standing_eye_height
-from ..guidance import Observations
+from ..guidance import HandObservations, Observations
+from ..hands import detect_hands, summarize
 from ..inputs.cameras import load_aria_rgb_camera
 from ..inputs.hands import load_hand_observations
 from ..inputs.points import PointCloudError, estimate_floor_z, floor_from_trajectory, read_points
-from ..inputs.trajectory import read_trajectory
+from ..inputs.trajectory import HeadTrajectory, read_trajectory
 from ..inputs.wrist_palm import read_wrist_palm, to_world_observations
 from ..prior.checkpoint import load_denoiser
 
@@ -35,6 +37,7 @@ def infer(
     guidance_inner: bool = False,
     wrist_palm: Path | None = None,
     hands: Path | None = None,
+    vrs: Path | None = None,
     samples: int = 1,
     steps: int = 30,
     seed: int = 0,
@@ -57,6 +60,7 @@ def infer(
         guidance_inner: Also guide inside every denoising step (slower; the paper's strongest mode).
         wrist_palm: Aria MPS wrist_and_palm_poses.csv for --guidance wrist3d.
         hands: Hand keypoint detections (.npz: timestamps_ns, keypoints_2d, confidence[, keypoints_3d_camera]) for --guidance hands.
+        vrs: Aria .vrs recording: detect the hands in its RGB stream (MediaPipe, cached beside it) and guide with them, camera from its calibration (implies --guidance hands; instead of --hands).
         samples: Number of motion samples.
         steps: Denoising steps.
         seed: Random seed.
@@ -78,8 +82,14 @@ def infer(
         raise UserError(f"--guidance off cannot be combined with {sorted(modes)}.")
     if ("wrist3d" in modes) != (wrist_palm is not None):
         raise UserError("--guidance wrist3d and --wrist-palm FILE go together.")
-    if ("hands" in modes) != (hands is not None):
-        raise UserError("--guidance hands and --hands FILE go together.")
+    if vrs is not None and hands is not None:
+        raise UserError("--vrs detects the hands itself; give --vrs or --hands, not both.")
+    if vrs is not None and vrs.suffix.lower() != ".vrs":
+        raise UserError(f"{vrs}: --vrs expects an Aria .vrs recording (for a video: egoallo hands detect, then --hands).")
+    if ("hands" in modes) != (hands is not None) and vrs is None:
+        raise UserError("--guidance hands and --hands FILE go together (or give --vrs RECORDING).")
+    if vrs is not None:
+        modes |= {"hands"}
 
     head = read_trajectory(trajectory, calibration=calibration, device_is_cpf=device_is_cpf, up=up)
     resampled = head.resample(30.0)  # refuses fewer than 2 frames
@@ -110,6 +120,10 @@ def infer(
         hand_observations, hands_info = load_hand_observations(hands, resampled, camera)
         for warning in hands_info["warnings"]:
             print(f"warning: {hands}: {warning}")
+    if vrs is not None:
+        hand_observations, hands_info = detected_hand_observations(vrs, resampled)
+        for warning in hands_info["warnings"]:
+            print(f"warning: {vrs}: {warning}")
     observations = Observations(wrist3d=wrist3d, hands=hand_observations)
     config = SamplingConfig(
         num_samples=samples, num_steps=steps, seed=seed, device=device, guidance=modes, guidance_inner=guidance_inner
@@ -139,3 +153,26 @@ def infer(
     )
     if repairs := resampled.metadata.get("repairs"):
         print(f"note: input repairs: {repairs}")
+
+
+def detected_hand_observations(
+    vrs: Path, trajectory: HeadTrajectory, progress: bool = True
+) -> tuple[HandObservations, dict]:
+    """Hands detected in the RGB stream of `vrs` (cached), at the trajectory's frames, seen by its RGB camera.
+
+    Frames outside the trajectory are dropped and counted (a warning in `info`); none inside is a `UserError`.
+    """
+    run = detect_hands(vrs, progress=progress)
+    note = f"reused cached detections {run.cache_file}" if run.cache_hit else summarize(run.detections)
+    print(f"{vrs}: {note}")
+    with tempfile.TemporaryDirectory() as folder:
+        path = run.cache_file or run.detections.save(Path(folder) / "hands.npz")
+        observations, info = load_hand_observations(path, trajectory, load_aria_rgb_camera(vrs))
+    if not info["counts"]["matched"]:
+        frames, times = run.detections.timestamps_ns, trajectory.timestamps_ns
+        raise UserError(
+            f"{vrs}: none of its {len(frames)} RGB frames ({frames[0] / 1e9:.3f}-{frames[-1] / 1e9:.3f} s) lies "
+            f"within the trajectory ({times[0] / 1e9:.3f}-{times[-1] / 1e9:.3f} s); expected the same recording, "
+            "with the trajectory on the device clock (as Aria MPS writes it)"
+        )
+    return observations, info | {"source": str(vrs), "cache_file": str(run.cache_file) if run.cache_file else None}

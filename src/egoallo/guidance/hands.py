@@ -100,14 +100,14 @@ def place_keypoints(
         keypoints_3d: (N, 21, 3) camera frame, finite; pixels: (N, 21, 2); weight: (N, 21), 0 where unused.
     Returns:
         translation (N, 3), and ok (N,): converged with every keypoint in front of the camera.
-    Starts from the given placement if the keypoints' centroid is over 0.1 m ahead (else, e.g.
-    for wrist-relative keypoints, from 0.4 m ahead).
+    Starts from the given placement if the wrist (keypoint 0) is over 0.1 m ahead (else, e.g.
+    for wrist-relative keypoints, with the wrist 0.4 m ahead).
     """
     focal = camera.focal_lengths.to(keypoints_3d)
-    centroid = keypoints_3d.mean(dim=-2)
-    ahead = torch.tensor([0.0, 0.0, 0.4], dtype=keypoints_3d.dtype) - centroid
-    translation = torch.where(centroid[:, 2:] > 0.1, torch.zeros_like(centroid), ahead)
-    damping = torch.full_like(centroid[:, 0], 1e-3)
+    wrist = keypoints_3d[:, 0]
+    ahead = torch.tensor([0.0, 0.0, 0.4], dtype=keypoints_3d.dtype) - wrist
+    translation = torch.where(wrist[:, 2:] > 0.1, torch.zeros_like(wrist), ahead)
+    damping = torch.full_like(wrist[:, 0], 1e-3)
 
     def cost(t: Tensor) -> Tensor:
         points = keypoints_3d + t[:, None, :]
