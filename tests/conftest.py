@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -83,3 +84,15 @@ def tiny_dataset(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     build_dataset(out, model=BodyModel.load_default(), sources=("bandai1", "cmu"), limit_per_source=3, workers=0,
                   progress=False, shared_dir=shared_dir)
     return out / "dataset.h5"
+
+
+VRS_NAME = "aea_recording_rgb8frames.vrs"
+"""The real 8-frame Aria recording in ../shared/aria."""
+
+
+@pytest.fixture(scope="module")
+def vrs(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the real 8-frame VRS (hand detections get cached beside it)."""
+    path = tmp_path_factory.mktemp("vrs") / VRS_NAME
+    shutil.copyfile(shared_dir / "aria" / VRS_NAME, path)
+    return path

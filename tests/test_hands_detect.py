@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import VRS_NAME
 
 from egoallo.cli.main import main
 from egoallo.errors import UserError
@@ -25,18 +25,9 @@ from egoallo.hands.mediapipe_hands import (
 from egoallo.hands.sides import SideTracker
 from egoallo.inputs import load_rgb_camera
 
-VRS_NAME = "aea_recording_rgb8frames.vrs"
 # Capture times of its RGB frames 0..2 (device clock, ns); a left hand is visible in frames 0-2.
 FIRST_TIMESTAMPS_NS = [86385246037, 86435217662, 86485218862]
 LEFT, RIGHT = 0, 1
-
-
-@pytest.fixture(scope="module")
-def vrs(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private copy of the real 8-frame VRS (detections get cached beside it)."""
-    path = tmp_path_factory.mktemp("vrs") / VRS_NAME
-    shutil.copyfile(shared_dir / "aria" / VRS_NAME, path)
-    return path
 
 
 @pytest.fixture(scope="module")

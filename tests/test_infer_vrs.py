@@ -6,7 +6,6 @@ paths use head trajectories written around the recording's frame times.
 """
 
 import dataclasses
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,6 @@ from egoallo.prior.checkpoint import load_denoiser, save_project_checkpoint
 from egoallo.prior.network import PRESETS, EgoDenoiser
 from egoallo.result import InferenceResult
 
-VRS_NAME = "aea_recording_rgb8frames.vrs"
 # CPF looking along world +x in a z-up world: +x left -> +y, +y up -> +z, +z forward -> +x.
 R_WORLD_CPF_FORWARD_X = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
@@ -38,14 +36,6 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("ckpt")
     save_project_checkpoint(directory, EgoDenoiser(config))
     return directory
-
-
-@pytest.fixture(scope="module")
-def vrs(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the recording, so the detection cache is written beside it in a temporary folder."""
-    path = tmp_path_factory.mktemp("vrs") / VRS_NAME
-    shutil.copyfile(shared_dir / "aria" / VRS_NAME, path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import numpy as np
 
 from .body import skeleton
 from .errors import UserError
+from .npz_files import read_npz, write_npz
 
 FORMAT_VERSION = 1
 
@@ -62,42 +63,26 @@ class InferenceResult:
 
     def save(self, path: str | os.PathLike, *, force: bool = False) -> Path:
         """Write atomically; refuses to replace an existing file unless `force`."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            raise UserError(f"{path}: the result file must end in .npz.")
-        if path.exists() and not force:
-            raise UserError(f"{path} exists; pass --force to overwrite it.")
-        if not path.parent.is_dir():
-            raise UserError(f"{path.parent}: output directory does not exist.")
         arrays = {k: getattr(self, k) for k in _ARRAYS}
-        tmp = path.with_name(f".{path.name}.tmp.npz")
-        try:
-            np.savez_compressed(
-                tmp,
+        return write_npz(
+            path,
+            {
                 **arrays,
-                joint_names=np.array(skeleton.JOINT_NAMES),
-                floor_z=np.float64(self.floor_z),
-                fps=np.float64(self.fps),
-                format_version=np.int64(FORMAT_VERSION),
-                metadata=np.array(json.dumps(self.metadata, default=str)),
-            )
-            os.replace(tmp, path)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise UserError(f"{path}: cannot write ({e.strerror}).") from None
-        return path
+                "joint_names": np.array(skeleton.JOINT_NAMES),
+                "floor_z": np.float64(self.floor_z),
+                "fps": np.float64(self.fps),
+                "format_version": np.int64(FORMAT_VERSION),
+                "metadata": np.array(json.dumps(self.metadata, default=str)),
+            },
+            what="result",
+            force=force,
+        )
 
     @staticmethod
     def load(path: str | os.PathLike) -> InferenceResult:
         """Read and check a result file (clear errors for other versions or missing keys)."""
         path = Path(path)
-        if not path.is_file():
-            raise UserError(f"{path}: result file not found.")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                data = {k: f[k] for k in f.files}
-        except Exception as e:
-            raise UserError(f"{path}: not a readable .npz ({e}).") from None
+        data = read_npz(path, what="result")
         version = int(data.get("format_version", -1))
         if version != FORMAT_VERSION:
             raise UserError(f"{path}: result format version {version}, this egoallo reads version {FORMAT_VERSION}.")

@@ -10,12 +10,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from egoallo.errors import UserError
+from egoallo.npz_files import read_npz, write_npz
 from egoallo.hands.camera import HandCamera
 
 FORMAT_VERSION = 1
@@ -68,33 +68,13 @@ class HandDetections:
 
     def save(self, path: str | os.PathLike, *, force: bool = False) -> Path:
         """Write atomically; refuses to replace an existing file unless `force`."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            raise UserError(f"{path}: the hand detections file must end in .npz.")
-        if path.exists() and not force:
-            raise UserError(f"{path} exists; pass --force to overwrite it.")
-        if not path.parent.is_dir():
-            raise UserError(f"{path.parent}: output directory does not exist.")
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-        try:
-            np.savez_compressed(tmp, **self._arrays())
-            os.replace(tmp, path)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise UserError(f"{path}: cannot write ({e.strerror}).") from None
-        return path
+        return write_npz(path, self._arrays(), what="hand detections", force=force)
 
     @staticmethod
     def load(path: str | os.PathLike) -> HandDetections:
         """Read and check a hands.npz (clear errors for other versions, missing keys or shapes)."""
         path = Path(path)
-        if not path.is_file():
-            raise UserError(f"{path}: hand detections file not found.")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                data = {k: f[k] for k in f.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-            raise UserError(f"{path}: not a readable .npz ({e}).") from None
+        data = read_npz(path, what="hand detections")
         version = int(data.get("format_version", -1))
         if version != FORMAT_VERSION:
             raise UserError(f"{path}: hands format version {version}, this egoallo reads version {FORMAT_VERSION}.")
