@@ -28,8 +28,8 @@ radians, positions in metres. Terms (window of frames in brackets):
   keypoints are first moved (translation only) so they reproject onto the 2D ones, which
   removes an unknown depth offset; without 2D keypoints they are used as given.
 
-With "hands" (or whenever the state has hand rotations) the 30 finger rotations of each
-frame are variables too, with their own, weaker prior and smoothness weights.
+With "hands" the 30 finger rotations of each frame are variables too, with their own,
+weaker prior and smoothness weights; otherwise they stay as sampled.
 """
 
 from __future__ import annotations
@@ -587,9 +587,12 @@ def build_problem(
         raise ValueError(f"T_world_cpf must be ({T}, 4, 4) to match the state, got {tuple(T_world_cpf.shape)}.")
     shaped = body.to(dtype=dtype).with_shape(state.betas.to(dtype).mean(dim=1, keepdim=True))
     T_world_cpf = T_world_cpf.to(dtype)
-    prior = state.local_rotations.to(dtype)
-    if "hands" in mode and state.hand_rotations is None:
-        prior = torch.cat([prior, so3.identity((*prior.shape[:2], 30), dtype=dtype)], dim=-3)
+    # Finger rotations are variables only when hand keypoints constrain them; the other terms
+    # never depend on them (the palm's knuckles move with the wrist), so they stay as sampled.
+    prior = state.body_rotations.to(dtype)
+    if "hands" in mode:
+        fingers = state.hand_rotations.to(dtype) if state.hand_rotations is not None else so3.identity((*prior.shape[:2], 30), dtype=dtype)
+        prior = torch.cat([prior, fingers], dim=-3)
     prior_kin = place(shaped, prior, T_world_cpf)
     foot_contact = None
     if "feet" in mode:
@@ -662,7 +665,7 @@ def guide(
         )
     rotations = torch.where(finite[:, None, None, None, None], rotations, problem.prior)
     body_rotations = rotations[..., :21, :, :].to(state.body_rotations.dtype)
-    hands = rotations[..., 21:, :, :].to(state.body_rotations.dtype) if rotations.shape[-3] == 51 else None
+    hands = rotations[..., 21:, :, :].to(state.body_rotations.dtype) if rotations.shape[-3] == 51 else state.hand_rotations
     guided = dataclasses.replace(state, body_rotations=body_rotations, hand_rotations=hands)
     log = GuidanceLog(
         solver=solver_log,
