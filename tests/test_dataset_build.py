@@ -321,3 +321,26 @@ def test_dataset_source_filter(tiny_dataset):
         subset = MotionDataset(tiny_dataset, "train", (source,))
         assert 0 < len(subset) < len(everything) or len(sources) == 1
         assert {subset.index_row(i)["source"] for i in range(len(subset))} == {source}
+
+
+def test_reshaped_window_keeps_the_motion_and_moves_the_head(tiny_dataset):
+    import torch
+
+    from egoallo.body import BodyModel
+    from egoallo.data.dataset import MotionDataset, reshape_window
+
+    body = BodyModel.load_default()
+    window = MotionDataset(tiny_dataset, "train").window(0, 0, 10)
+    same = reshape_window(window, body, window["betas"])
+    assert np.abs(same["joints_world"] - window["joints_world"]).max() < 1e-4  # FK of the data reproduces it
+    assert np.abs(same["T_world_cpf"] - window["T_world_cpf"]).max() < 1e-4
+    tall = reshape_window(window, body, window["betas"] + 2.0 * np.eye(len(window["betas"]))[0] * np.sign(window["betas"][0] or 1))
+    stature = lambda w: float(body.with_shape(torch.from_numpy(w["betas"][:16]).float()).stature)  # noqa: E731
+    ratio = stature(tall) / stature(window)
+    assert ratio != pytest.approx(1.0, abs=0.01)
+    # Head height follows the body's size; rotations, contacts and the root's orientation are untouched.
+    head = lambda w: w["T_world_cpf"][:, 2, 3].mean()  # noqa: E731
+    assert head(tall) / head(window) == pytest.approx(ratio, rel=0.03)
+    for key in ("body_rotations", "hand_rotations", "contacts"):
+        assert np.array_equal(tall[key], window[key])
+    assert np.array_equal(tall["T_world_root"][:, :3, :3], window["T_world_root"][:, :3, :3])

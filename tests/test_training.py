@@ -44,3 +44,12 @@ def test_torchrun_two_gloo_processes(tiny_dataset, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert [r["step"] for r in rows(run)] == ["1", "2"]  # rank 0 alone logs
     assert (run / "latest" / "model.safetensors").is_file()
+
+
+def test_train_with_mirrored_and_reshaped_windows(tiny_dataset, tmp_path):
+    run = tmp_path / "augmented"
+    args = ["train", "--dataset", str(tiny_dataset), "--out", str(run), "--steps", "2", "--mirror-probability", "1",
+            "--reshape-probability", "1", *TINY]
+    assert main(args) == 0
+    assert all(float(r["train_loss"]) > 0 for r in rows(run))
+    assert '"reshape_probability": 1.0' in (run / "train_config.json").read_text()

@@ -22,6 +22,7 @@ def train(
     window: int = 128,
     learning_rate: float = 3e-4,
     mirror_probability: float = 0.5,
+    reshape_probability: float = 0.0,
     sources: tuple[str, ...] | None = None,
     warmup_steps: int = 500,
     val_every: int = 500,
@@ -38,6 +39,7 @@ def train(
         cond_param: Conditioning parameterisation (the paper's Table 1).
         include_hands: Also model the 30 finger rotations.
         mirror_probability: Share of training windows reflected left-right.
+        reshape_probability: Share of training windows re-performed by a random other body shape.
         sources: Train (and validate) on these sources only, e.g. `bandai1 bandai2`.
     """
     if not dataset.is_file():
@@ -45,7 +47,8 @@ def train(
     net = dataclasses.replace(PRESETS[model], cond_param=cond_param, include_hands=include_hands)
     config = TrainConfig(
         dataset=dataset, out=out, model=model, cond_param=cond_param, steps=steps, batch_size=batch_size,
-        window=window, learning_rate=learning_rate, mirror_probability=mirror_probability, sources=sources, warmup_steps=warmup_steps, val_every=val_every,
+        window=window, learning_rate=learning_rate, mirror_probability=mirror_probability,
+        reshape_probability=reshape_probability, sources=sources, warmup_steps=warmup_steps, val_every=val_every,
         checkpoint_every=checkpoint_every, seed=seed, threads=threads,
     )
     final = train_prior(config, net)

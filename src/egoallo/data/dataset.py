@@ -121,6 +121,34 @@ def mirror_window(window: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+def reshape_window(window: dict[str, np.ndarray], body, betas: np.ndarray) -> dict[str, np.ndarray]:
+    """The same motion performed by another body: `betas (B,)` replace the window's.
+
+    Local rotations and the root's orientation are kept; the root's translation
+    is scaled by the ratio of the two bodies' rest pelvis heights above their
+    soles (longer legs: higher hips, longer strides), and the joints and head
+    poses are recomputed by forward kinematics with `body` (a `BodyModel`).
+    Contact labels are kept. Takes and returns `MotionDataset.window` dicts.
+    """
+    import torch
+
+    def pelvis_height(shaped) -> float:
+        return float(shaped.joints_zero[0, 1] - shaped.verts_zero[:, 1].min())
+
+    old = body.with_shape(torch.from_numpy(window["betas"][: body.num_betas]).float())
+    new = body.with_shape(torch.from_numpy(np.asarray(betas[: body.num_betas], dtype=np.float32)))
+    T_world_root = window["T_world_root"].copy()
+    T_world_root[..., :3, 3] *= pelvis_height(new) / pelvis_height(old)
+    local = np.concatenate([window["body_rotations"], window["hand_rotations"]], axis=-3)
+    posed = new.with_pose(torch.from_numpy(T_world_root), torch.from_numpy(local))
+    out = dict(window)
+    out["betas"] = np.asarray(betas, dtype=window["betas"].dtype)
+    out["T_world_root"] = T_world_root
+    out["joints_world"] = posed.joints_world.numpy().astype(window["joints_world"].dtype)
+    out["T_world_cpf"] = posed.T_world_cpf.numpy().astype(window["T_world_cpf"].dtype)
+    return out
+
+
 def _pad(frames: np.ndarray, length: int) -> np.ndarray:
     missing = length - frames.shape[0]
     if missing == 0:

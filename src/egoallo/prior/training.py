@@ -22,7 +22,8 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm import tqdm
 
-from ..data.dataset import MotionDataset, mirror_window
+from ..body import BodyModel
+from ..data.dataset import MotionDataset, mirror_window, reshape_window
 from ..errors import UserError
 from .checkpoint import load_project_checkpoint, save_project_checkpoint
 from .conditioning import compute_conditioning
@@ -48,6 +49,9 @@ class TrainConfig:
     """Share of windows cut to a random shorter length and masked, as in the paper."""
     mirror_probability: float = 0.5
     """Share of windows reflected left-right (`mirror_window`), doubling the motions seen."""
+    reshape_probability: float = 0.0
+    """Share of windows re-performed by another body (`reshape_window`): betas moved a uniform
+    random fraction of the way towards a draw from the body model's population, N(0, I)."""
     sources: tuple[str, ...] | None = None
     """Train on these sources only (e.g. `bandai1 bandai2` for a cross-dataset test on CMU); default all."""
     learning_rate: float = 3e-4
@@ -65,9 +69,11 @@ class TrainConfig:
 MODALITY_WEIGHTS = {"betas": 0.1, "body": 1.0, "contacts": 0.1, "hands": 0.01}
 
 
-def make_batch(dataset: MotionDataset, rng: np.random.Generator, config: TrainConfig, net: EgoDenoiserConfig):
+def make_batch(dataset: MotionDataset, rng: np.random.Generator, config: TrainConfig, net: EgoDenoiserConfig,
+               body: BodyModel | None = None):
     """Windows of `window + 1` frames: conditioning for frames 1..W and their clean state.
 
+    Windows are mirrored and (with `body`) re-shaped as `config` asks.
     Returns `x0 (B, W, D)`, `cond (B, W, C)`, `mask (B, W)` bool, `has_hands (B,)` bool.
     """
     xs, conds, masks, hands = [], [], [], []
@@ -75,6 +81,10 @@ def make_batch(dataset: MotionDataset, rng: np.random.Generator, config: TrainCo
         w = dataset.random_window(rng, config.window + 1)
         if rng.random() < config.mirror_probability:
             w = mirror_window(w)
+        if body is not None and rng.random() < config.reshape_probability:
+            betas = w["betas"].astype(np.float64)
+            betas = betas + rng.random() * (rng.standard_normal(betas.shape) - betas)
+            w = reshape_window(w, body, betas)
         mask = torch.from_numpy(w["mask"][1:].copy())
         if rng.random() < config.shorten_fraction:
             keep = int(rng.integers(2, config.window + 1))
@@ -184,6 +194,7 @@ def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool 
     out = Path(config.out)
     latest = out / "latest"
 
+    body = BodyModel.load_from_env_or_default(None) if config.reshape_probability > 0 else None
     model = EgoDenoiser(net_config)
     start_step = 0
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -208,7 +219,7 @@ def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool 
         lr = _lr(step, config)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x0, cond, mask, has_hands = make_batch(train_set, rng, config, net_config)
+        x0, cond, mask, has_hands = make_batch(train_set, rng, config, net_config, body)
         t = torch.randint(1, schedule.num_levels + 1, (x0.shape[0],))
         x_t = schedule.add_noise(x0, t, torch.randn_like(x0))
         pred = ddp(x_t, t, cond, mask)
