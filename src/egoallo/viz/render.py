@@ -46,8 +46,9 @@ def _draw_mesh(ax, vertices: np.ndarray, faces: np.ndarray, view: View, color) -
     ax.add_collection(PolyCollection(tri[front][order][:, :, :2], facecolors=rgb[order], edgecolors=rgb[order], linewidths=0.3))
 
 
-def _draw_panel(ax, meshes, view: View, colors, lines, floor_z, bounds: np.ndarray) -> None:
-    """One view of the scene; `bounds (N, 3)` are points the panel must show (fixed across animation frames)."""
+def _draw_panel(ax, meshes, view: View, colors, lines, floor_z, bounds: np.ndarray, aspect: float = 1.25) -> None:
+    """One view of the scene; `bounds (N, 3)` are points the panel must show (fixed across animation
+    frames), framed to fill a panel `aspect` times as tall as it is wide."""
     R = view.rotation()
     if floor_z is not None:
         lo, hi = bounds[:, :2].min(0) - 0.3, bounds[:, :2].max(0) + 0.3
@@ -63,9 +64,10 @@ def _draw_panel(ax, meshes, view: View, colors, lines, floor_z, bounds: np.ndarr
         ax.plot(p[:, 0], p[:, 1], "-", color=color, linewidth=1.5, zorder=10)
     cam = bounds @ R.T
     center = (cam.max(0) + cam.min(0)) / 2
-    half = (cam.max(0) - cam.min(0)).max() / 2 + 0.1
+    extent = cam.max(0) - cam.min(0)
+    half = max(extent[0], extent[1] / aspect) / 2 + 0.1
     ax.set_xlim(center[0] - half, center[0] + half)
-    ax.set_ylim(center[1] - half * 1.25, center[1] + half * 1.25)
+    ax.set_ylim(center[1] - half * aspect, center[1] + half * aspect)
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(view.title, fontsize=9)
@@ -95,7 +97,7 @@ def render_meshes(
     fig, axes = plt.subplots(1, len(views), figsize=(panel_size * len(views), panel_size * panel_aspect), squeeze=False)
     bounds = np.concatenate([v for v, _ in meshes] + [p for p, _ in (lines or [])])
     for ax, view in zip(axes[0], views):
-        _draw_panel(ax, meshes, view, colors or DEFAULT_COLORS, lines, floor_z, bounds)
+        _draw_panel(ax, meshes, view, colors or DEFAULT_COLORS, lines, floor_z, bounds, panel_aspect)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
