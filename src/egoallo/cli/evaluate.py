@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Literal
@@ -10,8 +11,23 @@ from ..assets import DEFAULT_CHECKPOINT
 from ..body import BodyModel
 from ..errors import UserError
 from ..evaluation.baselines import NearestNeighbourPredictor, rest_pose_predictor
-from ..evaluation.benchmark import EvalConfig, diffusion_predictor, evaluate, markdown_table, write_report
+from ..evaluation.benchmark import (
+    EvalConfig,
+    diffusion_predictor,
+    evaluate,
+    markdown_table,
+    write_report,
+)
 from ..prior.checkpoint import load_denoiser
+
+
+def checkpoint_digest(directory: Path) -> str:
+    """SHA-256 over a checkpoint directory's files (names and contents), so reports name the exact weights."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(directory).rglob("*") if p.is_file()):
+        digest.update(path.relative_to(directory).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def evaluate_cli(
@@ -60,7 +76,8 @@ def evaluate_cli(
             predictors["nearest_neighbour"] = NearestNeighbourPredictor(body, dataset, window)
         for name, predict in predictors.items():
             results, skipped = evaluate(dataset, predict, body, config, split=split, sources=sources)
-            meta = {"checkpoint": str(checkpoint), "dataset": str(dataset), "split": split, "sources": sources,
+            meta = {"checkpoint": str(checkpoint), "checkpoint_sha256": checkpoint_digest(checkpoint),
+                    "dataset": str(dataset), "split": split, "sources": sources,
                     "config": {**config.__dict__, "guidance": sorted(config.guidance)}, "method": name}
             if not results:
                 raise UserError(f"{dataset}: no {window}-frame window of split {split!r} could be evaluated "
