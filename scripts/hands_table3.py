@@ -1,6 +1,6 @@
 """Hands on held-out motion, after the paper's Table 3: hand-joint error with and without hand observations.
 
-    python scripts/hands_table3.py [--dataset DIR/dataset.h5] [--windows 12] [--seed 0] [--threads 1]
+    python scripts/hands_table3.py --dataset DIR/dataset.h5 [--windows 12] [--seed 0] [--threads 1]
 
 Test windows of 128 frames in which the true hands enter the real Aria RGB camera's view
 (factory calibration and `T_cpf_camera` of `../shared/aria/aea_recording_rgb8frames.vrs`,
@@ -287,7 +287,7 @@ def print_tables(results: list[WindowResult]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, default=Path("/work/build_data/ds/dataset.h5"))
+    parser.add_argument("--dataset", type=Path, required=True, help="dataset.h5 from `egoallo data build`")
     parser.add_argument("--windows", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
