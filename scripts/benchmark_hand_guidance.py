@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
 import platform
 import time
@@ -22,91 +21,11 @@ from pathlib import Path
 import torch
 
 from egoallo.body import BodyModel
-from egoallo.body.skeleton import JOINT_INDEX
-from egoallo.geometry import se3, so3
+from egoallo.evaluation.synthetic_hands import F64, Scene, errors, make_scene, perturbed
 from egoallo.guidance import HandObservations, LMConfig, Observations, guide
-from egoallo.guidance.hands import LANDMARK_JOINTS, landmark_offsets
 from egoallo.inputs.cameras import CameraModel, load_aria_rgb_camera
-from egoallo.prior.state import MotionState
 
-F64 = torch.float64
 SHARED = Path(os.environ.get("EGOALLO_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-HAND_JOINTS = [JOINT_INDEX["left_wrist"], JOINT_INDEX["right_wrist"], *range(22, 52)]
-LANDMARKS = list(LANDMARK_JOINTS[0] + LANDMARK_JOINTS[1])
-
-
-@dataclasses.dataclass(frozen=True)
-class Scene:
-    truth: MotionState
-    T_world_cpf: torch.Tensor
-    pixels: torch.Tensor
-    """(T, 2, 21, 2)"""
-    points_camera: torch.Tensor
-    """(T, 2, 21, 3)"""
-    hand_joints: torch.Tensor
-    """(T, 32, 3)"""
-
-
-def reaching_rotations(T: int) -> torch.Tensor:
-    """(T, 51, 3, 3) forearms forward in front of the chest, arms swaying, fingers curling."""
-    t = torch.arange(T, dtype=F64) / 30.0
-    turn = lambda axis, angle: so3.exp(torch.tensor(axis, dtype=F64) * angle[..., None])
-    wave = lambda amplitude, hz, phase: amplitude * torch.sin(2 * math.pi * hz * t + phase)
-    rot = torch.eye(3, dtype=F64).repeat(T, 51, 1, 1)
-    for side, sign, phase in (("left", 1.0, 0.0), ("right", -1.0, 1.0)):
-        rot[:, JOINT_INDEX[f"{side}_shoulder"] - 1] = turn([0, 0, 1], -sign * (1.0 + wave(0.15, 0.8, phase))) @ turn(
-            [0, 1, 0], torch.full((T,), -sign)
-        )
-        rot[:, JOINT_INDEX[f"{side}_elbow"] - 1] = turn([0, 1, 0], -sign * (1.2 + wave(0.2, 0.6, phase)))
-        rot[:, JOINT_INDEX[f"{side}_wrist"] - 1] = turn([1, 0, 0], wave(0.3, 0.5, phase))
-        for finger in ("index", "middle", "ring", "pinky"):
-            for k in (1, 2, 3):
-                rot[:, JOINT_INDEX[f"{side}_{finger}{k}"] - 1] = turn([0, 0, 1], -sign * (0.3 + wave(0.25, 0.7, phase + k)))
-    return rot
-
-
-def world_joints(body: BodyModel, rotations: torch.Tensor, T_world_cpf: torch.Tensor) -> torch.Tensor:
-    """(T, 52, 4, 4) joint poses for `rotations (T, 51, 3, 3)` placed by Eq. 5 (mean shape)."""
-    at_root = body.to(dtype=F64).with_shape(torch.zeros(16, dtype=F64)).with_pose(torch.eye(4, dtype=F64), rotations)
-    return (T_world_cpf @ se3.inverse(at_root.T_world_cpf))[:, None] @ at_root.Ts_world_joint
-
-
-def observe(body: BodyModel, camera: CameraModel, Ts: torch.Tensor, T_world_cpf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Landmark pixels (T, 2, 21, 2) and camera-frame points (T, 2, 21, 3) of joint poses `Ts (T, 52, 4, 4)`."""
-    offsets = landmark_offsets(body.to(dtype=F64).with_shape(torch.zeros(16, dtype=F64))).flatten(0, 1)
-    world = Ts[:, LANDMARKS, :3, 3] + (Ts[:, LANDMARKS, :3, :3] @ offsets[..., None])[..., 0]
-    T_camera_world = se3.inverse(T_world_cpf @ camera.T_cpf_camera)
-    points = (T_camera_world[:, None, :3, :3] @ world[..., None])[..., 0] + T_camera_world[:, None, :3, 3]
-    return camera.project(points).unflatten(1, (2, 21)), points.unflatten(1, (2, 21))
-
-
-def make_scene(body: BodyModel, camera: CameraModel, T: int) -> Scene:
-    rot = reaching_rotations(T)
-    R_zup = so3.rot_x(torch.tensor(math.pi / 2, dtype=F64))
-    T_world_root = se3.from_rotation_translation(R_zup, torch.tensor([0.0, 0.0, 0.95], dtype=F64)).expand(T, 4, 4)
-    posed = body.to(dtype=F64).with_shape(torch.zeros(16, dtype=F64)).with_pose(T_world_root, rot)
-    truth = MotionState(torch.zeros(1, T, 16, dtype=F64), rot[None, :, :21], torch.zeros(1, T, 21, dtype=F64), rot[None, :, 21:])
-    pixels, points = observe(body, camera, posed.Ts_world_joint, posed.T_world_cpf)
-    return Scene(truth, posed.T_world_cpf, pixels, points, posed.joints_world[:, HAND_JOINTS])
-
-
-def perturbed(scene: Scene, seed: int) -> MotionState:
-    g = torch.Generator().manual_seed(seed)
-    rot = scene.truth.local_rotations[0].clone()
-    arms = [JOINT_INDEX[f"{s}_{j}"] - 1 for s in ("left", "right") for j in ("shoulder", "elbow", "wrist")]
-    for v in arms + list(range(21, 51)):
-        rot[:, v] = rot[:, v] @ so3.exp(0.3 * torch.randn(3, generator=g, dtype=F64))
-    return dataclasses.replace(scene.truth, body_rotations=rot[None, :, :21], hand_rotations=rot[None, :, 21:])
-
-
-def errors(body: BodyModel, camera: CameraModel, scene: Scene, state: MotionState) -> tuple[float, float, float]:
-    """Median landmark reprojection (px); mean wrist + finger joint and wrist position errors (mm)."""
-    Ts = world_joints(body, state.local_rotations[0], scene.T_world_cpf)
-    pixels, _ = observe(body, camera, Ts, scene.T_world_cpf)
-    joints = (Ts[:, HAND_JOINTS, :3, 3] - scene.hand_joints).norm(dim=-1)
-    return float((pixels - scene.pixels).norm(dim=-1).median()), float(joints.mean()) * 1e3, float(joints[:, :2].mean()) * 1e3
-
-
 def noisy_pixels(scene: Scene, seed: int) -> torch.Tensor:
     """3 px Gaussian noise, 10 % of keypoints moved 150 px (clipped to the image)."""
     g = torch.Generator().manual_seed(seed)
@@ -138,11 +57,11 @@ def accuracy_table(body: BodyModel, camera: CameraModel, T: int, seeds: int) -> 
     rows: dict[str, list[tuple[float, ...]]] = {}
     for seed in range(seeds):
         sample = perturbed(scene, seed)
-        before = errors(body, camera, scene, sample)
+        before = errors(scene, sample)
         for name, arrays in settings(scene, seed).items():
             observations = Observations(hands=HandObservations(camera, **arrays))
             guided, log = guide(body, sample, scene.T_world_cpf, mode={"hands"}, observations=observations)
-            after = errors(body, camera, scene, guided)
+            after = errors(scene, guided)
             rows.setdefault(name, []).append((*before, *after, log.solver.iterations, log.time_s))
     for name, values in rows.items():
         m = torch.tensor(values, dtype=F64).mean(dim=0).tolist()
