@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from egoallo.body import BodyModel
-from egoallo.cli.infer import detected_hand_observations
 from egoallo.cli.main import main
 from egoallo.guidance import Observations
 from egoallo.guidance.hands import LANDMARK_JOINTS, landmark_offsets
 from egoallo.hands import open_frames
+from egoallo.hands.observations import detected_hand_observations
 from egoallo.inference import SamplingConfig, estimate_body_motion
 from egoallo.inputs.cameras import CameraModel, load_aria_rgb_camera
 from egoallo.inputs.trajectory import HeadTrajectory
@@ -119,7 +119,7 @@ def test_detected_hands_guide_the_left_arm_toward_the_keypoints(tiny_checkpoint,
     """Library path: the recording's detections at the frames of a trajectory spanning it, then guidance."""
     timestamps, T = walking_head(int(frame_times[0]) - 100_000_000, 18)
     trajectory = HeadTrajectory(timestamps, T, "around the VRS")
-    observations, info = detected_hand_observations(vrs, trajectory, progress=False)
+    observations, info, _ = detected_hand_observations(vrs, trajectory, progress=False)
     assert info["counts"] == {"detections": 8, "matched": 8, "outside_trajectory": 0, "same_frame_dropped": 0,
                               "frames_left": 3, "frames_right": 0}
     assert info["warnings"] == []

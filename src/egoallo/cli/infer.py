@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -13,13 +12,19 @@ import tyro
 from ..assets import DEFAULT_CHECKPOINT, EXAMPLE_TRAJECTORY
 from ..body import BodyModel
 from ..errors import UserError
+from ..guidance import Observations
+from ..hands import summarize
+from ..hands.observations import detected_hand_observations
 from ..inference import SamplingConfig, estimate_body_motion, standing_eye_height
-from ..guidance import HandObservations, Observations
-from ..hands import detect_hands, summarize
 from ..inputs.cameras import load_aria_rgb_camera
 from ..inputs.hands import load_hand_observations
-from ..inputs.points import PointCloudError, estimate_floor_z, floor_from_trajectory, read_points
-from ..inputs.trajectory import HeadTrajectory, read_trajectory
+from ..inputs.points import (
+    PointCloudError,
+    estimate_floor_z,
+    floor_from_trajectory,
+    read_points,
+)
+from ..inputs.trajectory import read_trajectory
 from ..inputs.wrist_palm import read_wrist_palm, to_world_observations
 from ..prior.checkpoint import load_denoiser
 
@@ -121,7 +126,8 @@ def infer(
         for warning in hands_info["warnings"]:
             print(f"warning: {hands}: {warning}")
     if vrs is not None:
-        hand_observations, hands_info = detected_hand_observations(vrs, resampled)
+        hand_observations, hands_info, run = detected_hand_observations(vrs, resampled)
+        print(f"{vrs}: " + (f"reused cached detections {run.cache_file}" if run.cache_hit else summarize(run.detections)))
         for warning in hands_info["warnings"]:
             print(f"warning: {vrs}: {warning}")
     observations = Observations(wrist3d=wrist3d, hands=hand_observations)
@@ -154,25 +160,3 @@ def infer(
     if repairs := resampled.metadata.get("repairs"):
         print(f"note: input repairs: {repairs}")
 
-
-def detected_hand_observations(
-    vrs: Path, trajectory: HeadTrajectory, progress: bool = True
-) -> tuple[HandObservations, dict]:
-    """Hands detected in the RGB stream of `vrs` (cached), at the trajectory's frames, seen by its RGB camera.
-
-    Frames outside the trajectory are dropped and counted (a warning in `info`); none inside is a `UserError`.
-    """
-    run = detect_hands(vrs, progress=progress)
-    note = f"reused cached detections {run.cache_file}" if run.cache_hit else summarize(run.detections)
-    print(f"{vrs}: {note}")
-    with tempfile.TemporaryDirectory() as folder:
-        path = run.cache_file or run.detections.save(Path(folder) / "hands.npz")
-        observations, info = load_hand_observations(path, trajectory, load_aria_rgb_camera(vrs))
-    if not info["counts"]["matched"]:
-        frames, times = run.detections.timestamps_ns, trajectory.timestamps_ns
-        raise UserError(
-            f"{vrs}: none of its {len(frames)} RGB frames ({frames[0] / 1e9:.3f}-{frames[-1] / 1e9:.3f} s) lies "
-            f"within the trajectory ({times[0] / 1e9:.3f}-{times[-1] / 1e9:.3f} s); expected the same recording, "
-            "with the trajectory on the device clock (as Aria MPS writes it)"
-        )
-    return observations, info | {"source": str(vrs), "cache_file": str(run.cache_file) if run.cache_file else None}
