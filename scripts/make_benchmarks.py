@@ -9,7 +9,7 @@ second call only rewrites the document. `--table1-runs` is a directory with one
 training run per conditioning (`ours/`, `absolute/`, `canonicalized/`,
 `absrel/`, each trained by the commands in the document); its `ours` run never
 saw CMU and doubles as the cross-dataset model. `--speed` also reruns
-`scripts/benchmark_inference.py` for the speed table.
+`scripts/benchmark_inference.py` for the speed table (else the document keeps its last one).
 """
 
 from __future__ import annotations
@@ -90,6 +90,17 @@ RESULTS_HEADER = (
     "| method | windows | MPJPE (mm) | PA-MPJPE (mm) | PA-MPJPE, reference's (mm) | T_head (m) | foot contact | foot skate | stature error (cm) |\n"
     "|---|---|---|---|---|---|---|---|---|"
 )
+
+
+def method_table(reports: dict[str, dict], feet: dict) -> list[str]:
+    """The results table of one window length: the prior without and with foot guidance, then the baselines."""
+    return [
+        RESULTS_HEADER,
+        results_row("egoallo", reports["egoallo"]),
+        results_row("egoallo + foot guidance", feet),
+        results_row("nearest neighbour by conditioning", reports["nearest_neighbour"]),
+        results_row("rest pose hung from the head", reports["rest_pose"]),
+    ]
 
 
 def activity_rows(reports: list[dict]) -> list[str]:
@@ -269,19 +280,11 @@ def main() -> None:
         "",
         f"## 128-frame windows ({w128['egoallo']['summary']['all']['windows']} windows)",
         "",
-        RESULTS_HEADER,
-        results_row("egoallo", w128["egoallo"]),
-        results_row("egoallo + foot guidance", w128_feet),
-        results_row("nearest neighbour by conditioning", w128["nearest_neighbour"]),
-        results_row("rest pose hung from the head", w128["rest_pose"]),
+        *method_table(w128, w128_feet),
         "",
         f"## 32-frame windows (every 8th: {w32['egoallo']['summary']['all']['windows']} windows)",
         "",
-        RESULTS_HEADER,
-        results_row("egoallo", w32["egoallo"]),
-        results_row("egoallo + foot guidance", w32_feet),
-        results_row("nearest neighbour by conditioning", w32["nearest_neighbour"]),
-        results_row("rest pose hung from the head", w32["rest_pose"]),
+        *method_table(w32, w32_feet),
         "",
         "## Per source (128-frame windows, MPJPE in mm, windows in brackets)",
         "",
@@ -343,8 +346,12 @@ def main() -> None:
              "handful of fitted bodies, which `--reshape-probability` widens."),
             "",
         ]
+    out = args.docs / "benchmarks.md"
     if speed:
         lines += ["## Inference speed", "", "`python scripts/benchmark_inference.py`:", "", speed.strip(), ""]
+    elif out.is_file() and "## Inference speed" in (previous := out.read_text()):
+        # Not re-measured this time: keep the last measurement.
+        lines += previous[previous.index("## Inference speed") : previous.index("## Commands")].splitlines()
     lines += [
         "## Commands",
         "",
@@ -364,7 +371,6 @@ def main() -> None:
         "```",
         "",
     ]
-    out = args.docs / "benchmarks.md"
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text("\n".join(lines))
     os.replace(tmp, out)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .body import skeleton
 from .errors import UserError
-from .npz_files import read_npz, write_npz
+from .files import read_npz, write_npz
 
 FORMAT_VERSION = 1
 

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import torch
 
+from ..body import BodyModel
 from ..body.skeleton import MIRROR_INDEX
 from .dataset_build import INDEX_FIELDS, read_index
 from .sources import SPLITS, ClipInfo
@@ -121,16 +123,15 @@ def mirror_window(window: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def reshape_window(window: dict[str, np.ndarray], body, betas: np.ndarray) -> dict[str, np.ndarray]:
+def reshape_window(window: dict[str, np.ndarray], body: BodyModel, betas: np.ndarray) -> dict[str, np.ndarray]:
     """The same motion performed by another body: `betas (B,)` replace the window's.
 
     Local rotations and the root's orientation are kept; the root's translation
     is scaled by the ratio of the two bodies' rest pelvis heights above their
     soles (longer legs: higher hips, longer strides), and the joints and head
-    poses are recomputed by forward kinematics with `body` (a `BodyModel`).
+    poses are recomputed by forward kinematics with `body`.
     Contact labels are kept. Takes and returns `MotionDataset.window` dicts.
     """
-    import torch
 
     def pelvis_height(shaped) -> float:
         return float(shaped.joints_zero[0, 1] - shaped.verts_zero[:, 1].min())

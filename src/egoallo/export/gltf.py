@@ -34,7 +34,8 @@ from scipy.spatial.transform import Rotation
 from ..body import BodyModel, skeleton
 from ..data.motion import Motion
 from ..errors import UserError
-from .motion_files import Z_UP_TO_Y_UP, write_bytes_atomic
+from ..files import write_bytes_atomic
+from .motion_files import Z_UP_TO_Y_UP
 
 _COMPONENT_TYPES = {
     np.dtype(np.float32): 5126,

@@ -20,7 +20,7 @@ from scipy.spatial.transform import Rotation
 
 from ..body import BodyModel, skeleton
 from ..data.motion import Motion
-from ..errors import UserError
+from ..files import write_bytes_atomic
 from ..result import InferenceResult
 
 # Maps this project's z-up worlds to BVH's y-up: (x, y, z) -> (x, z, -y), the inverse of the reader's mapping.
@@ -107,20 +107,6 @@ def write_amass_npz(path: str | os.PathLike, motion: Motion, body: BodyModel) ->
         body_model=np.array(body.name),
     )
     return write_bytes_atomic(path, buffer.getvalue())
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """Write `data` to a temporary file beside `path`, then rename it over `path`."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise UserError(f"{path}: cannot write the file ({e.strerror or e}).") from e
-    finally:
-        if tmp.is_file():
-            tmp.unlink()
-    return path
 
 
 def _write_text(path: Path, text: str) -> Path:

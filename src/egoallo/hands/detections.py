@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from egoallo.errors import UserError
-from egoallo.npz_files import read_npz, write_npz
+from egoallo.files import read_npz, write_npz
 from egoallo.hands.camera import HandCamera
 
 FORMAT_VERSION = 1

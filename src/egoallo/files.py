@@ -1,7 +1,8 @@
-"""The program's own `.npz` files (results, hand detections): checked, atomic writes and clear read errors."""
+"""Writing files atomically, and the program's own `.npz` files (results, hand detections)."""
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from pathlib import Path
@@ -11,8 +12,23 @@ import numpy as np
 from .errors import UserError
 
 
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to a temporary file beside `path`, then rename it over `path` (a `UserError` if impossible)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise UserError(f"{path}: cannot write the file ({e.strerror or e}).") from None
+    finally:
+        if tmp.is_file():
+            tmp.unlink()
+    return path
+
+
 def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], *, what: str, force: bool = False) -> Path:
-    """Write `arrays` compressed to a temporary file beside `path`, then rename it over `path`.
+    """`arrays` compressed into `path`, atomically.
 
     Refuses a name not ending in .npz, a missing directory, and an existing file unless `force`.
     `what` names the file in messages ("result", "hand detections").
@@ -24,16 +40,9 @@ def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], *, what: s
         raise UserError(f"{path} exists; pass --force to overwrite it.")
     if not path.parent.is_dir():
         raise UserError(f"{path.parent}: output directory does not exist.")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise UserError(f"{path}: cannot write ({e.strerror or e}).") from None
-    finally:
-        if tmp.is_file():
-            tmp.unlink()
-    return path
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def read_npz(path: str | os.PathLike, *, what: str) -> dict[str, np.ndarray]:
