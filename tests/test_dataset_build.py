@@ -312,6 +312,32 @@ def test_mirrored_window_is_a_valid_motion_of_the_same_body(tiny_dataset):
         assert np.array_equal(twice[key], window[key]), key
 
 
+def test_retimed_window_plays_the_same_motion_at_another_speed(tiny_dataset):
+    from egoallo.body import BodyModel
+    from egoallo.data.dataset import MotionDataset, retime_source_length, retime_window
+
+    body = BodyModel.load_default()
+    dataset = MotionDataset(tiny_dataset, "train")
+    source = dataset.window(0, 2, 40)
+    keys = ("T_world_root", "body_rotations", "hand_rotations", "joints_world", "T_world_cpf")
+    same = retime_window(source, 1.0, 12, body)
+    for key in keys:  # speed 1: the source's first frames (joints and head poses re-derived by FK)
+        assert np.abs(same[key] - source[key][:12]).max() < 1e-4, key
+    double = retime_window(source, 2.0, 12, body)
+    for key in keys:  # speed 2: every other source frame
+        assert np.abs(double[key] - source[key][:24:2]).max() < 1e-4, key
+    assert np.array_equal(double["contacts"], source["contacts"][:24:2])
+    half = retime_window(source, 0.5, 12, body)
+    # Speed 0.5: odd frames lie halfway between two source frames, joints close to their midpoint.
+    midpoint = 0.5 * (source["joints_world"][:5] + source["joints_world"][1:6])
+    assert np.abs(half["joints_world"][1:11:2] - midpoint).max() < 0.01
+    assert np.abs(half["joints_world"][0:12:2] - source["joints_world"][:6]).max() < 1e-4
+    assert half["body_rotations"].shape == (12, 21, 3, 3) and half["mask"].all()
+    assert retime_source_length(2.0, 12) == 24
+    with pytest.raises(ValueError, match="needs 35 source frames, got 12"):
+        retime_window(dataset.window(0, 2, 12), 3.0, 12, body)
+
+
 def test_dataset_source_filter(tiny_dataset):
     from egoallo.data.dataset import MotionDataset
 

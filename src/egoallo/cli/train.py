@@ -23,6 +23,8 @@ def train(
     learning_rate: float = 3e-4,
     mirror_probability: float = 0.5,
     reshape_probability: float = 0.0,
+    retime_probability: float = 0.0,
+    retime_speeds: tuple[float, float] = (0.8, 1.25),
     sources: tuple[str, ...] | None = None,
     warmup_steps: int = 500,
     val_every: int = 500,
@@ -40,15 +42,20 @@ def train(
         include_hands: Also model the 30 finger rotations.
         mirror_probability: Share of training windows reflected left-right.
         reshape_probability: Share of training windows re-performed by a random other body shape.
+        retime_probability: Share of training windows played faster or slower.
+        retime_speeds: Slowest and fastest playback speed of a re-timed window (drawn log-uniformly).
         sources: Train (and validate) on these sources only, e.g. `bandai1 bandai2`.
     """
     if not dataset.is_file():
         raise UserError(f"{dataset}: dataset file not found (build one with `egoallo data build --out DIR`).")
+    if not 0 < retime_speeds[0] <= retime_speeds[1]:
+        raise UserError(f"--retime-speeds must be two positive speeds, slowest first; got {retime_speeds[0]} {retime_speeds[1]}.")
     net = dataclasses.replace(PRESETS[model], cond_param=cond_param, include_hands=include_hands)
     config = TrainConfig(
         dataset=dataset, out=out, model=model, cond_param=cond_param, steps=steps, batch_size=batch_size,
         window=window, learning_rate=learning_rate, mirror_probability=mirror_probability,
-        reshape_probability=reshape_probability, sources=sources, warmup_steps=warmup_steps, val_every=val_every,
+        reshape_probability=reshape_probability, retime_probability=retime_probability,
+        retime_speeds=retime_speeds, sources=sources, warmup_steps=warmup_steps, val_every=val_every,
         checkpoint_every=checkpoint_every, seed=seed, threads=threads,
     )
     final = train_prior(config, net)

@@ -9,15 +9,18 @@ process (a forked or unpickled copy opens its own handle).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 import torch
+from torch import Tensor
 
 from ..body import BodyModel
 from ..body.skeleton import MIRROR_INDEX
+from ..geometry import se3, so3
 from .dataset_build import INDEX_FIELDS, read_index
 from .sources import SPLITS, ClipInfo
 
@@ -148,6 +151,54 @@ def reshape_window(window: dict[str, np.ndarray], body: BodyModel, betas: np.nda
     out["joints_world"] = posed.joints_world.numpy().astype(window["joints_world"].dtype)
     out["T_world_cpf"] = posed.T_world_cpf.numpy().astype(window["T_world_cpf"].dtype)
     return out
+
+
+def retime_window(window: dict[str, np.ndarray], speed: float, length: int, body: BodyModel) -> dict[str, np.ndarray]:
+    """The same motion played `speed` times as fast, resampled to `length` frames.
+
+    Output frame i is the source at time `i · speed` (in source frames): rotations
+    (root and local) are interpolated on SO(3), the root's translation linearly,
+    contacts and the mask come from the nearest / both neighbouring source frames,
+    and the joints and head poses are recomputed by forward kinematics with
+    `body`. The source needs `retime_source_length(speed, length)` frames.
+    Takes and returns `MotionDataset.window` dicts.
+    """
+    available = window["mask"].shape[0]
+    if not speed > 0 or retime_source_length(speed, length) > available:
+        raise ValueError(f"retiming {length} frames at speed {speed} needs {retime_source_length(speed, length)} source frames, got {available}.")
+    times = np.arange(length) * speed
+    i0 = np.minimum(np.floor(times).astype(int), available - 1)
+    i1 = np.minimum(i0 + 1, available - 1)
+    alpha = torch.from_numpy(times - i0)[:, None, None, None]
+
+    def slerp(R: np.ndarray) -> Tensor:
+        R = torch.from_numpy(R).double()
+        R0, R1 = R[i0], R[i1]
+        return R0 @ so3.exp(alpha[..., 0] * so3.log(R0.mT @ R1))
+
+    local = np.concatenate([window["body_rotations"], window["hand_rotations"]], axis=-3)
+    root = torch.from_numpy(window["T_world_root"]).double()
+    T_world_root = se3.from_rotation_translation(
+        slerp(window["T_world_root"][:, None, :3, :3])[:, 0],
+        root[i0, :3, 3] + alpha[:, 0, 0] * (root[i1, :3, 3] - root[i0, :3, 3]),
+    )
+    rotations = slerp(local)
+    shaped = body.to(dtype=torch.float64).with_shape(torch.from_numpy(window["betas"][: body.num_betas]).double())
+    posed = shaped.with_pose(T_world_root, rotations)
+    out = dict(window)
+    out["T_world_root"] = T_world_root.numpy().astype(window["T_world_root"].dtype)
+    out["body_rotations"] = rotations[:, :21].numpy().astype(window["body_rotations"].dtype)
+    out["hand_rotations"] = rotations[:, 21:].numpy().astype(window["hand_rotations"].dtype)
+    out["joints_world"] = posed.joints_world.numpy().astype(window["joints_world"].dtype)
+    out["T_world_cpf"] = posed.T_world_cpf.numpy().astype(window["T_world_cpf"].dtype)
+    out["contacts"] = window["contacts"][np.minimum(np.round(times).astype(int), available - 1)]
+    out["mask"] = window["mask"][i0] & window["mask"][i1]
+    return out
+
+
+def retime_source_length(speed: float, length: int) -> int:
+    """Source frames `retime_window` reads to make `length` frames at `speed`."""
+    return int(math.floor((length - 1) * speed + 1e-9)) + 2
 
 
 def _pad(frames: np.ndarray, length: int) -> np.ndarray:

@@ -23,7 +23,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ..body import BodyModel
-from ..data.dataset import MotionDataset, mirror_window, reshape_window
+from ..data.dataset import MotionDataset, mirror_window, reshape_window, retime_source_length, retime_window
 from ..errors import UserError
 from .checkpoint import load_project_checkpoint, save_project_checkpoint
 from .conditioning import compute_conditioning
@@ -52,6 +52,9 @@ class TrainConfig:
     reshape_probability: float = 0.0
     """Share of windows re-performed by another body (`reshape_window`): betas moved a uniform
     random fraction of the way towards a draw from the body model's population, N(0, I)."""
+    retime_probability: float = 0.0
+    """Share of windows played faster or slower (`retime_window`), at a speed drawn log-uniformly from `retime_speeds`."""
+    retime_speeds: tuple[float, float] = (0.8, 1.25)
     sources: tuple[str, ...] | None = None
     """Train on these sources only (e.g. `bandai1 bandai2` for a cross-dataset test on CMU); default all."""
     learning_rate: float = 3e-4
@@ -73,12 +76,17 @@ def make_batch(dataset: MotionDataset, rng: np.random.Generator, config: TrainCo
                body: BodyModel | None = None):
     """Windows of `window + 1` frames: conditioning for frames 1..W and their clean state.
 
-    Windows are mirrored and (with `body`) re-shaped as `config` asks.
+    Windows are mirrored and (with `body`) re-timed and re-shaped as `config` asks.
     Returns `x0 (B, W, D)`, `cond (B, W, C)`, `mask (B, W)` bool, `has_hands (B,)` bool.
     """
     xs, conds, masks, hands = [], [], [], []
     for _ in range(config.batch_size):
-        w = dataset.random_window(rng, config.window + 1)
+        if body is not None and config.retime_probability > 0 and rng.random() < config.retime_probability:
+            speed = float(np.exp(rng.uniform(*np.log(config.retime_speeds))))
+            w = dataset.random_window(rng, retime_source_length(speed, config.window + 1))
+            w = retime_window(w, speed, config.window + 1, body)
+        else:
+            w = dataset.random_window(rng, config.window + 1)
         if rng.random() < config.mirror_probability:
             w = mirror_window(w)
         if body is not None and rng.random() < config.reshape_probability:
@@ -194,7 +202,8 @@ def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool 
     out = Path(config.out)
     latest = out / "latest"
 
-    body = BodyModel.load_from_env_or_default(None) if config.reshape_probability > 0 else None
+    augments_by_body = config.reshape_probability > 0 or config.retime_probability > 0
+    body = BodyModel.load_from_env_or_default(None) if augments_by_body else None
     model = EgoDenoiser(net_config)
     start_step = 0
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
