@@ -21,7 +21,7 @@ from egoallo.guidance import (
     levenberg_marquardt,
     wrist_observations,
 )
-from egoallo.guidance.costs import FOOT_JOINTS, place
+from egoallo.guidance.costs import FOOT_CONTACT_LIFT_M, FOOT_JOINTS, place
 from egoallo.guidance.solver import (
     Residual,
     _block_diagonal,
@@ -95,7 +95,8 @@ def _random_problem(body: BodyModel, T: int, hands: bool, S: int = 2):
         hand_obs = HandObservations(camera, 100.0 + 1200.0 * torch.rand(T, 2, 21, 2, generator=g, dtype=F64), keypoints_3d)
         mode = mode | {"hands"}
     weights = GuidanceWeights(hand_reprojection_huber=0.8)
-    problem = build_problem(body, state, T_world_cpf, mode=mode, observations=Observations(obs, hand_obs), weights=weights)
+    problem = build_problem(body, state, T_world_cpf, mode=mode, observations=Observations(obs, hand_obs), weights=weights,
+                            floor_z=-0.3)
     x = problem.prior @ so3.exp(0.2 * randn(*problem.prior.shape[:-2], 3))
     return problem, x
 
@@ -231,6 +232,28 @@ def test_feet_guidance_removes_skating(body: BodyModel) -> None:
     assert skate_guided <= 0.5 * skate_prior
     assert after <= before and moved < 30.0
     assert not log.fell_back.any() and log.mode == {"feet"}
+
+
+def test_feet_guidance_puts_planted_feet_on_a_known_floor(body: BodyModel) -> None:
+    T = 32
+    truth, T_world_cpf, joints_true = _planted_motion(body, T)
+    rest = body.to(dtype=F64).with_shape(torch.zeros(16, dtype=F64)).rest_joint_heights[list(FOOT_JOINTS)]
+    floor_z = float((joints_true[:, FOOT_JOINTS, 2] - rest).mean()) - FOOT_CONTACT_LIFT_M
+    crouch = torch.full((T,), 0.6, dtype=F64)  # both knees bent: the head stays, so the feet lift off the floor
+    prior = _perturbed(truth, {4: ([1, 0, 0], crouch), 5: ([1, 0, 0], crouch)})
+    body64 = body.to(dtype=F64)
+    _, _, joints_prior = place_in_world(body64, prior, T_world_cpf)
+
+    def lift_mm(joints: Tensor) -> float:
+        return 1000 * float((joints[0, :, FOOT_JOINTS, 2] - joints_true[:, FOOT_JOINTS, 2]).abs().mean())
+
+    skating_only, _ = guide(body, prior, T_world_cpf, mode={"feet"})
+    on_floor, log = guide(body, prior, T_world_cpf, mode={"feet"}, floor_z=floor_z)
+    lifts = [lift_mm(place_in_world(body64, s, T_world_cpf)[2]) for s in (prior, skating_only, on_floor)]
+    print(f"\nfeet above the floor: sample {lifts[0]:.1f} mm, skating term only {lifts[1]:.1f} mm, with the floor {lifts[2]:.1f} mm")
+    assert lifts[0] > 30.0 and lifts[1] > 0.8 * lifts[0]  # skating alone cannot see a constant lift
+    assert lifts[2] < 0.3 * lifts[0]
+    assert not log.fell_back.any()
 
 
 def test_wrist3d_guidance_tracks_observed_wrists(body: BodyModel) -> None:

@@ -106,7 +106,8 @@ def estimate_body_motion(
     guidance_log: dict = {}
 
     def guided(state: MotionState, iterations: int, phase: str) -> MotionState:
-        refined, log = guide(body, state, T_world_cpf, mode=config.guidance, observations=observations, iterations=iterations)
+        refined, log = guide(body, state, T_world_cpf, mode=config.guidance, observations=observations, iterations=iterations,
+                             floor_z=floor_z)
         entry = guidance_log.setdefault(phase, {"calls": 0, "time_s": 0.0, "fell_back": 0})
         entry["calls"] += 1
         entry["time_s"] += log.time_s

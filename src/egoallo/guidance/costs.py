@@ -72,6 +72,8 @@ PALM_JOINTS = ((22, 25, 28, 31), (37, 40, 43, 46))
 """Per hand (left, right): index1, middle1, pinky1, ring1; their mean is the palm centre."""
 _LANDMARK_JOINTS = LANDMARK_JOINTS[0] + LANDMARK_JOINTS[1]
 _HEAD = JOINT_INDEX["head"]
+FOOT_CONTACT_LIFT_M = 0.01
+"""How far a foot joint in contact sits above its standing height, typically (motion capture: median 1.0 cm)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +86,8 @@ class GuidanceWeights:
     smooth_prior_deviation: float = 10.0
     smooth_second_difference: float = 5.0
     foot_skating: float = 30.0
+    foot_floor: float = 30.0
+    """Height of a foot joint in contact above its standing height over the floor (needs the floor)."""
     wrist_position: float = 50.0
     palm_orientation: float = 10.0
     hand_reprojection: float = 1.0
@@ -269,6 +273,18 @@ def _foot_skating(
         return Residual(values)
     J = position_jacobian(kin, FOOT_JOINTS, num_rotations)
     return Residual(values, (-scale[..., None] * J[:, :-1], scale[..., None] * J[:, 1:]))
+
+
+def _foot_floor(
+    kin: Kinematics, contact: Tensor, target_z: Tensor, weight: float, num_rotations: int, with_jacobians: bool
+) -> Residual:
+    """Height of each foot joint above `target_z (S, 1, 4)` scaled by `contact (S, T, 4)`."""
+    scale = weight * contact
+    values = scale * (kin.positions[..., FOOT_JOINTS, 2] - target_z)
+    if not with_jacobians:
+        return Residual(values)
+    J = position_jacobian(kin, FOOT_JOINTS, num_rotations)[..., 2::3, :]
+    return Residual(values, (scale[..., None] * J,))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -502,6 +518,8 @@ class GuidanceProblem:
     weights: GuidanceWeights
     foot_contact: Tensor | None
     """(S, T-1, 4) `sqrt(c_t·c_{t+1})` per foot joint, with "feet"."""
+    foot_floor: tuple[Tensor, Tensor] | None
+    """With "feet" and a known floor: contact `(S, T, 4)` and target heights `(S, 1, 4)` of the foot joints."""
     wrists: _WristTargets | None
     """With "wrist3d"."""
     hands: _HandTargets | None
@@ -521,6 +539,8 @@ class GuidanceProblem:
         out.append(_torso_position(kin, self.prior_torso, w.prior_torso_position, J, with_jacobians))
         if self.foot_contact is not None:
             out.append(_foot_skating(kin, self.foot_contact, w.foot_skating, J, with_jacobians))
+        if self.foot_floor is not None:
+            out.append(_foot_floor(kin, *self.foot_floor, w.foot_floor, J, with_jacobians))
         if self.wrists is not None:
             out.extend(_wrist3d(kin, self.wrists, w.wrist_position, w.palm_orientation, J, with_jacobians))
         if self.hands is not None:
@@ -567,10 +587,13 @@ def build_problem(
     observations: Observations | None = None,
     weights: GuidanceWeights = GuidanceWeights(),
     dtype: torch.dtype = torch.float64,
+    floor_z: float | None = None,
 ) -> GuidanceProblem:
     """The guidance problem for a sample `state (S, T, ...)` and the head poses `T_world_cpf (T, 4, 4)`.
 
     With "hands" and a state without hand rotations, the fingers start from the flat rest pose.
+    With "feet" and `floor_z`, foot joints in contact are also drawn to their standing height
+    above the floor.
     """
     unknown = set(mode) - MODES
     if unknown:
@@ -594,10 +617,13 @@ def build_problem(
         fingers = state.hand_rotations.to(dtype) if state.hand_rotations is not None else so3.identity((*prior.shape[:2], 30), dtype=dtype)
         prior = torch.cat([prior, fingers], dim=-3)
     prior_kin = place(shaped, prior, T_world_cpf)
-    foot_contact = None
+    foot_contact, foot_floor = None, None
     if "feet" in mode:
         c = state.contacts[..., [j - 1 for j in FOOT_JOINTS]].to(dtype).clamp(0.0, 1.0)
         foot_contact = torch.sqrt(c[:, 1:] * c[:, :-1])
+        if floor_z is not None:
+            target_z = floor_z + shaped.rest_joint_heights[..., FOOT_JOINTS] + FOOT_CONTACT_LIFT_M
+            foot_floor = (c, target_z)
     wrists, ignored = None, 0
     if "wrist3d" in mode:
         wrists, ignored = _wrist_targets(observations.wrist3d, shaped, T, dtype)
@@ -622,6 +648,7 @@ def build_problem(
         prior_torso=prior_kin.positions[..., TORSO_JOINTS, :],
         weights=weights,
         foot_contact=foot_contact,
+        foot_floor=foot_floor,
         wrists=wrists,
         hands=hands,
         hand3d=hand3d,
@@ -641,6 +668,7 @@ def guide(
     iterations: int = 20,
     dtype: torch.dtype = torch.float64,
     solver: LMConfig = LMConfig(),
+    floor_z: float | None = None,
 ) -> tuple[MotionState, GuidanceLog]:
     """Refine sampled rotations with Levenberg–Marquardt ("post" guidance).
 
@@ -648,13 +676,14 @@ def guide(
         state: the sample, `(S, T, ...)`; β is averaged over time as in `place_in_world`.
         T_world_cpf: (T, 4, 4) head poses (z-up world).
         mode: subset of {"feet", "wrist3d", "hands"}; prior and smoothness terms are always on.
+        floor_z: floor height in the same world; with "feet", feet in contact stand on it.
     Returns:
         The state with refined body (and hand) rotations, and the log. A sample whose
         solution is not finite is returned unguided, flagged in `log.fell_back`.
     """
     started = time.perf_counter()
     problem = build_problem(
-        body, state, T_world_cpf, mode=mode, observations=observations, weights=weights, dtype=dtype
+        body, state, T_world_cpf, mode=mode, observations=observations, weights=weights, dtype=dtype, floor_z=floor_z
     )
     rotations, solver_log = levenberg_marquardt(problem.residuals, problem.prior, iterations, solver)
     finite = rotations.flatten(1).isfinite().all(dim=1)
