@@ -15,6 +15,7 @@ saw CMU and doubles as the cross-dataset model. `--speed` also reruns
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ from egoallo.assets import DEFAULT_CHECKPOINT
 from egoallo.body import skeleton
 from egoallo.cli.evaluate import checkpoint_digest
 from egoallo.cli.main import main as egoallo
+from egoallo.guidance import GuidanceWeights
 
 CONDITIONINGS = {
     "ours": "ours (relative + height + yaw-free rotation, spatially and temporally invariant)",
@@ -60,7 +62,8 @@ def run_eval(dataset: Path, out: Path, checkpoint: Path, window: int, *, step: i
             return False
         meta = json.loads(path.read_text())["meta"]
         return (meta.get("checkpoint_sha256") == checkpoint_digest(checkpoint) and meta["config"]["window_step"] == step
-                and meta["config"]["guidance"] == sorted(guidance) and meta.get("sources") == (list(sources) if sources else None))
+                and meta["config"]["guidance"] == sorted(guidance) and meta.get("sources") == (list(sources) if sources else None)
+                and meta.get("guidance_weights") == dataclasses.asdict(GuidanceWeights()))
 
     if not all(current(p) for p in paths):
         args = ["eval", "--dataset", str(dataset), "--out", str(out), "--checkpoint", str(checkpoint),
