@@ -1,6 +1,6 @@
 """Guidance: Levenberg–Marquardt refinement of sampled motion (feet, Aria wrist tracking, hand keypoints).
 
-guided, log = guide(body, state, T_world_cpf, mode={"feet"})
+guided, log = guide(body, state, T_world_cpf, mode={"feet"}, floor_z=0.0)
 """
 
 from .costs import (
