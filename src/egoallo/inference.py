@@ -15,7 +15,7 @@ from torch import Tensor
 
 from .body import BodyModel
 from .geometry import se3
-from .guidance import Observations, guide
+from .guidance import GuidanceWeights, Observations, guide
 from .inputs.trajectory import HeadTrajectory
 from .prior.conditioning import compute_conditioning
 from .prior.diffusion import ddim_sample
@@ -39,6 +39,7 @@ class SamplingConfig:
     """Also guide inside every denoising step (as well as after sampling)."""
     post_iterations: int = 20
     inner_iterations: int = 5
+    guidance_weights: GuidanceWeights = dataclasses.field(default_factory=GuidanceWeights)
 
 
 def standing_eye_height(body: BodyModel) -> float:
@@ -107,7 +108,7 @@ def estimate_body_motion(
 
     def guided(state: MotionState, iterations: int, phase: str) -> MotionState:
         refined, log = guide(body, state, T_world_cpf, mode=config.guidance, observations=observations, iterations=iterations,
-                             floor_z=floor_z)
+                             weights=config.guidance_weights, floor_z=floor_z)
         entry = guidance_log.setdefault(phase, {"calls": 0, "time_s": 0.0, "fell_back": 0})
         entry["calls"] += 1
         entry["time_s"] += log.time_s

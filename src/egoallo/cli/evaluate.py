@@ -19,7 +19,6 @@ from ..evaluation.benchmark import (
     markdown_table,
     write_report,
 )
-from ..guidance import GuidanceWeights
 from ..prior.checkpoint import load_denoiser
 
 
@@ -80,8 +79,7 @@ def evaluate_cli(
             results, skipped = evaluate(dataset, predict, body, config, split=split, sources=sources)
             meta = {"checkpoint": str(checkpoint), "checkpoint_sha256": checkpoint_digest(checkpoint),
                     "dataset": str(dataset), "split": split, "sources": sources,
-                    "config": {**config.__dict__, "guidance": sorted(config.guidance)}, "method": name,
-                    "guidance_weights": dataclasses.asdict(GuidanceWeights())}
+                    "config": {**dataclasses.asdict(config), "guidance": sorted(config.guidance)}, "method": name}
             if not results:
                 raise UserError(f"{dataset}: no {window}-frame window of split {split!r} could be evaluated "
                                 f"({len(skipped)} skipped; first: {skipped[0].clip_id}: {skipped[0].reason})." if skipped

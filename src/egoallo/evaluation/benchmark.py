@@ -24,9 +24,9 @@ from tqdm import tqdm
 
 from ..body import BodyModel
 from ..data.dataset import MotionDataset
+from ..guidance import GuidanceWeights, Observations, wrist_observations
 from ..inference import SamplingConfig, estimate_body_motion
 from ..inputs.trajectory import HeadTrajectory
-from ..guidance import Observations, wrist_observations
 from ..prior.network import EgoDenoiser
 from ..prior.state import MotionState
 from .metrics import BODY_JOINTS, body_metrics, stature_error_cm
@@ -50,6 +50,7 @@ class EvalConfig:
     """Evaluate every N-th window (in clip order): a cheaper run over all clips and activities."""
     guidance: frozenset[str] = frozenset()
     """Guidance modes after sampling; "wrist3d" observes the true wrists and palms exactly."""
+    guidance_weights: GuidanceWeights = dataclasses.field(default_factory=GuidanceWeights)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +94,7 @@ def diffusion_predictor(denoiser: EgoDenoiser, body: BodyModel, config: EvalConf
 
     def predict(trajectory: HeadTrajectory, seed: int, window: dict):
         sampling = SamplingConfig(num_samples=config.samples, num_steps=config.num_steps, eta=config.eta, seed=seed,
-                                  guidance=config.guidance)
+                                  guidance=config.guidance, guidance_weights=config.guidance_weights)
         observations = None
         if "wrist3d" in config.guidance:
             truth = MotionState(
