@@ -95,14 +95,29 @@ RESULTS_HEADER = (
 )
 
 
-def method_table(reports: dict[str, dict], feet: dict) -> list[str]:
-    """The results table of one window length: the prior without and with foot guidance, then the baselines."""
+def truth_row(dataset: Path, report: dict) -> str:
+    """Foot contact and foot skate of the motion capture itself, over the report's windows (the metrics' floor)."""
+    from egoallo.data.dataset import MotionDataset
+    from egoallo.evaluation.metrics import foot_contact, foot_skate
+
+    data = MotionDataset(dataset, report["meta"]["split"], report["meta"]["sources"])
+    index = {clip_id: i for i, clip_id in enumerate(data.clip_ids)}
+    window = report["meta"]["config"]["window"]
+    joints = [data.window(index[w["clip_id"]], w["start"], window)["joints_world"][None] for w in report["windows"]]
+    contact = np.mean([foot_contact(j)[0] for j in joints])
+    skate = np.mean([foot_skate(j)[0] for j in joints])
+    return f"| motion capture (the truth) | {len(joints)} | — | — | — | — | {contact:.2f} | {skate:.2f} | — |"
+
+
+def method_table(dataset: Path, reports: dict[str, dict], feet: dict) -> list[str]:
+    """The results table of one window length: the prior without and with foot guidance, the baselines, the truth."""
     return [
         RESULTS_HEADER,
         results_row("egoallo", reports["egoallo"]),
         results_row("egoallo + foot guidance", feet),
         results_row("nearest neighbour by conditioning", reports["nearest_neighbour"]),
         results_row("rest pose hung from the head", reports["rest_pose"]),
+        truth_row(dataset, feet),
     ]
 
 
@@ -283,11 +298,15 @@ def main() -> None:
         "",
         f"## 128-frame windows ({w128['egoallo']['summary']['all']['windows']} windows)",
         "",
-        *method_table(w128, w128_feet),
+        *method_table(d, w128, w128_feet),
+        "",
+        ("Foot guidance (`--guidance feet`): no sliding of feet in predicted contact, and feet in contact "
+         "standing on the floor (`docs/guidance.md`). The last row scores the motion capture itself: its foot "
+         "contact and foot skate are what a perfect estimate would get."),
         "",
         f"## 32-frame windows (every 8th: {w32['egoallo']['summary']['all']['windows']} windows)",
         "",
-        *method_table(w32, w32_feet),
+        *method_table(d, w32, w32_feet),
         "",
         "## Per source (128-frame windows, MPJPE in mm, windows in brackets)",
         "",
