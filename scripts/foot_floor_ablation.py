@@ -40,7 +40,7 @@ def main() -> None:
     _, denoiser = load_denoiser(args.checkpoint)
     default = GuidanceWeights().foot_floor
     rows = [(0.0, 0.0), (0.0, default), (0.0, 100.0), (-0.05, 0.0), (-0.05, default), (0.05, 0.0), (0.05, default)]
-    print(f"{args.checkpoint}, split {args.split}, {args.window}-frame windows, every {args.window_step}th, 1 sample, feet guidance\n")
+    print(f"{args.checkpoint}, split {args.split}, {args.window}-frame windows, window step {args.window_step}, 1 sample, feet guidance\n")
     print("| floor given (m from true) | foot_floor weight | MPJPE (mm) | PA-MPJPE (mm) | foot contact | foot skate | s |")
     print("|---|---|---|---|---|---|---|")
     for floor_error, weight in rows:
