@@ -47,6 +47,12 @@ SHIPPED_TRAIN = (
     "--val-every 500 --checkpoint-every 250 --threads 1 --seed 0 --mirror-probability 0.5  # then, same RUN:\n"
     "egoallo train --dataset DIR/dataset.h5 --out RUN --steps 8000 --warmup-steps 300 --learning-rate 5e-4 "
     "--val-every 500 --checkpoint-every 250 --threads 1 --seed 0 --mirror-probability 0.5 --reshape-probability 0.3"
+    "  # then, same RUN:\n"
+    "egoallo train --dataset DIR/dataset.h5 --out RUN --steps 15000 --warmup-steps 300 --learning-rate 5e-4 "
+    "--val-every 500 --checkpoint-every 250 --threads 1 --seed 0 --mirror-probability 0.5 --reshape-probability 0.3"
+    "  # stopped at step 10000; then, same RUN:\n"
+    "egoallo train --dataset DIR/dataset.h5 --out RUN --steps 12500 --warmup-steps 300 --learning-rate 5e-4 "
+    "--val-every 500 --checkpoint-every 250 --threads 1 --seed 0 --mirror-probability 0.5 --reshape-probability 0.3"
 )
 
 
