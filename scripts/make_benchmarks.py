@@ -69,7 +69,7 @@ def run_eval(dataset: Path, out: Path, checkpoint: Path, window: int, *, step: i
         meta = json.loads(path.read_text())["meta"]
         return (meta.get("checkpoint_sha256") == checkpoint_digest(checkpoint) and meta["config"]["window_step"] == step
                 and meta["config"]["guidance"] == sorted(guidance) and meta.get("sources") == (list(sources) if sources else None)
-                and meta["config"].get("guidance_weights") == dataclasses.asdict(GuidanceWeights()))
+                and (not guidance or meta["config"].get("guidance_weights") == dataclasses.asdict(GuidanceWeights())))
 
     if not all(current(p) for p in paths):
         args = ["eval", "--dataset", str(dataset), "--out", str(out), "--checkpoint", str(checkpoint),
