@@ -78,7 +78,7 @@ FOOT_CONTACT_LIFT_M = 0.01
 
 @dataclasses.dataclass(frozen=True)
 class GuidanceWeights:
-    """Residual weights (the paper's values)."""
+    """Residual weights: the paper's values, and `foot_floor`, which the paper does not have."""
 
     prior_rotation: float = 1.0
     prior_torso_position: float = 5.0
