@@ -28,6 +28,8 @@ from egoallo.assets import DEFAULT_CHECKPOINT
 from egoallo.body import skeleton
 from egoallo.cli.evaluate import checkpoint_digest
 from egoallo.cli.main import main as egoallo
+from egoallo.data.dataset import MotionDataset
+from egoallo.evaluation.metrics import foot_contact, foot_skate
 from egoallo.guidance import GuidanceWeights
 
 CONDITIONINGS = {
@@ -103,9 +105,6 @@ RESULTS_HEADER = (
 
 def truth_row(dataset: Path, report: dict) -> str:
     """Foot contact and foot skate of the motion capture itself, over the report's windows (the metrics' floor)."""
-    from egoallo.data.dataset import MotionDataset
-    from egoallo.evaluation.metrics import foot_contact, foot_skate
-
     data = MotionDataset(dataset, report["meta"]["split"], report["meta"]["sources"])
     index = {clip_id: i for i, clip_id in enumerate(data.clip_ids)}
     window = report["meta"]["config"]["window"]
