@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +30,7 @@ from egoallo.cli.evaluate import checkpoint_digest
 from egoallo.cli.main import main as egoallo
 from egoallo.data.dataset import MotionDataset
 from egoallo.evaluation.metrics import foot_contact, foot_skate
+from egoallo.files import write_bytes_atomic
 from egoallo.guidance import GuidanceWeights
 
 CONDITIONINGS = {
@@ -181,10 +182,10 @@ def per_joint_plot(reports: dict[str, dict], path: Path) -> None:
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def predicted_vs_true(dataset: Path, report: dict, checkpoint: Path, path: Path, frames: int = 5) -> str:
@@ -398,9 +399,7 @@ def main() -> None:
         "```",
         "",
     ]
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, out)
+    write_bytes_atomic(out, "\n".join(lines).encode())
     print(f"wrote {out}")
 
 

@@ -159,4 +159,3 @@ def infer(
     )
     if repairs := resampled.metadata.get("repairs"):
         print(f"note: input repairs: {repairs}")
-

@@ -183,8 +183,7 @@ def retime_window(window: dict[str, np.ndarray], speed: float, length: int, body
         root[i0, :3, 3] + alpha[:, 0, 0] * (root[i1, :3, 3] - root[i0, :3, 3]),
     )
     rotations = slerp(local)
-    shaped = body.to(dtype=torch.float64).with_shape(torch.from_numpy(window["betas"][: body.num_betas]).double())
-    posed = shaped.with_pose(T_world_root, rotations)
+    posed = body.with_shape(torch.from_numpy(window["betas"][: body.num_betas]).float()).with_pose(T_world_root, rotations)
     out = dict(window)
     out["T_world_root"] = T_world_root.numpy().astype(window["T_world_root"].dtype)
     out["body_rotations"] = rotations[:, :21].numpy().astype(window["body_rotations"].dtype)
@@ -198,7 +197,7 @@ def retime_window(window: dict[str, np.ndarray], speed: float, length: int, body
 
 def retime_source_length(speed: float, length: int) -> int:
     """Source frames `retime_window` reads to make `length` frames at `speed`."""
-    return int(math.floor((length - 1) * speed + 1e-9)) + 2
+    return math.floor((length - 1) * speed + 1e-9) + 2
 
 
 def _pad(frames: np.ndarray, length: int) -> np.ndarray:

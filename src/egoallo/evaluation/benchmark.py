@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ from tqdm import tqdm
 
 from ..body import BodyModel
 from ..data.dataset import MotionDataset
+from ..files import write_bytes_atomic
 from ..guidance import GuidanceWeights, Observations, wrist_observations
 from ..inference import SamplingConfig, estimate_body_motion
 from ..inputs.trajectory import HeadTrajectory
@@ -201,9 +201,6 @@ def write_report(out_dir: Path, name: str, results: list[WindowResult], meta: di
         table += f"\n\nSkipped ({len(skipped)}):\n" + "\n".join(
             f"- {c.clip_id}" + ("" if c.start is None else f" @ {c.start}") + f": {c.reason}" for c in skipped)
     for suffix, text in ((".json", json.dumps(payload, indent=1)), (".md", table)):
-        path = out_dir / f"{name}{suffix}"
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text + "\n")
-        os.replace(tmp, path)
+        write_bytes_atomic(out_dir / f"{name}{suffix}", (text + "\n").encode())
     return summary
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from pathlib import Path
 
@@ -12,6 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
+
+from ..files import write_bytes_atomic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,11 +103,10 @@ def render_meshes(
         _draw_panel(ax, meshes, view, colors or DEFAULT_COLORS, lines, floor_z, bounds, panel_aspect)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=dpi)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def render_animation(
