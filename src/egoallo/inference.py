@@ -109,9 +109,10 @@ def estimate_body_motion(
     def guided(state: MotionState, iterations: int, phase: str) -> MotionState:
         refined, log = guide(body, state, T_world_cpf, mode=config.guidance, observations=observations, iterations=iterations,
                              weights=config.guidance_weights, floor_z=floor_z)
-        entry = guidance_log.setdefault(phase, {"calls": 0, "time_s": 0.0, "fell_back": 0})
+        entry = guidance_log.setdefault(phase, {"calls": 0, "time_s": 0.0, "iterations": 0, "fell_back": 0})
         entry["calls"] += 1
         entry["time_s"] += log.time_s
+        entry["iterations"] += log.solver.iterations
         entry["fell_back"] += int(log.fell_back.sum())
         entry["ignored_observations"] = log.ignored_observations
         entry["counts"] = log.counts
