@@ -12,7 +12,6 @@ import io
 import copy
 import json
 import tarfile
-import time
 from pathlib import Path
 
 import h5py
@@ -168,12 +167,11 @@ def test_summary_and_splits(built):
 def test_second_run_resumes_without_work(built, model, shared_dir):
     out, _ = built
     before = {p: p.stat().st_mtime_ns for p in [*out.rglob("*.npz"), out / "dataset.h5", out / "build_log.jsonl"]}
-    start = time.perf_counter()
     summary = build_dataset(
         out, model=model, sources=("bandai1", "cmu"), shared_dir=shared_dir,
         workers=2, limit_per_source=2, config=FAST, progress=False,
     )
-    assert summary.processed == 0 and time.perf_counter() - start < 15.0
+    assert summary.processed == 0
     assert {p: p.stat().st_mtime_ns for p in before} == before
 
 
