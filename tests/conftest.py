@@ -31,6 +31,11 @@ BVH_SAMPLE_MEMBERS: dict[str, tuple[str, ...]] = {
         "cmu-dev/subjects/005/005_15.bvh",
         "cmu-dev/subjects/002/002_01.bvh",
     ),
+    "cmu-daz-subjects-10-14.tar.xz": (
+        "cmu_daz_subjects10-14/11/11_01.bvh",
+        "cmu_daz_subjects10-14/13/13_41.bvh",
+    ),
+    "reactidle-idle.tar.xz": ("reactidle/genuine/003_genuine.bvh",),
 }
 
 

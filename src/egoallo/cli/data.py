@@ -9,13 +9,13 @@ import tyro
 
 from ..body import BodyModel
 from ..data.dataset_build import BuildError, build_dataset
-from ..data.sources import SharedDirError
+from ..data.sources import ARCHIVE_SOURCES, SharedDirError
 from ..errors import UserError
 
 
 def build(
     out: Path,
-    sources: tuple[Literal["bandai1", "bandai2", "cmu"], ...] = ("bandai1", "bandai2", "cmu"),
+    sources: tuple[Literal["bandai1", "bandai2", "cmu", "cmu_daz", "reactidle"], ...] = ARCHIVE_SOURCES,
     amass_dir: Path | None = None,
     workers: int = 2,
     limit_per_source: int | None = None,
@@ -61,7 +61,7 @@ def make_case(
     """Turn a motion-capture clip (BVH of a known skeleton) into an evaluation case: OUT/trajectory.csv + OUT/gt.npz.
 
     Args:
-        clip: BVH file (Bandai Namco or CMU subset skeleton).
+        clip: BVH file of a known skeleton (Bandai Namco, CMU subset, CMU Daz conversion, ReActIdle).
         out: Case directory.
         body_model: Body model .npz: official SMPL-H model.npz or this project's (else $EGOALLO_SMPLH_MODEL, else the shipped model).
         force: Overwrite the case files in a non-empty OUT.

@@ -61,6 +61,18 @@ class BvhPose:
     end_site_positions: np.ndarray
     """End site positions in metres. (F, E, 3)"""
 
+    def points(self, bvh: Bvh, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Positions `(F, K, 3)` and world orientations `(F, K, 3, 3)` of joints or end sites by name.
+
+        An end site (named as in `Bvh.point_names`) is oriented like the joint it hangs from.
+        """
+        index = {n: i for i, n in enumerate(bvh.point_names)}
+        J = len(bvh.joint_names)
+        rows = [index[n] for n in names]
+        positions = np.concatenate([self.positions, self.end_site_positions], axis=1)[:, rows]
+        owner = [r if r < J else int(bvh.end_sites.parents[r - J]) for r in rows]
+        return positions, self.rotations[:, owner]
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Bvh:
@@ -85,6 +97,17 @@ class Bvh:
     @property
     def num_frames(self) -> int:
         return self.motion.shape[0]
+
+    @property
+    def point_names(self) -> tuple[str, ...]:
+        """Joint names, then one name per end site: `"<joint>/end"` (`"<joint>/end2"`, ... for a joint's further sites)."""
+        names = list(self.joint_names)
+        seen: dict[int, int] = {}
+        for parent in self.end_sites.parents.tolist():
+            seen[parent] = seen.get(parent, 0) + 1
+            suffix = "" if seen[parent] == 1 else str(seen[parent])
+            names.append(f"{self.joint_names[parent]}/end{suffix}")
+        return tuple(names)
 
     @property
     def fps(self) -> float:

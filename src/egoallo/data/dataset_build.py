@@ -69,6 +69,8 @@ from .sources import (
     ARCHIVE_SOURCES,
     BANDAI_STYLE_SPLITS,
     CMU_SUBJECT_SPLITS,
+    DAZ_SUBJECT_SPLITS,
+    REACTIDLE_PERFORMER_SPLITS,
     SPLITS,
     ClipInfo,
     archive_path,
@@ -132,9 +134,9 @@ class BuildSummary:
         }
 
     def table(self) -> str:
-        lines = [f"{'source':<8} {'split':<6} {'clips':>6} {'frames':>9} {'hours':>7}"]
+        lines = [f"{'source':<10} {'split':<6} {'clips':>6} {'frames':>9} {'hours':>7}"]
         for r in self.rows:
-            lines.append(f"{r.source:<8} {r.split:<6} {r.clips:>6} {r.frames:>9} {r.hours:>7.2f}")
+            lines.append(f"{r.source:<10} {r.split:<6} {r.clips:>6} {r.frames:>9} {r.hours:>7.2f}")
         for source, error in self.mean_error_mm.items():
             lines.append(f"{source}: mean fit error " + ("n/a" if error is None else f"{error:.1f} mm"))
         for source, kinds in self.failures.items():
@@ -165,7 +167,7 @@ def build_dataset(
     out_dir: str | os.PathLike,
     *,
     model: BodyModel | str | os.PathLike,
-    sources: Iterable[str] = ("bandai1", "bandai2", "cmu"),
+    sources: Iterable[str] = ARCHIVE_SOURCES,
     shared_dir: str | os.PathLike | None = None,
     amass_dir: str | os.PathLike | None = None,
     workers: int = 2,
@@ -568,12 +570,14 @@ def split_assignment(index: list[dict]) -> dict:
     """The split rules and which styles / subjects / sub-datasets of the built clips went where."""
     observed: dict[str, dict[str, set[str]]] = collections.defaultdict(lambda: collections.defaultdict(set))
     for row in index:
-        key = row["style"] or row["performer"] or row["clip_id"].split("/")[1]  # AMASS: the sub-dataset
+        key = row["performer"] or row["style"] or row["clip_id"].split("/")[1]  # AMASS: the sub-dataset
         observed[row["source"]][row["split"]].add(key)
     return {
         "rules": {
             "bandai": {"by": "style", "held_out": {s: {k: list(v) for k, v in d.items()} for s, d in BANDAI_STYLE_SPLITS.items()}},
             "cmu": {"by": "subject", "subjects": {k: list(v) for k, v in CMU_SUBJECT_SPLITS.items()}, "unlisted": "train"},
+            "cmu_daz": {"by": "subject", "subjects": {k: list(v) for k, v in DAZ_SUBJECT_SPLITS.items()}, "unlisted": "train"},
+            "reactidle": {"by": "performer", "held_out": {k: list(v) for k, v in REACTIDLE_PERFORMER_SPLITS.items()}, "unlisted": "train"},
             "amass": {"by": "sub-dataset", "lists": {k: list(v) for k, v in AMASS_SPLITS.items()}, "unlisted": "excluded"},
         },
         "observed": {s: {split: sorted(keys) for split, keys in sorted(d.items())} for s, d in sorted(observed.items())},

@@ -2,7 +2,11 @@
 
 Per clip:
 
-1. Source forward kinematics (z-up, metres), resampled to the target rate.
+1. Source forward kinematics (z-up, metres) after the skeleton's lead-in
+   frames; only the longest run of clean frames is kept (no non-finite
+   values, no joint flips: a local rotation turning faster than
+   `max_joint_speed_deg_s`); markerless sources are low-pass filtered
+   (zero phase); resampled to the target rate.
 2. Shape β from the source's bone lengths (least squares over mapped bones).
 3. Initial rotations, top-down: a joint with two or more mapped descendants
    (pelvis, chest) takes the rotation that best aligns its rest bones with the
@@ -47,6 +51,9 @@ class RetargetConfig:
     """A joint is near the floor when less than this above its rest height over the sole (m)."""
     contact_speed: float = 0.2
     """... and nearly still when slower than this (m/s)."""
+    max_joint_speed_deg_s: float = 3000.0
+    """A source joint's local rotation turning faster than this is a flip, not motion (the fastest
+    everyday joint motion, e.g. a wrist flick, stays under about 2,000 deg/s)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +78,120 @@ class RetargetResult:
 
 class RetargetError(ValueError):
     """A clip cannot be retargeted (too short, degenerate, non-finite)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CleanFrames:
+    """The longest run of usable source frames, and what was repaired or dropped."""
+
+    start: int
+    stop: int
+    """Frames `start:stop` (after the lead-in) are kept."""
+    repaired_frames: tuple[int, ...]
+    """Glitch frames (a joint flips away and back within `MAX_GLITCH_S`), replaced by interpolation."""
+    flip_frames: int
+    """Frame pairs between which a joint flipped for good (turned faster than the limit); the clip is cut there."""
+    non_finite_frames: int
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self) | {"repaired_frames": len(self.repaired_frames)}
+
+
+MAX_GLITCH_S = 0.1
+"""Longest flip-and-back that is repaired by interpolation rather than cut out."""
+
+
+def _rotation_angle_deg(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Angles between rotations `(..., 3, 3)`, degrees."""
+    cos = (np.einsum("...ab,...ab->...", A, B) - 1.0) / 2.0
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def clean_frames(positions: np.ndarray, local_rotations: np.ndarray, fps: float, max_speed_deg_s: float) -> CleanFrames:
+    """Find joint glitches and flips and the longest run of clean frames.
+
+    A frame pair is bad when a joint's local rotation turns faster than
+    `max_speed_deg_s` between them. Bad pairs at most `MAX_GLITCH_S` apart form
+    one event; an event whose frames before and after agree (within the speed
+    limit over its duration) is a glitch, its inner frames to be interpolated;
+    any other event cuts the clip. Non-finite frames cut it too.
+
+    Args:
+        positions: (F, K, 3) source points.
+        local_rotations: (F, J, 3, 3) source joints' rotations relative to their parents.
+    """
+    finite = np.isfinite(positions).all(axis=(1, 2)) & np.isfinite(local_rotations).all(axis=(1, 2, 3))
+    F = len(finite)
+    R = np.where(finite[:, None, None, None], local_rotations, np.eye(3))
+    speed = _rotation_angle_deg(R[1:], R[:-1]).max(axis=1) * fps if F > 1 else np.zeros(0)
+    bad = np.flatnonzero(speed > max_speed_deg_s)
+    gap = max(1, int(round(MAX_GLITCH_S * fps)))
+    events: list[tuple[int, int]] = []
+    for pair in bad.tolist():
+        if events and pair - events[-1][1] <= gap:
+            events[-1] = (events[-1][0], pair)
+        else:
+            events.append((pair, pair))
+    cut = ~finite[1:] | ~finite[:-1] if F > 1 else np.zeros(0, dtype=bool)
+    repaired: list[int] = []
+    flips = 0
+    for first, last in events:
+        inner = range(first + 1, last + 1)  # frames between the event's first and last bad pair
+        duration = (last + 1 - first) / fps
+        agree = _rotation_angle_deg(R[last + 1], R[first]).max() <= max_speed_deg_s * duration
+        if 0 < len(inner) and last + 1 - first <= gap and agree and finite[first] and finite[last + 1]:
+            repaired.extend(inner)
+        else:
+            cut[first : last + 1] = True
+            flips += 1
+    best = (0, 0)
+    run_start = None
+    for f in range(F):
+        if finite[f] and run_start is None:
+            run_start = f
+        if run_start is not None and (f == F - 1 or cut[f]):
+            if f + 1 - run_start > best[1] - best[0]:
+                best = (run_start, f + 1)
+            run_start = None
+    kept = tuple(f - best[0] for f in repaired if best[0] <= f < best[1])
+    return CleanFrames(best[0], best[1], kept, flips, int((~finite).sum()))
+
+
+def repair_glitches(positions: np.ndarray, rotations: np.ndarray, frames: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Replace `frames` of `(F, K, 3)` positions and `(F, K, 3, 3)` rotations by interpolating their clean neighbours."""
+    if not frames:
+        return positions, rotations
+    good = np.setdiff1d(np.arange(positions.shape[0]), frames)
+    times = good.astype(np.float64)
+    pos, rot = resample(times, positions[good], rotations[good], np.asarray(frames, dtype=np.float64))
+    positions, rotations = positions.copy(), rotations.copy()
+    positions[list(frames)], rotations[list(frames)] = pos, rot
+    return positions, rotations
+
+
+def lowpass(signal: np.ndarray, fps: float, cutoff_hz: float) -> np.ndarray:
+    """Zero-phase 2nd-order Butterworth low-pass along axis 0 (unchanged when too short to filter)."""
+    from scipy.signal import butter, filtfilt
+
+    if cutoff_hz >= fps / 2 or signal.shape[0] <= 9:
+        return signal
+    b, a = butter(2, cutoff_hz / (fps / 2))
+    return filtfilt(b, a, signal, axis=0)
+
+
+def _owner_joints(bvh: Bvh, names: list[str]) -> list[int]:
+    """The joints that carry the named points (an end site's joint is its parent)."""
+    index = {n: i for i, n in enumerate(bvh.point_names)}
+    J = len(bvh.joint_names)
+    return sorted({index[n] if index[n] < J else int(bvh.end_sites.parents[index[n] - J]) for n in names})
+
+
+def _project_rotations(R: np.ndarray) -> np.ndarray:
+    """Nearest rotation matrices of `(..., 3, 3)` (SVD)."""
+    U, _, Vt = np.linalg.svd(R)
+    D = np.ones(R.shape[:-1])
+    D[..., 2] = np.sign(np.linalg.det(U @ Vt))
+    return (U * D[..., None, :]) @ Vt
 
 
 def resample(times: np.ndarray, positions: np.ndarray, rotations: np.ndarray, new_times: np.ndarray):
@@ -134,17 +255,35 @@ def retarget(
 ) -> RetargetResult:
     """Fit `model` to a BVH clip of a known skeleton; returns the motion at `config.fps`."""
     source = source or identify_skeleton(bvh)
-    pose = bvh.forward_kinematics()
-    start = 1 if source.first_frame_is_tpose else 0
-    name_to_index = {n: i for i, n in enumerate(bvh.joint_names)}
+    with np.errstate(invalid="ignore"):
+        pose = bvh.forward_kinematics(unit_scale=source.unit_scale)
+    start = source.lead_in_frames
     mapped = sorted(skeleton.JOINT_INDEX[j] for j in source.joint_map)
-    src_idx = [name_to_index[source.joint_map[skeleton.JOINT_NAMES[j]]] for j in mapped]
-    positions = pose.positions[start:, src_idx]
-    rotations = pose.rotations[start:, src_idx]
+    positions, rotations = pose.points(bvh, [source.joint_map[skeleton.JOINT_NAMES[j]] for j in mapped])
+    positions, rotations = positions[start:], rotations[start:]
     if positions.shape[0] < 2:
-        raise RetargetError(f"{bvh.source}: {positions.shape[0]} motion frame(s); need at least 2.")
-    if not (np.isfinite(positions).all() and np.isfinite(rotations).all()):
-        raise RetargetError(f"{bvh.source}: non-finite joint positions after forward kinematics.")
+        raise RetargetError(
+            f"{bvh.source}: {positions.shape[0]} motion frame(s) after the {start} lead-in frame(s) "
+            f"(calibration pose) of a {source.name} file; need at least 2."
+        )
+    owners = _owner_joints(bvh, [source.joint_map[skeleton.JOINT_NAMES[j]] for j in mapped])
+    R = pose.rotations[start:]
+    parents = np.maximum(bvh.parents[owners], 0)
+    local_source = np.einsum("fjba,fjbc->fjac", R[:, parents], R[:, owners])
+    clean = clean_frames(positions, local_source, bvh.fps, config.max_joint_speed_deg_s)
+    if clean.stop - clean.start < 2:
+        raise RetargetError(
+            f"{bvh.source}: no run of 2 or more clean frames ({clean.non_finite_frames} non-finite, "
+            f"{clean.flip_frames} joint flip(s) faster than {config.max_joint_speed_deg_s:g} deg/s)."
+        )
+    positions, rotations = positions[clean.start : clean.stop], rotations[clean.start : clean.stop]
+    positions, rotations = repair_glitches(positions, rotations, clean.repaired_frames)
+    jitter_removed_mm = 0.0
+    if source.lowpass_hz is not None:
+        filtered = lowpass(positions, bvh.fps, source.lowpass_hz)
+        jitter_removed_mm = float(np.sqrt(((filtered - positions) ** 2).sum(-1).mean()) * 1000.0)
+        positions = filtered
+        rotations = _project_rotations(lowpass(rotations, bvh.fps, source.lowpass_hz))
 
     times = np.arange(positions.shape[0]) / bvh.fps
     new_times = np.arange(0.0, times[-1] + 1e-9, 1.0 / config.fps)
@@ -233,7 +372,16 @@ def retarget(
         local_rotations=local,
         has_hands=has_hands,
         contacts=contacts,
-        metadata={"source_skeleton": source.name, "source_fps": bvh.fps, "floor_shift_m": floor},
+        metadata={
+            "source_skeleton": source.name,
+            "source_fps": bvh.fps,
+            "floor_shift_m": floor,
+            "lead_in_frames": start,
+            "clean_frames": clean.to_json(),
+            "frames_dropped": bvh.num_frames - start - (clean.stop - clean.start),
+            "lowpass_hz": source.lowpass_hz,
+            "jitter_removed_rms_mm": jitter_removed_mm,
+        },
     )
     return RetargetResult(
         motion=motion,

@@ -39,8 +39,32 @@ toes; near zero only in clips where that body part is idle).
 
 The CMU subset's first frame is not a T-pose: in all 35 files frame 0 continues
 the motion (root-relative joint displacement from frame 0 to 1 is at most 4 cm,
-like any other frame pair, with the arms hanging down), so
-`first_frame_is_tpose` is False for it.
+like any other frame pair, with the arms hanging down), so its
+`lead_in_frames` is 0.
+
+CMU subjects 10-14 in the cgspeed Daz conversion (Daz Aiko3 rig, one skeleton
+for every subject, about centimetres): frame 0 is a synthetic T-pose and the
+converter then blends into the motion over about 8 frames at 120 fps (the
+largest local rotation change per frame over frames 0-8 is 22, 24, 21, 15, 6,
+1, 3, 2 degrees in every clip checked, against a median of 1 later), so
+`lead_in_frames` is 10. Mapping, by height above the hip joints in percent of
+the neck's height as above: `hip` root (2.6 cm below the thighs, like the
+other rigs' roots), `abdomen` 35 % -> spine1, `chest` 57 % -> spine2, `neck`,
+`head`; legs `lThigh/lShin/lFoot` and the foot's End Site (12 cm ahead of
+the ankle, 4 cm lower: the ball of the foot) -> foot; arms
+`lShldr/lForeArm/lHand`. Not mapped: `lCollar` (never rotates in these files
+and sits 95 % up, 7 cm from SMPL-H's collar), `lButtock` (a helper between
+root and thigh) and the two-segment fingers. `l*` is the performer's left
+(checked as above).
+
+ReActIdle (Blender metarig, metres, markerless capture): `pelvis` root at
+the hip joints' height, `spine` at the root, `spine.001` at 48 % -> spine2
+(3.7 cm from it), `neck` -> neck, `face` (the skull base, 17 cm above the
+neck base) -> head; `upper_arm/forearm` and the forearm's End Site -> shoulder,
+elbow, wrist; `thigh/shin/foot` and the foot's End Site (the toe tip) -> hip,
+knee, ankle, foot. `shoulder.L/R` start on the midline at the neck, so the
+collars are not mapped. There are no hands, so the wrists' orientations are
+the forearms' and are not used for aiming.
 """
 
 from __future__ import annotations
@@ -60,13 +84,17 @@ class UnknownSkeletonError(ValueError):
 class SourceSkeleton:
     """A known BVH skeleton and how its joints correspond to SMPL-H joints."""
 
-    name: Literal["bandai", "cmu"]
+    name: Literal["bandai", "cmu", "daz", "reactidle"]
     joint_map: dict[str, str]
-    """SMPL-H joint name -> source joint name, in SMPL-H joint order."""
+    """SMPL-H joint name -> source joint or end site name (`Bvh.point_names`), in SMPL-H joint order."""
     orientation_joints: tuple[str, ...]
     """SMPL-H joints (keys of `joint_map`) whose source orientations are trustworthy for aiming."""
-    first_frame_is_tpose: bool
-    """Whether frame 0 is a calibration T-pose rather than part of the motion."""
+    lead_in_frames: int
+    """Frames at the start that are not motion (a calibration T-pose and any blend out of it)."""
+    unit_scale: float = 0.01
+    """Metres per file unit."""
+    lowpass_hz: float | None = None
+    """Cut-off of the zero-phase low-pass filter applied to the source motion (markerless capture jitters)."""
 
     def __post_init__(self) -> None:
         unknown = set(self.joint_map) - set(JOINT_NAMES)
@@ -75,7 +103,7 @@ class SourceSkeleton:
 
     def matches(self, bvh: Bvh) -> bool:
         """Whether every mapped source joint is present in `bvh`."""
-        return set(self.joint_map.values()) <= set(bvh.joint_names)
+        return set(self.joint_map.values()) <= set(bvh.point_names)
 
 
 def _sided(pairs: dict[str, str], left: str, right: str) -> dict[str, str]:
@@ -113,7 +141,7 @@ BANDAI = SourceSkeleton(
         )
     ),
     orientation_joints=_LEAF_ORIENTATIONS,
-    first_frame_is_tpose=False,
+    lead_in_frames=0,
 )
 
 _CMU_FINGERS = {"index": "Index", "middle": "Mid", "ring": "Ring", "pinky": "Pinky", "thumb": "Thumb"}
@@ -149,10 +177,56 @@ CMU = SourceSkeleton(
         )
     ),
     orientation_joints=_LEAF_ORIENTATIONS,
-    first_frame_is_tpose=False,
+    lead_in_frames=0,
 )
 
-KNOWN_SKELETONS: tuple[SourceSkeleton, ...] = (BANDAI, CMU)
+DAZ = SourceSkeleton(
+    name="daz",
+    joint_map=_in_smpl_order(
+        {"pelvis": "hip", "spine1": "abdomen", "spine2": "chest", "neck": "neck", "head": "head"}
+        | _sided(
+            {
+                "hip": "{side}Thigh",
+                "knee": "{side}Shin",
+                "ankle": "{side}Foot",
+                "foot": "{side}Foot/end",
+                "shoulder": "{side}Shldr",
+                "elbow": "{side}ForeArm",
+                "wrist": "{side}Hand",
+            },
+            left="l",
+            right="r",
+        )
+    ),
+    orientation_joints=_LEAF_ORIENTATIONS,
+    lead_in_frames=10,
+)
+
+REACTIDLE = SourceSkeleton(
+    name="reactidle",
+    joint_map=_in_smpl_order(
+        {"pelvis": "pelvis", "spine2": "spine.001", "neck": "neck", "head": "face"}
+        | _sided(
+            {
+                "hip": "thigh.{side}",
+                "knee": "shin.{side}",
+                "ankle": "foot.{side}",
+                "foot": "foot.{side}/end",
+                "shoulder": "upper_arm.{side}",
+                "elbow": "forearm.{side}",
+                "wrist": "forearm.{side}/end",
+            },
+            left="L",
+            right="R",
+        )
+    ),
+    orientation_joints=("head", "left_foot", "right_foot"),
+    lead_in_frames=0,
+    unit_scale=1.0,
+    lowpass_hz=6.0,
+)
+
+KNOWN_SKELETONS: tuple[SourceSkeleton, ...] = (BANDAI, CMU, DAZ, REACTIDLE)
 
 
 def identify_skeleton(bvh: Bvh) -> SourceSkeleton:
@@ -165,7 +239,7 @@ def identify_skeleton(bvh: Bvh) -> SourceSkeleton:
     for skeleton in KNOWN_SKELETONS:
         if skeleton.matches(bvh):
             return skeleton
-    present = set(bvh.joint_names)
+    present = set(bvh.point_names)
     closest = min(KNOWN_SKELETONS, key=lambda s: len(set(s.joint_map.values()) - present))
     missing = [j for j in closest.joint_map.values() if j not in present]
     raise UnknownSkeletonError(

@@ -8,6 +8,13 @@ Sources and their clip ids:
 - `cmu`: CMU mocap subset, members `cmu-dev/subjects/{SSS}/{SSS}_{TT}.bvh`;
   clip id `cmu/005_01`; performer = subject (`"005"`); description from
   `cmu-dev/index.csv`; activity a coarse label derived from it.
+- `cmu_daz`: CMU subjects 10-14 in the cgspeed "Daz-friendly" conversion,
+  members `cmu_daz_subjects10-14/{SS}/{SS}_{TT}.bvh`; clip id `cmu_daz/13_01`;
+  performer = subject (`"13"`); description and tags from the archive's
+  `MANIFEST.tsv`; activity from the tags (`DAZ_ACTIVITIES`).
+- `reactidle`: ReActIdle standing idle motion, members
+  `reactidle/{acted,genuine}/{NNN}_{kind}.bvh`; clip id `reactidle/003_acted`;
+  performer = file number (`"003"`), activity `idle`, style acted / genuine.
 - `amass`: optional directory of AMASS `.npz` sequences; clip id
   `amass/<sub-dataset>/<path without .npz>`.
 
@@ -19,6 +26,12 @@ Splits (deterministic, no randomness):
   Bandai-2: val = {youthful}, test = {feminine}. Other styles: train.
 - CMU: by **subject**. train = {1, 2}, val = {3}, test = {5}; subjects not
   listed (a fuller CMU copy) go to train.
+- CMU Daz: by **subject**, so that every activity with two or more subjects
+  has one on each side: walk (10, 12), soccer (10, 11), and sitting, stairs,
+  ladder, drinking, laughing, reaching (13, 14). train = {11, 12, 14},
+  val = {10}, test = {13}.
+- ReActIdle: by **performer** (acted and genuine idle each have performers
+  on every side): val = {007}, test = {008, 012}, the other 13 train.
 - AMASS: by sub-dataset (first path component under the AMASS directory), the
   EgoAllo paper's lists in `AMASS_SPLITS` (newer AMASS release names are
   accepted as aliases). Sequences of unlisted sub-datasets get no split and are
@@ -39,11 +52,13 @@ from pathlib import Path
 import numpy as np
 
 SHARED_ENV_VAR = "EGOALLO_SHARED"
-ARCHIVE_SOURCES = ("bandai1", "bandai2", "cmu")
+ARCHIVE_SOURCES = ("bandai1", "bandai2", "cmu", "cmu_daz", "reactidle")
 ARCHIVES = {
     "bandai1": "datasets/bandai-namco-motion-1.tar.xz",
     "bandai2": "datasets/bandai-namco-motion-2.tar.xz",
     "cmu": "datasets/cmu-mocap-subset.tar.xz",
+    "cmu_daz": "datasets/cmu-daz-subjects-10-14.tar.xz",
+    "reactidle": "datasets/reactidle-idle.tar.xz",
 }
 SPLITS = ("train", "val", "test")
 
@@ -54,6 +69,25 @@ BANDAI_STYLE_SPLITS = {
 """Held-out styles per Bandai dataset; every other style is train."""
 CMU_SUBJECT_SPLITS = {"train": (1, 2), "val": (3,), "test": (5,)}
 """CMU subjects per split; unlisted subjects are train."""
+DAZ_SUBJECT_SPLITS = {"train": (11, 12, 14), "val": (10,), "test": (13,)}
+"""CMU Daz subjects per split; unlisted subjects are train."""
+REACTIDLE_PERFORMER_SPLITS = {"val": (7,), "test": (8, 12)}
+"""ReActIdle performers held out; every other performer is train."""
+DAZ_ACTIVITIES = {
+    "sit/stand-up": "sit",
+    "stairs": "stairs",
+    "ladder": "ladder",
+    "drink/object": "drink",
+    "gesture/laugh": "laugh",
+    "gesture": "gesture",
+    "jump,reach/tiptoe": "reach",
+    "jump": "jump",
+    "locomotion": "walk",
+    "sport": "soccer",
+    "boxing": "boxing",
+    "household": "wash",
+}
+"""CMU Daz manifest tags -> activity; other tag lists (the exercise clips) are `exercise`."""
 AMASS_SPLITS = {
     "train": (
         "ACCAD", "BioMotionLab_NTroje", "BMLhandball", "BMLmovi", "CMU", "DanceDB", "DFaust_67",
@@ -79,6 +113,9 @@ AMASS_ALIASES = {
 _BANDAI_MEMBER = re.compile(r"Bandai-Namco-Research-Motiondataset-([12])/data/(dataset-[12]_([^_/]+)_([^_/]+)_(\d+))\.bvh$")
 _CMU_MEMBER = re.compile(r"cmu-dev/subjects/(\d+)/((\d+)_(\d+))\.bvh$")
 _CMU_INDEX = "cmu-dev/index.csv"
+_DAZ_MEMBER = re.compile(r"cmu_daz_subjects10-14/(\d+)/((\d+)_(\d+))\.bvh$")
+_DAZ_MANIFEST = "cmu_daz_subjects10-14/MANIFEST.tsv"
+_REACTIDLE_MEMBER = re.compile(r"reactidle/(acted|genuine)/((\d+)_(acted|genuine))\.bvh$")
 _CMU_ACTIVITIES = (
     ("playground", ("playground",)),
     ("dance", ("danc", "ballet", "salsa", "waltz", "pirouette")),
@@ -104,14 +141,14 @@ class ClipInfo:
     """What a clip is and where it goes."""
 
     source: str
-    """"bandai1" | "bandai2" | "cmu" | "amass"."""
+    """One of `ARCHIVE_SOURCES`, or "amass"."""
     clip_id: str
     """Stable unique id, `<source>/<name>`, e.g. `bandai2/dataset-2_run_feminine_021`."""
     activity: str
     style: str | None
-    """Bandai style; None elsewhere."""
+    """Bandai style, ReActIdle acted / genuine; None elsewhere."""
     performer: str | None
-    """CMU subject (`"005"`); None where the data has none (Bandai, AMASS)."""
+    """CMU subject (`"005"`), ReActIdle performer (`"003"`); None where the data has none (Bandai, AMASS)."""
     description: str
     split: str | None
     """"train" | "val" | "test"; None for AMASS sub-datasets outside the paper's lists."""
@@ -167,6 +204,14 @@ def cmu_split(subject: int) -> str:
     return next((split for split, subjects in CMU_SUBJECT_SPLITS.items() if subject in subjects), "train")
 
 
+def daz_split(subject: int) -> str:
+    return next((split for split, subjects in DAZ_SUBJECT_SPLITS.items() if subject in subjects), "train")
+
+
+def reactidle_split(performer: int) -> str:
+    return next((split for split, ids in REACTIDLE_PERFORMER_SPLITS.items() if performer in ids), "train")
+
+
 def amass_split(sub_dataset: str) -> str | None:
     name = AMASS_ALIASES.get(sub_dataset, sub_dataset)
     return next((split for split, names in AMASS_SPLITS.items() if name in names), None)
@@ -217,6 +262,51 @@ def cmu_clip(member: str, descriptions: dict[tuple[int, int], str]) -> ClipInfo 
     )
 
 
+def daz_clip(member: str, manifest: dict[str, tuple[str, str]]) -> ClipInfo | None:
+    """The clip a CMU Daz archive member holds, or None if it isn't a clip BVH."""
+    m = _DAZ_MEMBER.search(member)
+    if m is None:
+        return None
+    folder, name, subject, _ = m.groups()
+    description, tags = manifest.get(name, ("", ""))
+    return ClipInfo(
+        source="cmu_daz",
+        clip_id=f"cmu_daz/{name}",
+        activity=DAZ_ACTIVITIES.get(tags, "exercise" if "exercise" in tags else "other"),
+        style=None,
+        performer=folder,
+        description=description,
+        split=daz_split(int(subject)),
+    )
+
+
+def reactidle_clip(member: str) -> ClipInfo | None:
+    """The clip a ReActIdle archive member holds, or None if it isn't a clip BVH."""
+    m = _REACTIDLE_MEMBER.search(member)
+    if m is None:
+        return None
+    kind, name, performer, _ = m.groups()
+    return ClipInfo(
+        source="reactidle",
+        clip_id=f"reactidle/{name}",
+        activity="idle",
+        style=kind,
+        performer=performer,
+        description=f"standing idle, {kind}",
+        split=reactidle_split(int(performer)),
+    )
+
+
+def read_daz_manifest(text: str) -> dict[str, tuple[str, str]]:
+    """`clip name -> (CMU description, tags)` from the CMU Daz `MANIFEST.tsv` (its clip table only)."""
+    out = {}
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if len(fields) == 5 and re.fullmatch(r"\d+_\d+", fields[0]):
+            out[fields[0]] = (fields[3].strip(), fields[4].strip())
+    return out
+
+
 def amass_clip(relative: Path) -> ClipInfo:
     """The clip of an AMASS file at `relative` (to the AMASS directory)."""
     sub_dataset = relative.parts[0]
@@ -241,33 +331,39 @@ def read_cmu_index(text: str) -> dict[tuple[int, int], str]:
 def iter_archive_clips(archive: str | os.PathLike) -> Iterator[tuple[ClipInfo, str]]:
     """Stream `(info, bvh_text)` for every clip BVH of an archive, in archive order.
 
-    Reads the `.tar.xz` sequentially (`r|xz`) without extracting it. For CMU the
-    `index.csv` sits at the end of the archive, so the first CMU clip triggers
-    one extra streaming pass that reads only the index.
+    Reads the `.tar.xz` sequentially (`r|xz`) without extracting it. The CMU
+    `index.csv` and the CMU Daz `MANIFEST.tsv` may sit anywhere in their
+    archive, so the first clip of either triggers one extra streaming pass
+    that reads only that file.
     """
     descriptions: dict[tuple[int, int], str] | None = None
+    manifest: dict[str, tuple[str, str]] | None = None
     with tarfile.open(archive, mode="r|xz") as tar:
         for member in tar:
             if not member.isfile() or not member.name.endswith(".bvh"):
                 continue
-            info = bandai_clip(member.name)
+            info = bandai_clip(member.name) or reactidle_clip(member.name)
             if info is None and _CMU_MEMBER.search(member.name):
                 if descriptions is None:
-                    descriptions = _read_archive_cmu_index(archive)
+                    descriptions = read_cmu_index(_read_archive_text(archive, _CMU_INDEX))
                 info = cmu_clip(member.name, descriptions)
+            if info is None and _DAZ_MEMBER.search(member.name):
+                if manifest is None:
+                    manifest = read_daz_manifest(_read_archive_text(archive, _DAZ_MANIFEST))
+                info = daz_clip(member.name, manifest)
             if info is None:
                 continue
             text = tar.extractfile(member).read().decode("utf-8", errors="replace")
             yield info, text
 
 
-def _read_archive_cmu_index(archive: str | os.PathLike) -> dict[tuple[int, int], str]:
-    """The CMU index of an archive (empty if it has none)."""
+def _read_archive_text(archive: str | os.PathLike, name: str) -> str:
+    """The text of the archive member whose path ends with `name` ("" if there is none)."""
     with tarfile.open(archive, mode="r|xz") as tar:
         for member in tar:
-            if member.isfile() and member.name.endswith(_CMU_INDEX):
-                return read_cmu_index(tar.extractfile(member).read().decode("utf-8", errors="replace"))
-    return {}
+            if member.isfile() and member.name.endswith(name):
+                return tar.extractfile(member).read().decode("utf-8", errors="replace")
+    return ""
 
 
 def iter_amass_files(amass_dir: str | os.PathLike) -> Iterator[tuple[ClipInfo, Path]]:
