@@ -44,9 +44,9 @@ def test_sampling_levels_and_windows():
         for s in starts:
             covered[s : s + 128] = True
         assert covered.all() and starts[-1] + min(128, length) == length
-        total = torch.zeros(length)
-        for frames, w in blending_windows(length, 128, 32, "cpu"):
-            total[frames] += w
+        frames, weights = blending_windows(length, 128, 32, "cpu")
+        assert frames[:, 0].tolist() == starts and frames.shape == weights.shape
+        total = torch.zeros(length).index_add_(0, frames.flatten(), weights.flatten())
         assert (total > 0.2).all()
 
 
@@ -56,12 +56,16 @@ def test_oracle_denoiser_returns_its_target_on_any_length():
     calls = []
 
     def oracle(x_t, t, frames):
-        calls.append(frames)
+        calls.append(frames.shape[0])
         return target[:, frames]
 
     out = ddim_sample(oracle, tuple(target.shape), include_hands=False, num_steps=10, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(out, target, atol=1e-5, rtol=0)
-    assert len(calls) == 10 * len(window_starts(300, 128, 32))
+    assert calls == [len(window_starts(300, 128, 32))] * 10  # all windows of a step in one call
+    calls.clear()
+    batched = ddim_sample(oracle, tuple(target.shape), include_hands=False, num_steps=2, batch_windows=2,
+                          generator=torch.Generator().manual_seed(0))
+    assert calls == [1] * 6 and batched.shape == target.shape  # 2 samples: one window per call
 
 
 def test_sampler_is_deterministic_given_the_seed():

@@ -95,14 +95,18 @@ def estimate_body_motion(
     before = above_floor[0] @ se3.inverse(above_floor[1]) @ above_floor[0]
     with_previous = torch.cat([before[None], above_floor], dim=0)  # (T + 1, 4, 4)
 
-    conditioning: dict[int, Tensor] = {}
+    conditioning: dict[int, Tensor] = {}  # window start frame -> (W, d_cond)
 
-    def denoise(x_t: Tensor, t: Tensor, frames: slice) -> Tensor:
-        if frames.start not in conditioning:
-            window = with_previous[frames.start : frames.stop + 1]
-            conditioning[frames.start] = compute_conditioning(window, net.conditioning).float().to(device)[None]
-        cond = conditioning[frames.start].expand(x_t.shape[0], -1, -1)
-        return denoiser(x_t, t, cond)
+    def denoise(x_t: Tensor, t: Tensor, frames: Tensor) -> Tensor:
+        starts = frames[:, 0].tolist()
+        missing = [s for s in starts if s not in conditioning]
+        if missing:
+            index = torch.tensor(missing)[:, None] + torch.arange(frames.shape[1] + 1)
+            for start, cond in zip(missing, compute_conditioning(with_previous[index], net.conditioning).float()):
+                conditioning[start] = cond.to(device)
+        B, K, W, D = x_t.shape
+        cond = torch.stack([conditioning[s] for s in starts]).expand(B, -1, -1, -1)
+        return denoiser(x_t.flatten(0, 1), t.repeat_interleave(K), cond.flatten(0, 1)).unflatten(0, (B, K))
 
     guidance_log: dict = {}
 

@@ -279,7 +279,9 @@ def project(M: Tensor) -> Tensor:
     converged = ((X.transpose(-1, -2) @ X - eye).abs().amax(dim=(-1, -2)) < tolerance) & (torch.linalg.det(X) > 0)
     if bool(converged.all()):
         return X
-    return torch.where(converged[..., None, None], X, _project_svd(M))
+    X = X.clone()
+    X[~converged] = _project_svd(M[~converged])
+    return X
 
 
 _POLAR_ITERATIONS = 8

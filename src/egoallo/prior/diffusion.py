@@ -73,19 +73,25 @@ def _trapezoid(size: int, ramp: int, at_start: bool, at_end: bool) -> Tensor:
     return w
 
 
-def blending_windows(length: int, window: int, overlap: int, device) -> list[tuple[slice, Tensor]]:
-    """`(frames, weights (W,))` of each window: trapezoids that ramp where windows overlap."""
+def blending_windows(length: int, window: int, overlap: int, device) -> tuple[Tensor, Tensor]:
+    """Frame indices `(K, W)` of each window and its trapezoid blending weights `(K, W)`.
+
+    Weights ramp where windows overlap; `W = min(window, length)`.
+    """
     starts = window_starts(length, window, overlap)
     size = min(window, length)
     ramp = min(overlap, size // 2)
-    return [
-        (slice(s, s + size), _trapezoid(size, ramp, k == 0, k == len(starts) - 1).to(device))
-        for k, s in enumerate(starts)
-    ]
+    frames = torch.tensor(starts, device=device)[:, None] + torch.arange(size, device=device)
+    weights = torch.stack([_trapezoid(size, ramp, k == 0, k == len(starts) - 1) for k in range(len(starts))])
+    return frames, weights.to(device)
 
 
-Denoiser = Callable[[Tensor, Tensor, slice], Tensor]
-"""`denoise(x_t (B, W, D), t (B,), window) -> x0 (B, W, D)` for frames `window` of the sequence."""
+Denoiser = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""`denoise(x_t (B, K, W, D), t (B,), frames (K, W)) -> x0 (B, K, W, D)` for K windows at once;
+`frames` holds each window's frame indices in the sequence."""
+
+FRAME_CHUNK = 8192
+"""Frames per chunk of the per-frame work of a step (projection, DDIM update): bounds temporary memory."""
 
 
 @torch.no_grad()
@@ -99,38 +105,45 @@ def ddim_sample(
     eta: float = 0.8,
     window: int = 128,
     overlap: int = 32,
+    batch_windows: int = 32,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
     on_step: Callable[[int, Tensor], Tensor] | None = None,
 ) -> Tensor:
     """Sample x0 `(B, T, D)` for a sequence of any length T.
 
-    Every step predicts x0 on overlapping windows, blends the predictions with
-    trapezoid weights, projects rotations onto SO(3), and takes one DDIM step
-    (stochasticity `eta`). `on_step(level, x0)` may refine the blended x0
-    (e.g. guidance) before the step.
+    Every step predicts x0 on overlapping windows, `batch_windows` windows (of all
+    B samples) per `denoise` call, blends the predictions with trapezoid weights,
+    projects rotations onto SO(3), and takes one DDIM step (stochasticity `eta`).
+    `on_step(level, x0)` may refine the blended x0 (e.g. guidance) before the step.
+    Beyond the network, memory is a few copies of the `(B, T, D)` state.
     """
     B, T, D = shape
     alpha_bar = schedule.alpha_bar().to(device)
     x = torch.randn(shape, generator=generator, device=device)
-    windows = blending_windows(T, window, overlap, device)
-    total_weight = torch.zeros(T, device=device)
-    for frames, w in windows:
-        total_weight[frames] += w
+    frames, weights = blending_windows(T, window, overlap, device)
+    total_weight = torch.zeros(T, device=device).index_add_(0, frames.flatten(), weights.flatten())
+    per_call = max(1, batch_windows // B)
     levels = sampling_levels(num_steps, schedule.num_levels)
     for level, next_level in zip(levels[:-1], levels[1:]):
         t = torch.full((B,), level, dtype=torch.long, device=device)
-        blended = torch.zeros_like(x)
-        for frames, w in windows:
-            blended[:, frames] += denoise(x[:, frames], t, frames) * w[None, :, None]
-        x0 = _project(blended / total_weight[None, :, None], include_hands)
+        x0 = torch.zeros_like(x)
+        for k in range(0, frames.shape[0], per_call):
+            chunk, w = frames[k : k + per_call], weights[k : k + per_call]
+            predicted = denoise(x[:, chunk], t, chunk) * w[None, :, :, None]
+            x0.index_add_(1, chunk.flatten(), predicted.flatten(1, 2))
+        for a in range(0, T, FRAME_CHUNK):
+            part = slice(a, a + FRAME_CHUNK)
+            x0[:, part] = _project(x0[:, part] / total_weight[part, None], include_hands)
         if on_step is not None:
             x0 = on_step(next_level, x0)
         ab, ab_next = alpha_bar[level], alpha_bar[next_level]
-        eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
         sigma = eta * ((1 - ab_next) / (1 - ab) * (1 - ab / ab_next)).clamp(min=0).sqrt()
-        noise = torch.randn(shape, generator=generator, device=device)
-        x = ab_next.sqrt() * x0 + (1 - ab_next - sigma**2).clamp(min=0).sqrt() * eps + sigma * noise
+        for a in range(0, T, FRAME_CHUNK):
+            part = slice(a, a + FRAME_CHUNK)
+            eps = (x[:, part] - ab.sqrt() * x0[:, part]) / (1 - ab).sqrt()
+            noise = torch.randn(x[:, part].shape, generator=generator, device=device)
+            x[:, part] = ab_next.sqrt() * x0[:, part] + (1 - ab_next - sigma**2).clamp(min=0).sqrt() * eps + sigma * noise
     return x0
 
 
