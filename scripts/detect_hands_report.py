@@ -15,10 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 from projectaria_tools.core import calibration as aria_calibration
+from projectaria_tools.core import data_provider
 
 from egoallo.hands import detect_hands, open_frames
 from egoallo.hands.mediapipe_hands import MediaPipeHands
-from egoallo.inputs import load_rgb_camera
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EGOALLO_SHARED") or ROOT.parent / "shared")
@@ -46,7 +46,7 @@ def detection_table(path: Path) -> tuple[list[str], float]:
 
 def fisheye_vs_pinhole(path: Path) -> list[str]:
     """Markdown rows: frames with a hand and ms/frame for the raw fisheye and rectified pinhole views."""
-    camera = load_rgb_camera(path).calibration
+    camera = data_provider.create_vrs_data_provider(str(path)).get_device_calibration().get_camera_calib("camera-rgb")
     images = [frame.image for frame in open_frames(path).read(1)]
     with MediaPipeHands() as detector:
         start = time.perf_counter()

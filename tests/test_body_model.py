@@ -172,5 +172,5 @@ def test_unreadable_and_missing_files(tmp_path):
         BodyModel.load(tmp_path / "nope.npz")
     junk = tmp_path / "junk.npz"
     junk.write_text("not a zip")
-    with pytest.raises(BodyModelFileError, match="junk.npz: not a readable"):
+    with pytest.raises(BodyModelFileError, match="junk.npz: not a valid npz"):
         BodyModel.load(junk)

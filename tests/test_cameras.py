@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from projectaria_tools.core import calibration as aria_calibration
-from projectaria_tools.core.sophus import SE3
+from aria_reference import projectaria_device_calibration
 
-from egoallo.inputs.calibration import load_calibration
+from egoallo.inputs.calibration import load_calibration, rgb_camera_from_aria
 from egoallo.inputs.cameras import CameraError, CameraModel, load_aria_rgb_camera
 
 F64 = torch.float64
@@ -34,10 +33,13 @@ def _aria_pixels(calib, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("name", ARIA_FILES)
 def test_fisheye624_matches_projectaria(shared_dir: Path, name: str) -> None:
-    calibration = load_calibration(shared_dir / "aria" / name)
-    calib = calibration.device.get_camera_calib("camera-rgb")
-    camera = CameraModel.from_aria(calib, calibration.T_device_cpf)
+    device = projectaria_device_calibration(shared_dir / "aria" / name)
+    calib = device.get_camera_calib("camera-rgb")
+    calibration = load_calibration(shared_dir / "aria" / name)  # this project's reader (its own for JSON)
+    camera = CameraModel.from_rgb_camera(calibration.rgb_camera())
     assert camera.kind == "fisheye624" and (camera.width, camera.height) == tuple(calib.get_image_size())
+    assert camera.valid_radius == calib.get_valid_radius()
+    np.testing.assert_allclose(calibration.T_device_cpf, device.get_transform_device_cpf().to_matrix(), atol=1e-12)
     points = _points_in_view(3000)
     expected, accepted = _aria_pixels(calib, points)
     assert accepted.sum() > 1500
@@ -53,9 +55,9 @@ def test_fisheye624_matches_projectaria(shared_dir: Path, name: str) -> None:
 
 
 def test_rescaled_and_sixteen_parameter_fisheye_match_projectaria(shared_dir: Path) -> None:
-    calibration = load_calibration(shared_dir / "aria" / ARIA_FILES[0])
-    calib = calibration.device.get_camera_calib("camera-rgb")
-    camera = CameraModel.from_aria(calib, calibration.T_device_cpf)
+    device = projectaria_device_calibration(shared_dir / "aria" / ARIA_FILES[0])
+    calib = device.get_camera_calib("camera-rgb")
+    camera = CameraModel.from_rgb_camera(rgb_camera_from_aria(calib, device.get_transform_device_cpf().to_matrix()))
     points = _points_in_view(500, seed=1)
     half = calib.rescale(np.array([704, 704]), 0.5)
     expected, accepted = _aria_pixels(half, points)
@@ -69,9 +71,11 @@ def test_rescaled_and_sixteen_parameter_fisheye_match_projectaria(shared_dir: Pa
 
 
 def test_pinhole_matches_projectaria_linear() -> None:
-    T_device_camera = SE3.from_matrix(np.eye(4))
-    calib = aria_calibration.get_linear_camera_calibration(640, 480, 500.0, "pinhole", T_device_camera)
-    camera = CameraModel.from_aria(calib, np.eye(4))
+    aria_calibration = pytest.importorskip("projectaria_tools.core.calibration")
+    from projectaria_tools.core.sophus import SE3
+
+    calib = aria_calibration.get_linear_camera_calibration(640, 480, 500.0, "pinhole", SE3.from_matrix(np.eye(4)))
+    camera = CameraModel.from_rgb_camera(rgb_camera_from_aria(calib, np.eye(4)))
     assert camera.kind == "pinhole"
     points = _points_in_view(500, seed=2)
     expected, accepted = _aria_pixels(calib, points)
@@ -82,7 +86,7 @@ def test_pinhole_matches_projectaria_linear() -> None:
 
 @pytest.mark.parametrize("kind", ["fisheye624", "pinhole"])
 def test_projection_jacobian_matches_autograd(shared_dir: Path, kind: str) -> None:
-    camera = load_aria_rgb_camera(shared_dir / "aria" / ARIA_FILES[0])
+    camera = load_aria_rgb_camera(shared_dir / "aria" / "mps_online_calibration_first_line.jsonl")
     if kind == "pinhole":
         camera = CameraModel("pinhole", torch.tensor([600.0, 610.0, 700.0, 710.0], dtype=F64), 1408, 1408, camera.T_cpf_camera)
     points = torch.from_numpy(_points_in_view(50, seed=3))

@@ -126,7 +126,7 @@ def test_bad_files_are_clear_errors(tmp_path: Path, camera: CameraModel, change:
     with pytest.raises(HandsFileError, match=message):
         load_hand_observations(_save(tmp_path / "x.npz", **arrays), _trajectory(3), camera)
     (tmp_path / "text.npz").write_text("not a zip")
-    with pytest.raises(HandsFileError, match="not a readable .npz"):
+    with pytest.raises(HandsFileError, match="not a valid npz"):
         load_hand_observations(tmp_path / "text.npz", _trajectory(3), camera)
     with pytest.raises(HandsFileError, match="not found"):
         load_hand_observations(tmp_path / "missing.npz", _trajectory(3), camera)

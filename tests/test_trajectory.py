@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from collections.abc import Callable
@@ -9,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from projectaria_tools.core import calibration as aria_calibration
-from projectaria_tools.core import mps
+from aria_reference import projectaria_device_calibration
 from scipy.spatial.transform import Rotation
 
 from egoallo.errors import UserError
@@ -36,6 +36,19 @@ T_CAMERA_CPF_OPENCV = np.diag([-1.0, -1.0, 1.0, 1.0])
 @pytest.fixture(scope="module")
 def aria(shared_dir: Path) -> Path:
     return shared_dir / "aria"
+
+
+@pytest.fixture(scope="module")
+def aria_tools() -> None:
+    """projectaria-tools (the aria extra): reads VRS recordings, and is the reference for the CSV readers."""
+    pytest.importorskip("projectaria_tools", reason="needs projectaria-tools (pip install 'egoallo[aria]')")
+
+
+def _projectaria_device_poses(path: Path) -> np.ndarray:
+    """(N, 4, 4) world-from-device poses as projectaria-tools' own MPS reader gives them."""
+    from projectaria_tools.core import mps
+
+    return np.stack([p.transform_world_device.to_matrix() for p in mps.read_closed_loop_trajectory(str(path))])
 
 
 def _walk(frames: int = 60, fps: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
@@ -89,10 +102,10 @@ def test_mps_closed_loop_real_file(aria: Path) -> None:
     assert traj.T_world_cpf[:, 2, 1].min() > 0.99
     assert np.abs(traj.T_world_cpf[:, 2, 2]).max() < 0.1
 
-    # Same device poses as projectaria-tools' own reader.
-    theirs = np.stack([p.transform_world_device.to_matrix() for p in mps.read_closed_loop_trajectory(str(path))])
-    ours = traj.T_world_cpf @ np.linalg.inv(DEFAULT_ARIA_T_DEVICE_CPF)
-    np.testing.assert_allclose(ours, theirs, atol=1e-9)
+    # Same device poses as projectaria-tools' own reader, where it is installed.
+    if importlib.util.find_spec("projectaria_tools"):
+        ours = traj.T_world_cpf @ np.linalg.inv(DEFAULT_ARIA_T_DEVICE_CPF)
+        np.testing.assert_allclose(ours, _projectaria_device_poses(path), atol=1e-9)
 
     resampled = traj.resample(30.0)
     assert len(resampled) == 6  # 0.196 s at 30 fps: frames at 0, 1/30, ..., 5/30 s
@@ -133,7 +146,7 @@ def test_mps_layouts_by_column_name(aria: Path, tmp_path: Path) -> None:
     np.testing.assert_array_equal(odometry.T_world_cpf, reference.T_world_cpf)
 
 
-def test_adt_trajectory_with_gravity_along_minus_y(aria: Path) -> None:
+def test_adt_trajectory_with_gravity_along_minus_y(aria: Path, aria_tools: None) -> None:
     path = aria / "adt_aria_trajectory_gravity_minus_y.csv"
     traj = read_trajectory(path, calibration=aria / "adt_video_rgb3frames.vrs")
     assert len(traj) == 6
@@ -144,14 +157,13 @@ def test_adt_trajectory_with_gravity_along_minus_y(aria: Path) -> None:
     assert traj.T_world_cpf[:, 2, 2].max() < -0.3
 
     # Mapping back reproduces the file's own world: T_input_world @ T_world_cpf = T_input_device @ T_device_cpf.
-    theirs = np.stack([p.transform_world_device.to_matrix() for p in mps.read_closed_loop_trajectory(str(path))])
     T_device_cpf = load_T_device_cpf(aria / "adt_video_rgb3frames.vrs")
-    np.testing.assert_allclose(traj.T_input_world @ traj.T_world_cpf, theirs @ T_device_cpf, atol=1e-9)
+    np.testing.assert_allclose(traj.T_input_world @ traj.T_world_cpf, _projectaria_device_poses(path) @ T_device_cpf, atol=1e-9)
 
     assert len(traj.resample(30.0)) == 5  # 6 poses 33.328 ms apart span 0.16664 s < 5/30 s
 
 
-def test_calibration_from_vrs_and_online_json_agree(aria: Path, tmp_path: Path) -> None:
+def test_calibration_from_vrs_and_online_json_agree(aria: Path, aria_tools: None, tmp_path: Path) -> None:
     aea = load_calibration(aria / "aea_recording_rgb8frames.vrs")
     online = load_calibration(aria / "mps_online_calibration_first_line.jsonl")
     adt = load_calibration(aria / "adt_video_rgb3frames.vrs")
@@ -165,23 +177,46 @@ def test_calibration_from_vrs_and_online_json_agree(aria: Path, tmp_path: Path) 
         np.testing.assert_allclose(T[:3, :3].T @ T[:3, :3], np.eye(3), atol=1e-9)
         assert np.linalg.det(T[:3, :3]) > 0 and np.linalg.norm(T[:3, 3]) < 0.10
 
+    # A full device-calibration JSON as projectaria-tools writes it, read by this project's own reader.
+    from projectaria_tools.core import calibration as aria_calibration
+
+    device = projectaria_device_calibration(aria / "aea_recording_rgb8frames.vrs")
     full_json = tmp_path / "device_calibration.json"
-    full_json.write_text(aria_calibration.device_calibration_to_json_string(aea.device))
-    np.testing.assert_allclose(load_T_device_cpf(full_json), aea.T_device_cpf, atol=1e-9)
+    full_json.write_text(aria_calibration.device_calibration_to_json_string(device))
+    from_json = load_calibration(full_json)
+    assert "DVT-S" in from_json.description
+    np.testing.assert_allclose(from_json.T_device_cpf, aea.T_device_cpf, atol=1e-9)
+    for key in ("model", "image_size", "valid_radius"):
+        assert getattr(from_json.rgb_camera(), key) == getattr(aea.rgb_camera(), key)
+    np.testing.assert_allclose(from_json.rgb_camera().params, aea.rgb_camera().params, rtol=1e-12)
+    np.testing.assert_allclose(from_json.rgb_camera().T_device_camera, aea.rgb_camera().T_device_camera, atol=1e-12)
 
 
-def test_rgb_camera_from_vrs(aria: Path) -> None:
+def test_online_calibration_without_projectaria_matches_it(aria: Path) -> None:
+    """The MPS online calibration is read without projectaria-tools; where installed, it agrees."""
+    online = load_calibration(aria / "mps_online_calibration_first_line.jsonl")
+    camera = online.rgb_camera()
+    assert camera.model == "fisheye624" and camera.image_size == (2880, 2880) and camera.valid_radius == 1415.0
+    np.testing.assert_allclose(online.T_device_cpf, DEFAULT_ARIA_T_DEVICE_CPF, atol=1e-12)
+    device = projectaria_device_calibration(aria / "mps_online_calibration_first_line.jsonl")
+    theirs = device.get_camera_calib("camera-rgb")
+    np.testing.assert_allclose(online.T_device_cpf, device.get_transform_device_cpf().to_matrix(), atol=1e-12)
+    np.testing.assert_allclose(camera.T_device_camera, theirs.get_transform_device_camera().to_matrix(), atol=1e-12)
+    np.testing.assert_allclose(camera.params, theirs.get_projection_params(), rtol=1e-15)
+    assert camera.image_size == tuple(theirs.get_image_size()) and camera.valid_radius == theirs.get_valid_radius()
+
+
+def test_rgb_camera_from_vrs(aria: Path, aria_tools: None) -> None:
     camera = load_rgb_camera(aria / "aea_recording_rgb8frames.vrs")
     assert camera.image_size == (1408, 1408)
-    np.testing.assert_allclose(
-        camera.T_device_camera, camera.calibration.get_transform_device_camera().to_matrix(), atol=1e-12
-    )
+    theirs = projectaria_device_calibration(aria / "aea_recording_rgb8frames.vrs").get_camera_calib("camera-rgb")
+    np.testing.assert_allclose(camera.T_device_camera, theirs.get_transform_device_camera().to_matrix(), atol=1e-12)
     # The RGB optical axis is about +z of the CPF, the camera ~1 cm from it.
     assert camera.T_cpf_camera[2, 2] > 0.98
     assert np.linalg.norm(camera.T_cpf_camera[:3, 3]) < 0.1
 
 
-def test_device_is_cpf_and_calibration_options(aria: Path) -> None:
+def test_device_is_cpf_and_calibration_options(aria: Path, aria_tools: None) -> None:
     path = aria / "mps_closed_loop_trajectory_short.csv"
     as_cpf = read_trajectory(path, device_is_cpf=True)
     with_vrs = read_trajectory(path, calibration=aria / "aea_recording_rgb8frames.vrs")
@@ -423,7 +458,7 @@ def test_bad_files_of_every_format(tmp_path: Path) -> None:
     (tmp_path / "comments.txt").write_text("# only\n# comments\n")
     check(tmp_path / "comments.txt", "no poses")
     (tmp_path / "bad.npz").write_bytes(b"PK not a zip")
-    check(tmp_path / "bad.npz", "not a readable .npz")
+    check(tmp_path / "bad.npz", "not a valid npz")
     timestamps_ns, T = _walk()
     np.savez(tmp_path / "keys.npz", times=timestamps_ns, T_world_cpf=T)
     check(tmp_path / "keys.npz", r"expected exactly one of timestamps_ns / timestamps_s")
@@ -435,17 +470,22 @@ def test_bad_files_of_every_format(tmp_path: Path) -> None:
     check(tmp_path / "skewed.npz", r"pose 7: rotation block is not a rotation")
 
 
-def test_calibration_errors_are_clear(aria: Path, tmp_path: Path) -> None:
-    def check(path: Path, message: str) -> None:
-        with pytest.raises(CalibrationError, match=message) as caught:
-            load_T_device_cpf(path)
-        assert str(path) in str(caught.value)
+def _check_calibration_error(path: Path, message: str) -> None:
+    with pytest.raises(CalibrationError, match=message) as caught:
+        load_T_device_cpf(path)
+    assert str(path) in str(caught.value)
 
-    check(tmp_path / "missing.vrs", "not found")
+
+def test_vrs_calibration_errors_are_clear(aria: Path, aria_tools: None, tmp_path: Path) -> None:
+    _check_calibration_error(tmp_path / "missing.vrs", "not found")
     (tmp_path / "empty.vrs").write_bytes(b"")
-    check(tmp_path / "empty.vrs", "cannot open this file as a VRS")
+    _check_calibration_error(tmp_path / "empty.vrs", "cannot open this file as a VRS")
     (tmp_path / "truncated.vrs").write_bytes((aria / "adt_video_rgb3frames.vrs").read_bytes()[:3000])
-    check(tmp_path / "truncated.vrs", "cannot read this VRS")
+    _check_calibration_error(tmp_path / "truncated.vrs", "cannot read this VRS")
+
+
+def test_json_calibration_errors_are_clear(aria: Path, tmp_path: Path) -> None:
+    check = _check_calibration_error
     (tmp_path / "bad.jsonl").write_text("\n{not json\n")
     check(tmp_path / "bad.jsonl", r"line 2: not valid JSON")
     (tmp_path / "other.json").write_text(json.dumps({"hello": 1}))
@@ -453,7 +493,19 @@ def test_calibration_errors_are_clear(aria: Path, tmp_path: Path) -> None:
     record = json.loads((aria / "mps_online_calibration_first_line.jsonl").read_text())
     record["DeviceClassInfo"] = {"BuildVersion": "XYZ", "DeviceClass": "Aria"}
     (tmp_path / "subtype.json").write_text(json.dumps(record))
-    check(tmp_path / "subtype.json", re.escape("projectaria-tools rejects this calibration"))
+    check(tmp_path / "subtype.json", re.escape("device subtype 'XYZ' is not an Aria Gen 1 frame size (DVT-S, DVT-L)"))
+    record["DeviceClassInfo"]["BuildVersion"] = "DVT-L"
+    record["OriginSpecification"] = {"ChildLabel": "imu-left", "Type": "Custom"}
+    (tmp_path / "origin.json").write_text(json.dumps(record))
+    check(tmp_path / "origin.json", "expected the camera-slam-left origin")
+    del record["OriginSpecification"]
+    rgb = next(c for c in record["CameraCalibrations"] if c["Label"] == "camera-rgb")
+    rgb["T_Device_Camera"]["UnitQuaternion"] = [1.0, [0.0, 0.0]]
+    (tmp_path / "extrinsics.json").write_text(json.dumps(record))
+    check(tmp_path / "extrinsics.json", re.escape("line 1: camera-rgb: T_Device_Camera: expected"))
+    rgb["Projection"]["Name"] = "KannalaBrandtK3"
+    (tmp_path / "projection.json").write_text(json.dumps(record))
+    check(tmp_path / "projection.json", "projection 'KannalaBrandtK3'; expected one of")
     del record["DeviceClassInfo"]
     record["CameraCalibrations"] = record["CameraCalibrations"][2:]
     (tmp_path / "noslam.jsonl").write_text(json.dumps(record) + "\n")

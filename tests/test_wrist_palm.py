@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from projectaria_tools.core.mps import hand_tracking
 from scipy.spatial.transform import Rotation
 
 from egoallo.inputs import DEFAULT_ARIA_T_DEVICE_CPF, HeadTrajectory, read_trajectory
@@ -64,11 +63,17 @@ def _same(reference, ours) -> None:
 
 
 @pytest.fixture(scope="module")
+def hand_tracking():
+    """projectaria-tools' MPS hand-tracking readers: the reference (skips without the aria extra)."""
+    return pytest.importorskip("projectaria_tools.core.mps", reason="compares with projectaria-tools").hand_tracking
+
+
+@pytest.fixture(scope="module")
 def real_v1(shared_dir: Path) -> Path:
     return shared_dir / "aria" / "mps_wrist_and_palm_poses_v1.csv"
 
 
-def test_real_v1_matches_projectaria_tools(real_v1: Path) -> None:
+def test_real_v1_matches_projectaria_tools(real_v1: Path, hand_tracking) -> None:
     track = read_wrist_palm(real_v1)
     assert (track.layout, len(track)) == ("v1", 122)
     assert track.metadata["counts"] == {
@@ -106,7 +111,7 @@ def _assert_matches_reference(track, reference, palm_of, wrist_of) -> None:
             _same(normals.wrist_normal_device, track.wrist_normal_device[i, h])
 
 
-def test_v2_with_normals_in_any_column_order(tmp_path: Path) -> None:
+def test_v2_with_normals_in_any_column_order(tmp_path: Path, hand_tracking) -> None:
     header = V1[:1] + NORMALS + V1[1:]  # projectaria-tools finds columns by name too
     path = _write(tmp_path / "wrist_and_palm_poses.csv", header, _random_rows(np.random.default_rng(0), 9))
     track = read_wrist_palm(path)
@@ -117,7 +122,7 @@ def test_v2_with_normals_in_any_column_order(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("normals", [True, False])
-def test_v3_hand_tracking_results(tmp_path: Path, normals: bool) -> None:
+def test_v3_hand_tracking_results(tmp_path: Path, normals: bool, hand_tracking) -> None:
     header = V3 + NORMALS if normals else V3
     path = _write(tmp_path / "hand_tracking_results.csv", header, _random_rows(np.random.default_rng(1), 7, True))
     track = read_wrist_palm(path)

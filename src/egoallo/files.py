@@ -1,15 +1,51 @@
-"""Writing files atomically, and the program's own `.npz` files (results, hand detections)."""
+"""Checking paths before work, writing files atomically, and reading and writing `.npz` files."""
 
 from __future__ import annotations
 
 import io
 import os
+import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .errors import UserError
+
+
+def require_file(path: str | os.PathLike, expected: str) -> Path:
+    """`path` if it is an existing file, else a `UserError` saying what was `expected` there."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found; expected {expected}.")
+    return path
+
+
+def check_output(path: str | os.PathLike, suffixes: tuple[str, ...], *, force: bool) -> Path:
+    """`path` if a file can be written there, checked before any work: a `UserError` for another suffix
+    than `suffixes` (e.g. (".png", ".gif")), a missing or unwritable folder, or an existing file without `force`."""
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise UserError(f"{path}: the output must end in {' or '.join(suffixes)}.")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory; expected an output file name ending in {' or '.join(suffixes)}.")
+    if path.exists() and not force:
+        raise UserError(f"{path} exists; pass --force to overwrite it.")
+    check_writable_folder(path.parent)
+    return path
+
+
+def check_writable_folder(folder: str | os.PathLike) -> Path:
+    """`folder` if it exists and a file can be created in it (tried, then removed), else a `UserError`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: output directory does not exist.")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UserError(f"{folder}: cannot write in this directory ({e.strerror or e}).") from None
+    return folder
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
@@ -45,13 +81,27 @@ def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], *, what: s
     return write_bytes_atomic(path, buffer.getvalue())
 
 
+class NpzError(ValueError):
+    """Not a valid `.npz`: the message says why, without the file name (callers add it)."""
+
+
+def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """All arrays of an existing `.npz` file, never unpickling; an `NpzError` when it is not a valid npz."""
+    if not zipfile.is_zipfile(path):
+        raise NpzError("not a valid npz (expected a zip archive of .npy arrays, as numpy.savez writes)")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise NpzError(f"not a valid npz ({e})") from None
+
+
 def read_npz(path: str | os.PathLike, *, what: str) -> dict[str, np.ndarray]:
     """All arrays of an .npz (never unpickling), or a `UserError` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: {what} file not found.")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise UserError(f"{path}: not a readable .npz ({e}).") from None
+        return load_npz(path)
+    except NpzError as e:
+        raise UserError(f"{path}: {e}.") from None

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError
+from ..files import NpzError, load_npz
 from . import skeleton
 
 DEFAULT_MODEL_PATH = Path(__file__).parent / "assets" / "anny_smplh.npz"
@@ -104,10 +105,9 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise BodyModelFileError(f"{path}: body model file not found.")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except Exception as e:  # zip/format errors from numpy
-        raise BodyModelFileError(f"{path}: not a readable .npz body model ({e}).") from None
+        return load_npz(path)
+    except NpzError as e:
+        raise BodyModelFileError(f"{path}: {e}; expected a body model .npz.") from None
 
 
 @dataclasses.dataclass(frozen=True)

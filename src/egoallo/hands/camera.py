@@ -26,17 +26,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from projectaria_tools.core import calibration as aria_calibration
 
-from egoallo.errors import InputFileError, UserError
+from egoallo.errors import InputFileError
 from egoallo.inputs.calibration import CalibrationError, RgbCamera, as_rigid_transform
 
 CameraModel = Literal["pinhole", "fisheye624"]
 _PARAM_COUNTS: dict[str, tuple[int, ...]] = {"pinhole": (4,), "fisheye624": (15, 16)}
-_ARIA_MODELS: dict[aria_calibration.CameraModelType, CameraModel] = {
-    aria_calibration.CameraModelType.FISHEYE624: "fisheye624",
-    aria_calibration.CameraModelType.LINEAR: "pinhole",
-}
 CAMERA_KEYS = frozenset({"model", "width", "height", "fx", "fy", "cx", "cy", "params", "T_cpf_camera", "T_head_camera"})
 _VIDEO_KEYS = frozenset({"start_time_ns", "fps", "upright_rotation_deg"})
 
@@ -58,12 +53,9 @@ class HandCamera:
     @staticmethod
     def from_aria(camera: RgbCamera) -> HandCamera:
         """From an Aria RGB camera calibration (FISHEYE624 on Aria Gen 1)."""
-        kind = camera.calibration.get_model_name()
-        if kind not in _ARIA_MODELS:
-            raise UserError(f"RGB camera model {kind.name} is not supported (expected FISHEYE624 or LINEAR).")
         return HandCamera(
-            model=_ARIA_MODELS[kind],
-            params=np.asarray(camera.calibration.get_projection_params(), dtype=np.float64),
+            model=camera.model,
+            params=camera.params,
             image_size=camera.image_size,
             T_cpf_camera=camera.T_cpf_camera,
             T_device_camera=camera.T_device_camera,

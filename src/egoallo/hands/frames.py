@@ -15,14 +15,11 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from projectaria_tools.core import data_provider
 
-from egoallo.errors import InputFileError, UserError
+from egoallo.errors import InputFileError
 from egoallo.hands.camera import HandCamera, read_video_camera
-from egoallo.inputs.calibration import (
-    RGB_CAMERA_LABEL,
-    AriaCalibration,
-)
+from egoallo.inputs.calibration import RGB_CAMERA_LABEL, from_device_calibration
+from egoallo.thirdparty import native_logs_hidden, require
 
 ARIA_UPRIGHT_QUARTER_TURNS = 1  # Aria stores RGB frames turned 90 degrees counter-clockwise
 
@@ -70,10 +67,12 @@ def open_frames(path: str | Path, intrinsics: str | Path | None = None) -> Frame
 
 
 def _open_vrs(path: Path) -> FrameSource:
-    try:
-        provider = data_provider.create_vrs_data_provider(str(path))
-    except RuntimeError as error:
-        raise InputFileError(path, f"projectaria-tools cannot read this VRS file ({error})") from None
+    data_provider = require("projectaria_tools.core.data_provider", f"{path}: reading an Aria .vrs recording")
+    with native_logs_hidden():
+        try:
+            provider = data_provider.create_vrs_data_provider(str(path))
+        except RuntimeError as error:
+            raise InputFileError(path, f"projectaria-tools cannot read this VRS file ({error})") from None
     if provider is None:
         raise InputFileError(path, "projectaria-tools cannot open this file as a VRS recording (corrupt or not VRS)")
     stream = provider.get_stream_id_from_label(RGB_CAMERA_LABEL)
@@ -86,11 +85,8 @@ def _open_vrs(path: Path) -> FrameSource:
     device = provider.get_device_calibration()
     if device is None:
         raise InputFileError(path, "the VRS recording holds no device calibration")
-    rgb = AriaCalibration(device, str(path), "VRS factory calibration").rgb_camera()  # its errors name the file
-    try:
-        camera = HandCamera.from_aria(rgb)
-    except UserError as error:
-        raise InputFileError(path, str(error)) from None
+    rgb = from_device_calibration(device, str(path), "VRS factory calibration").rgb_camera()  # its errors name the file
+    camera = HandCamera.from_aria(rgb)
     read = functools.partial(_read_vrs, path, provider, stream, num_frames)
     return FrameSource(path, "vrs", camera, num_frames, ARIA_UPRIGHT_QUARTER_TURNS, read)
 
@@ -104,7 +100,7 @@ def _read_vrs(path: Path, provider, stream, num_frames: int, every: int) -> Iter
 
 
 def _open_video(path: Path, intrinsics: Path) -> FrameSource:
-    import cv2
+    cv2 = require("cv2", f"{path}: reading a video")
 
     spec = read_video_camera(intrinsics)
     capture = cv2.VideoCapture(str(path))
@@ -125,7 +121,7 @@ def _open_video(path: Path, intrinsics: Path) -> FrameSource:
 
 
 def _read_video(path: Path, start_time_ns: int, fps: float, every: int) -> Iterator[Frame]:
-    import cv2
+    cv2 = require("cv2", f"{path}: reading a video")
 
     capture = cv2.VideoCapture(str(path))
     try:

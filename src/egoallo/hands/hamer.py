@@ -9,12 +9,12 @@ side keep the more confident one (counted in the metadata).
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from egoallo.errors import InputFileError
+from egoallo.files import NpzError, load_npz
 from egoallo.hands.camera import HandCamera, camera_from_spec
 from egoallo.hands.detections import (
     NUM_KEYPOINTS,
@@ -50,10 +50,9 @@ def read_hamer(path: str | Path, camera: HandCamera | None = None) -> HandDetect
 
 def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], HandCamera | None]:
     try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise InputFileError(path, f"not a readable .npz ({error})") from None
+        data = load_npz(path)
+    except NpzError as error:
+        raise InputFileError(path, str(error)) from None
     return data, camera_from_spec(path, _npz_camera_spec(path, data)) if "camera_model" in data else None
 
 

@@ -13,9 +13,8 @@ from typing import Self
 
 import numpy as np
 
-from egoallo.errors import UserError
+from egoallo.thirdparty import native_logs_hidden, require
 
-MEDIAPIPE_VERSION = "0.10.14"
 _GRAPH = "mediapipe/modules/hand_landmark/hand_landmark_tracking_cpu.binarypb"
 _PALM_KEYPOINTS = (0, 5, 9, 13, 17)  # wrist and finger MCPs: what the palm detector boxes
 
@@ -38,22 +37,17 @@ class MediaPipeHands:
     """MediaPipe's hand landmark graph in static-image mode: palm detection and landmarks on every frame."""
 
     def __init__(self, min_confidence: float = 0.5) -> None:
-        try:
-            from mediapipe.python.solution_base import SolutionBase
-        except ImportError:
-            raise UserError(
-                f"hand detection needs mediapipe=={MEDIAPIPE_VERSION} (pip install mediapipe=={MEDIAPIPE_VERSION}; "
-                "it has wheels for Python 3.8-3.12)."
-            ) from None
-        self._graph = SolutionBase(
-            binary_graph_path=_GRAPH,
-            side_inputs={"model_complexity": 1, "num_hands": 2, "use_prev_landmarks": False},
-            calculator_params={
-                "palmdetectioncpu__TensorsToDetectionsCalculator.min_score_thresh": min_confidence,
-                "handlandmarkcpu__ThresholdingCalculator.threshold": min_confidence,
-            },
-            outputs=["multi_hand_landmarks", "multi_hand_world_landmarks", "multi_handedness", "palm_detections"],
-        )
+        solution_base = require("mediapipe.python.solution_base", "hand detection (Python 3.8-3.12)")
+        with native_logs_hidden():
+            self._graph = solution_base.SolutionBase(
+                binary_graph_path=_GRAPH,
+                side_inputs={"model_complexity": 1, "num_hands": 2, "use_prev_landmarks": False},
+                calculator_params={
+                    "palmdetectioncpu__TensorsToDetectionsCalculator.min_score_thresh": min_confidence,
+                    "handlandmarkcpu__ThresholdingCalculator.threshold": min_confidence,
+                },
+                outputs=["multi_hand_landmarks", "multi_hand_world_landmarks", "multi_handedness", "palm_detections"],
+            )
 
     def __enter__(self) -> Self:
         return self
@@ -64,7 +58,7 @@ class MediaPipeHands:
     def detect(self, image: np.ndarray, quarter_turns: int) -> list[HandCandidate]:
         """Hands in a stored (H, W, 3) uint8 RGB frame that `quarter_turns` clockwise turns make upright."""
         upright = np.ascontiguousarray(np.rot90(image, k=-quarter_turns))
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), native_logs_hidden():
             warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
             result = self._graph.process({"image": upright})
         if not result.multi_hand_landmarks:

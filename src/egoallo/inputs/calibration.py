@@ -1,14 +1,17 @@
-"""Aria device calibration: `T_device_cpf` and the RGB camera, read with projectaria-tools.
+"""Aria device calibration: `T_device_cpf` and the RGB camera.
 
-Sources: a VRS recording (factory calibration), a device-calibration JSON, or an MPS
-online-calibration JSONL line. projectaria-tools reports bad input by returning `None`
-or raising `RuntimeError` (checked on 2.3: empty/random/truncated VRS, bad JSON, unknown
-device subtype); both become a `CalibrationError` naming the file.
+Sources: a VRS recording (factory calibration, read with projectaria-tools: the `aria`
+extra), a device-calibration JSON, or an MPS online-calibration JSONL line (both read here,
+without projectaria-tools, as projectaria-tools 2.3 reads them; `tests/test_trajectory.py`
+compares the two). projectaria-tools reports a bad VRS by returning `None` or raising
+`RuntimeError` (checked on 2.3: empty/random/truncated VRS); both become a `CalibrationError`
+naming the file.
 
 Aria Gen 1 derives `T_device_cpf` from CAD extrinsics of its device subtype (DVT-S or
-DVT-L frame size), not from per-device calibration, so it is the same for every device of
-one subtype. MPS online calibration omits the subtype; it is identified here from the SLAM
-stereo baseline (CAD: DVT-S 138.1 mm, DVT-L 142.7 mm).
+DVT-L frame size), not from per-device calibration: the inverse of the CAD pose, in the CPF,
+of the calibration's origin sensor (camera-slam-left). MPS online calibration omits the
+subtype; it is identified here from the SLAM stereo baseline (CAD: DVT-S 138.1 mm, DVT-L
+142.7 mm).
 """
 
 from __future__ import annotations
@@ -16,47 +19,64 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from projectaria_tools.core import calibration as aria_calibration
-from projectaria_tools.core import data_provider
 
 from egoallo.errors import UserError
-
-# Aria Gen 1, DVT-S (the default frame size): `get_transform_device_cpf()` of the factory
-# calibration in ../shared/aria/aea_recording_rgb8frames.vrs (projectaria-tools 2.3). The
-# MPS online calibration in ../shared/aria/ (another DVT-S device) gives the same matrix;
-# DVT-L (adt_video_rgb3frames.vrs) differs by 2.4 mm in translation, not in rotation.
-DEFAULT_ARIA_T_DEVICE_CPF = np.array(
-    [
-        [-3.1860137253989063e-02, -9.9862953206225713e-01, -4.1520950702926107e-02, 4.9529584653817404e-03],
-        [7.9335340107158459e-01, 1.7481547320841173e-09, -6.0876134979821916e-01, -4.9148368170507883e-02],
-        [6.0792706195916857e-01, -5.2336007615386759e-02, 7.9226613561641979e-01, -4.9185461364273209e-02],
-        [0.0, 0.0, 0.0, 1.0],
-    ]
-)
-DEFAULT_ARIA_T_DEVICE_CPF.setflags(write=False)
+from egoallo.thirdparty import native_logs_hidden, require
 
 RGB_CAMERA_LABEL = "camera-rgb"
+ORIGIN_LABEL = "camera-slam-left"
+# CAD pose of camera-slam-left in the CPF per Aria Gen 1 frame size: translation (m), then its
+# y and z axes, as listed in projectaria-tools' DeviceCadExtrinsics.cpp (Apache-2.0).
+_GEN1_CAD_ORIGIN_IN_CPF = {
+    "DVT-S": ((0.069051, 0.002372, 0.009254), (0.793353, 0.0, -0.608761), (0.607927, -0.052336, 0.792266)),
+    "DVT-L": ((0.071351, 0.002372, 0.008454), (0.793353, 0.0, -0.608761), (0.607927, -0.052336, 0.792266)),
+}
 # Distance between the SLAM cameras in the Gen 1 CAD extrinsics, metres.
 GEN1_SLAM_BASELINE_M = {"DVT-S": 0.138102, "DVT-L": 0.142702}
 _BASELINE_TOLERANCE_M = 0.003
-_ONLINE_ORIGIN = {"ChildLabel": "camera-slam-left", "Type": "Custom"}
+# What a calibration JSON without "ConfigData" implies for the RGB camera (full-resolution Gen 1 calibration).
+_GEN1_RGB_FULL_RESOLUTION = {"ImageWidth": 2880, "ImageHeight": 2880, "ValidRadius": 1415.0}
+_PROJECTIONS = {"FisheyeRadTanThinPrism": "fisheye624"}
 
 
 class CalibrationError(UserError, ValueError):
     """An unusable calibration file or matrix: the message names the source and what was expected."""
 
 
+def gen1_T_device_cpf(subtype: str) -> np.ndarray:
+    """(4, 4) `T_device_cpf` of an Aria Gen 1 device of frame size `subtype` ("DVT-S" or "DVT-L")."""
+    translation, y_axis, z_axis = (np.asarray(v, dtype=np.float64) for v in _GEN1_CAD_ORIGIN_IN_CPF[subtype])
+    y_axis, z_axis = y_axis / np.linalg.norm(y_axis), z_axis / np.linalg.norm(z_axis)
+    U, _, Vt = np.linalg.svd(np.stack([np.cross(y_axis, z_axis), y_axis, z_axis], axis=1))
+    R_cpf_origin = U @ np.diag([1.0, 1.0, np.linalg.det(U @ Vt)]) @ Vt  # nearest rotation, as Sophus makes it
+    T = np.eye(4)
+    T[:3, :3], T[:3, 3] = R_cpf_origin.T, -R_cpf_origin.T @ translation
+    return T
+
+
+# Aria Gen 1, DVT-S (the default frame size). It equals `get_transform_device_cpf()` of the
+# factory calibration in ../shared/aria/aea_recording_rgb8frames.vrs (projectaria-tools 2.3);
+# the MPS online calibration in ../shared/aria/ (another DVT-S device) gives the same matrix;
+# DVT-L (adt_video_rgb3frames.vrs) differs by 2.3 mm in translation, not in rotation.
+DEFAULT_ARIA_T_DEVICE_CPF = gen1_T_device_cpf("DVT-S")
+DEFAULT_ARIA_T_DEVICE_CPF.setflags(write=False)
+
+
 @dataclass(frozen=True, eq=False)
 class RgbCamera:
-    """The RGB camera's calibration: extrinsics as (4, 4) matrices, plus projectaria-tools' object."""
+    """The RGB camera's calibration: projection model, image size and extrinsics as (4, 4) matrices."""
 
+    model: Literal["fisheye624", "pinhole"]
+    params: np.ndarray
+    """(15,) FISHEYE624 `f, cx, cy, k0..k5, p0, p1, s0..s3`, or (4,) pinhole `fx, fy, cx, cy`."""
+    image_size: tuple[int, int]  # (width, height) in pixels
+    valid_radius: float | None
+    """Pixels from the principal point inside which the calibration holds; None: the whole image."""
     T_device_camera: np.ndarray  # (4, 4)
     T_device_cpf: np.ndarray  # (4, 4)
-    image_size: tuple[int, int]  # (width, height) in pixels
-    calibration: aria_calibration.CameraCalibration  # projection model (FISHEYE624) and helpers
 
     @property
     def T_cpf_camera(self) -> np.ndarray:
@@ -66,29 +86,19 @@ class RgbCamera:
 
 @dataclass(frozen=True, eq=False)
 class AriaCalibration:
-    """A projectaria-tools `DeviceCalibration` with where it came from."""
+    """What this project uses of an Aria device calibration, with where it came from."""
 
-    device: aria_calibration.DeviceCalibration
+    T_device_cpf: np.ndarray
+    """(4, 4) central pupil frame in the device frame."""
+    rgb: RgbCamera | None
     source: str
     description: str  # how it was read, e.g. "VRS factory calibration, DVT-S"
 
-    @property
-    def T_device_cpf(self) -> np.ndarray:
-        """(4, 4) central pupil frame in the device frame."""
-        return np.asarray(self.device.get_transform_device_cpf().to_matrix(), dtype=np.float64)
-
     def rgb_camera(self) -> RgbCamera:
         """The RGB camera calibration; `CalibrationError` when the device has none."""
-        camera = self.device.get_camera_calib(RGB_CAMERA_LABEL)
-        if camera is None:
+        if self.rgb is None:
             raise CalibrationError(f"{self.source}: no {RGB_CAMERA_LABEL!r} calibration in {self.description}")
-        width, height = (int(v) for v in camera.get_image_size())
-        return RgbCamera(
-            T_device_camera=np.asarray(camera.get_transform_device_camera().to_matrix(), dtype=np.float64),
-            T_device_cpf=self.T_device_cpf,
-            image_size=(width, height),
-            calibration=camera,
-        )
+        return self.rgb
 
 
 def load_calibration(path: str | Path) -> AriaCalibration:
@@ -129,16 +139,44 @@ def as_rigid_transform(T: Any, name: str) -> np.ndarray:
 
 
 def _from_vrs(path: Path) -> AriaCalibration:
-    try:
-        provider = data_provider.create_vrs_data_provider(str(path))
-    except RuntimeError as error:
-        raise CalibrationError(f"{path}: projectaria-tools cannot read this VRS file ({error})") from None
+    data_provider = require("projectaria_tools.core.data_provider", f"{path}: reading an Aria .vrs recording")
+    with native_logs_hidden():
+        try:
+            provider = data_provider.create_vrs_data_provider(str(path))
+        except RuntimeError as error:
+            raise CalibrationError(f"{path}: projectaria-tools cannot read this VRS file ({error})") from None
     if provider is None:
         raise CalibrationError(f"{path}: projectaria-tools cannot open this file as a VRS recording")
     device = provider.get_device_calibration()
     if device is None:
         raise CalibrationError(f"{path}: the VRS recording holds no device calibration")
-    return AriaCalibration(device, str(path), f"VRS factory calibration, {device.get_device_subtype()}")
+    return from_device_calibration(device, str(path), f"VRS factory calibration, {device.get_device_subtype()}")
+
+
+def from_device_calibration(device: Any, source: str, description: str) -> AriaCalibration:
+    """From a projectaria-tools `DeviceCalibration` (a VRS recording's factory calibration)."""
+    T_device_cpf = np.asarray(device.get_transform_device_cpf().to_matrix(), dtype=np.float64)
+    camera = device.get_camera_calib(RGB_CAMERA_LABEL)
+    rgb = None if camera is None else rgb_camera_from_aria(camera, T_device_cpf, source)
+    return AriaCalibration(T_device_cpf, rgb, source, description)
+
+
+def rgb_camera_from_aria(camera: Any, T_device_cpf: np.ndarray, source: str = "") -> RgbCamera:
+    """From a projectaria-tools `CameraCalibration` (FISHEYE624 or LINEAR) and `T_device_cpf (4, 4)`."""
+    name = str(camera.get_model_name()).rsplit(".", 1)[-1]
+    kinds = {"FISHEYE624": "fisheye624", "LINEAR": "pinhole"}
+    if name not in kinds:
+        raise CalibrationError(f"{source}: camera {camera.get_label()!r}: model {name} is not supported (FISHEYE624, LINEAR)")
+    width, height = (int(v) for v in camera.get_image_size())
+    radius = camera.get_valid_radius()
+    return RgbCamera(
+        model=kinds[name],
+        params=np.asarray(camera.get_projection_params(), dtype=np.float64),
+        image_size=(width, height),
+        valid_radius=None if radius is None else float(radius),
+        T_device_camera=np.asarray(camera.get_transform_device_camera().to_matrix(), dtype=np.float64),
+        T_device_cpf=np.asarray(T_device_cpf, dtype=np.float64),
+    )
 
 
 def _from_json(path: Path) -> AriaCalibration:
@@ -151,22 +189,89 @@ def _from_json(path: Path) -> AriaCalibration:
         raise CalibrationError(
             f"{path}: line {line_no}: expected an Aria calibration JSON object with a 'CameraCalibrations' list"
         )
-    description = f"device calibration JSON, line {line_no}"
+    cameras = record["CameraCalibrations"]
     if "DeviceClassInfo" not in record:
-        subtype, baseline = _gen1_subtype_from_slam_baseline(path, record["CameraCalibrations"])
-        record = {**record, "DeviceClassInfo": {"BuildVersion": subtype, "DeviceClass": "Aria"}}
-        record.setdefault("OriginSpecification", _ONLINE_ORIGIN)
+        subtype, baseline = _gen1_subtype_from_slam_baseline(path, cameras)
         description = (
             f"MPS online calibration, line {line_no}; Aria Gen 1 {subtype} "
             f"identified from its SLAM baseline {baseline * 1000:.1f} mm"
         )
+    else:
+        info = record["DeviceClassInfo"]
+        subtype = info.get("BuildVersion") if isinstance(info, dict) else None
+        if subtype not in _GEN1_CAD_ORIGIN_IN_CPF:
+            raise CalibrationError(
+                f"{path}: line {line_no}: device subtype {subtype!r} is not an Aria Gen 1 frame size "
+                f"({', '.join(_GEN1_CAD_ORIGIN_IN_CPF)}); pass the recording's .vrs"
+            )
+        description = f"device calibration JSON, line {line_no}, {subtype}"
+    origin = record.get("OriginSpecification", {"ChildLabel": ORIGIN_LABEL})
+    if not isinstance(origin, dict) or origin.get("ChildLabel") != ORIGIN_LABEL:
+        raise CalibrationError(f"{path}: line {line_no}: OriginSpecification {origin!r}; expected the {ORIGIN_LABEL} origin of Aria Gen 1")
+    T_device_cpf = gen1_T_device_cpf(subtype)
+    rgb = _rgb_from_json(f"{path}: line {line_no}: {RGB_CAMERA_LABEL}", cameras, T_device_cpf)
+    return AriaCalibration(T_device_cpf, rgb, str(path), description)
+
+
+def _rgb_from_json(where: str, cameras: list[Any], T_device_cpf: np.ndarray) -> RgbCamera | None:
+    """The RGB camera entry of a calibration JSON (None when there is none); image size from its ConfigData."""
+    entry = next((c for c in cameras if isinstance(c, dict) and c.get("Label") == RGB_CAMERA_LABEL), None)
+    if entry is None:
+        return None
+    projection = entry.get("Projection")
+    name = projection.get("Name") if isinstance(projection, dict) else None
+    if name not in _PROJECTIONS:
+        raise CalibrationError(f"{where}: projection {name!r}; expected one of {sorted(_PROJECTIONS)}")
+    params = _json_numbers(projection.get("Params"), (15,), f"{where}: Projection.Params")
+    config = entry.get("ConfigData", _GEN1_RGB_FULL_RESOLUTION)
     try:
-        device = aria_calibration.device_calibration_from_json_string(json.dumps(record))
-    except RuntimeError as error:
-        raise CalibrationError(f"{path}: projectaria-tools rejects this calibration ({error})") from None
-    if device is None:
-        raise CalibrationError(f"{path}: projectaria-tools could not build a device calibration from it")
-    return AriaCalibration(device, str(path), description)
+        width, height, radius = (config[k] for k in ("ImageWidth", "ImageHeight", "ValidRadius"))
+        size = (int(width), int(height))
+        radius = float(radius)
+    except (TypeError, KeyError, ValueError):
+        raise CalibrationError(f"{where}: ConfigData {config!r}; expected ImageWidth, ImageHeight and ValidRadius") from None
+    return RgbCamera(
+        model=_PROJECTIONS[name],
+        params=params,
+        image_size=size,
+        valid_radius=radius,
+        T_device_camera=_se3_from_json(entry.get("T_Device_Camera"), f"{where}: T_Device_Camera"),
+        T_device_cpf=T_device_cpf,
+    )
+
+
+def _se3_from_json(value: Any, where: str) -> np.ndarray:
+    """(4, 4) from `{"Translation": [x, y, z], "UnitQuaternion": [w, [x, y, z]]}` (the quaternion normalised)."""
+    expected = 'expected {"Translation": [x, y, z], "UnitQuaternion": [w, [x, y, z]]}'
+    try:
+        translation = _json_numbers(value["Translation"], (3,), where)
+        w, xyz = value["UnitQuaternion"]
+        q = _json_numbers([w, *xyz], (4,), where)
+    except (TypeError, KeyError, ValueError):
+        raise CalibrationError(f"{where}: {expected}") from None
+    norm = np.linalg.norm(q)
+    if norm < 1e-6:
+        raise CalibrationError(f"{where}: the quaternion is zero; {expected}")
+    w, x, y, z = q / norm
+    T = np.eye(4)
+    T[:3, :3] = [
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ]
+    T[:3, 3] = translation
+    return T
+
+
+def _json_numbers(value: Any, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """`value` as finite float64 numbers of `shape`, or a `CalibrationError` naming `where`."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = None
+    if array is None or array.shape != shape or not np.isfinite(array).all():
+        raise CalibrationError(f"{where}: expected {shape[0]} finite numbers, got {value!r:.80}")
+    return array
 
 
 def _first_json_record(path: Path, text: str) -> tuple[int, Any]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -110,30 +110,18 @@ class CameraModel:
         return dataclasses.replace(self, params=params, width=width, height=height, valid_radius=radius)
 
     @staticmethod
-    def from_aria(calibration: Any, T_device_cpf: np.ndarray) -> CameraModel:
-        """From a projectaria-tools `CameraCalibration` (FISHEYE624 or LINEAR) and `T_device_cpf (4, 4)`."""
-        name = str(calibration.get_model_name()).rsplit(".", 1)[-1]
-        params = np.asarray(calibration.get_projection_params(), dtype=np.float64)
-        kinds = {"FISHEYE624": "fisheye624", "LINEAR": "pinhole"}
-        if name not in kinds:
-            raise CameraError(f"camera {calibration.get_label()!r}: model {name} is not supported (FISHEYE624, LINEAR)")
-        T_device_camera = np.asarray(calibration.get_transform_device_camera().to_matrix(), dtype=np.float64)
-        T_cpf_camera = np.linalg.inv(as_rigid_transform(T_device_cpf, "T_device_cpf")) @ T_device_camera
-        width, height = (int(v) for v in calibration.get_image_size())
-        radius = calibration.get_valid_radius()
+    def from_rgb_camera(camera: RgbCamera) -> CameraModel:
+        """From the RGB camera of an Aria calibration (`egoallo.inputs.calibration`)."""
+        T_cpf_camera = np.linalg.inv(as_rigid_transform(camera.T_device_cpf, "T_device_cpf")) @ camera.T_device_camera
+        width, height = camera.image_size
         return CameraModel(
-            kind=kinds[name],
-            params=torch.from_numpy(params.copy()),
+            kind=camera.model,
+            params=torch.from_numpy(camera.params.copy()),
             width=width,
             height=height,
             T_cpf_camera=torch.from_numpy(T_cpf_camera),
-            valid_radius=None if radius is None else float(radius),
+            valid_radius=camera.valid_radius,
         )
-
-    @staticmethod
-    def from_rgb_camera(camera: RgbCamera) -> CameraModel:
-        """From the RGB camera of an Aria calibration (`egoallo.inputs.calibration`)."""
-        return CameraModel.from_aria(camera.calibration, camera.T_device_cpf)
 
 
 def load_aria_rgb_camera(path: str | Path) -> CameraModel:

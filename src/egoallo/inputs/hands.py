@@ -22,7 +22,6 @@ non-increasing timestamps or an image of another aspect ratio is refused with a
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from egoallo.errors import InputFileError
+from egoallo.files import NpzError, load_npz
 from egoallo.guidance.hands import NUM_LANDMARKS, SIDES, HandObservations
 from egoallo.inputs.cameras import CameraError, CameraModel
 from egoallo.inputs.trajectory import HeadTrajectory
@@ -126,10 +126,9 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise HandsFileError(path, "not found or not a file; expected a hands .npz")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files if key in REQUIRED or key in OPTIONAL or key in CAMERA_KEYS}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise HandsFileError(path, f"not a readable .npz ({error})") from None
+        arrays = {key: value for key, value in load_npz(path).items() if key in REQUIRED or key in OPTIONAL or key in CAMERA_KEYS}
+    except NpzError as error:
+        raise HandsFileError(path, str(error)) from None
     missing = [key for key in REQUIRED if key not in arrays]
     if missing:
         raise HandsFileError(path, f"missing key(s) {', '.join(missing)}; expected {', '.join(REQUIRED)}")

@@ -24,17 +24,15 @@ from __future__ import annotations
 
 import gzip
 import io
-import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import median_filter
-from scipy.signal import find_peaks
 
 from egoallo.errors import InputFileError
+from egoallo.files import NpzError, load_npz
 from egoallo.inputs.csv_columns import decode_text
 
 _ARIA_POSITION = ("px_world", "py_world", "pz_world")
@@ -200,6 +198,9 @@ def _head_top(head_z: np.ndarray) -> float:
 
 def _layers(z: np.ndarray, bin_m: float, background_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Heights (K,) of the histogram's local maxima, their counts above the background (K,), the background (K,)."""
+    from scipy.ndimage import median_filter  # imported here: only a point cloud needs it (slow to import)
+    from scipy.signal import find_peaks
+
     if not bin_m > 0:
         raise ValueError(f"bin_m must be positive, got {bin_m}")
     # Two empty bins at each end, so that a layer at either end is still a local maximum.
@@ -330,17 +331,18 @@ def _first_bad_line(path: Path, body: str, header: list[str], index: list[int], 
 
 def _read_array(path: Path) -> np.ndarray:
     """(N, 3) float64 from a `.npy` array or the `points` array of a `.npz`."""
+    if path.suffix.lower() == ".npz":
+        try:
+            arrays = load_npz(path)
+        except NpzError as error:
+            raise PointCloudError(path, str(error)) from None
+        if "points" not in arrays:
+            found = ", ".join(arrays) or "none"
+            raise PointCloudError(path, f"no 'points' array (found: {found}); expected points of shape (N, 3)")
+        return _as_xyz(path, arrays["points"], "points")
     try:
         loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.lib.npyio.NpzFile):
-            with loaded:
-                if "points" not in loaded.files:
-                    found = ", ".join(loaded.files) or "none"
-                    raise PointCloudError(path, f"no 'points' array (found: {found}); expected points of shape (N, 3)")
-                loaded = loaded["points"]
-    except PointCloudError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+    except (ValueError, OSError, EOFError) as error:
         raise PointCloudError(path, f"not a readable {path.suffix} file ({error})") from None
     return _as_xyz(path, loaded, "points")
 

@@ -30,7 +30,6 @@ norms (zero quaternions become NaN rotations), so the CSV is parsed here, driven
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -40,6 +39,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 from egoallo.errors import InputFileError
+from egoallo.files import NpzError, load_npz
 from egoallo.inputs.calibration import (
     DEFAULT_ARIA_T_DEVICE_CPF,
     as_rigid_transform,
@@ -350,10 +350,9 @@ def _parse_tum(path: Path, lines: list[str]) -> _Rows:
 def _parse_npz(path: Path) -> _Rows:
     """`.npz` with `timestamps_ns` (int) or `timestamps_s`, and `T_world_head` or `T_world_cpf` (T, 4, 4)."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise TrajectoryError(path, f"not a readable .npz ({error})") from None
+        arrays = load_npz(path)
+    except NpzError as error:
+        raise TrajectoryError(path, str(error)) from None
     time_keys = [k for k in ("timestamps_ns", "timestamps_s") if k in arrays]
     pose_keys = [k for k in ("T_world_cpf", "T_world_head") if k in arrays]
     if len(time_keys) != 1 or len(pose_keys) != 1:
