@@ -97,6 +97,49 @@ def test_cmu_activity(description, activity):
     assert sources.cmu_activity(description) == activity
 
 
+DAZ_MANIFEST = (
+    "# Manifest\n\nclip\tframes\tseconds\tdescription(CMU index)\ttags\n"
+    "13_01\t2314\t19.28\tsit on high stool, stand up\tsit/stand-up\n"
+    "13_30\t2466\t20.55\tjumping jacks, side twists, squats, jog\tcrouch/squat,jump,exercise\n"
+    "14_21\t1218\t10.15\tclimb 3 steps\tstairs\n"
+    "  12_04\ttai chi\n"
+)
+
+
+def test_new_sources_clip_info_and_splits():
+    manifest = sources.read_daz_manifest(DAZ_MANIFEST)
+    assert set(manifest) == {"13_01", "13_30", "14_21"}
+    sit = sources.daz_clip("cmu_daz_subjects10-14/13/13_01.bvh", manifest)
+    assert (sit.clip_id, sit.performer, sit.activity, sit.split) == ("cmu_daz/13_01", "13", "sit", "test")
+    assert sit.description == "sit on high stool, stand up"
+    assert sources.daz_clip("cmu_daz_subjects10-14/13/13_30.bvh", manifest).activity == "exercise"
+    assert sources.daz_clip("cmu_daz_subjects10-14/14/14_21.bvh", manifest).split == "train"
+    assert [sources.daz_split(s) for s in (10, 11, 12, 13, 14)] == ["val", "train", "train", "test", "train"]
+    idle = sources.reactidle_clip("reactidle/genuine/012_genuine.bvh")
+    assert (idle.clip_id, idle.performer, idle.style, idle.activity, idle.split) == (
+        "reactidle/012_genuine", "012", "genuine", "idle", "test")
+    assert sources.reactidle_clip("reactidle/acted/007_acted.bvh").split == "val"
+    assert sources.reactidle_clip("reactidle/acted/001_acted.bvh").split == "train"
+    assert sources.reactidle_clip("reactidle/README.md") is None
+
+
+def test_train_subset_is_fixed_and_of_the_asked_size():
+    from egoallo.data.dataset_build import in_train_subset
+
+    ids = [f"bandai2/clip_{i}" for i in range(4000)]
+    chosen = [i for i in ids if in_train_subset(i, 0.25)]
+    assert 0.23 < len(chosen) / len(ids) < 0.27
+    assert chosen == [i for i in ids if in_train_subset(i, 0.25)]
+    assert set(chosen) <= {i for i in ids if in_train_subset(i, 0.5)}
+    assert all(in_train_subset(i, 1.0) for i in ids)
+
+
+@pytest.mark.parametrize("pair", ["bandai2", "bandai2:most", "bandai2:0", "bandai2:1.5", "nosuch:0.5"])
+def test_train_fraction_refuses_bad_pairs(pair, model_path, tmp_path):
+    with pytest.raises(UserError, match="SOURCE:FRACTION|train fractions"):
+        cli_build(tmp_path / "out", sources=("bandai2",), train_fraction=(pair,), body_model=model_path)
+
+
 def test_find_shared_dir(monkeypatch, tmp_path):
     monkeypatch.setenv(sources.SHARED_ENV_VAR, str(tmp_path))
     assert sources.find_shared_dir() == tmp_path
@@ -191,6 +234,16 @@ def test_motion_dataset_windows(built):
     for _ in range(20):
         w = ds.random_window(rng, 128)
         assert w["T_world_root"].shape == (128, 4, 4) and w["contacts"].shape == (128, 52) and w["mask"][0]
+    assert ds.groups == ("bandai1/walk-left", "cmu/dance", "cmu/dance")
+    windows = np.maximum(ds.lengths - 32 + 1, 1)
+    np.testing.assert_allclose(ds.clip_weights(32), windows / windows.sum())  # power 1: every window alike
+    even = MotionDataset(out / "dataset.h5", "test", balance_power=0.0).clip_weights(32)
+    assert even[0] == pytest.approx(0.5) and even[1:].sum() == pytest.approx(0.5)  # power 0: every group alike
+    np.testing.assert_allclose(even[1:] / even[1:].sum(), windows[1:] / windows[1:].sum())  # uniform inside a group
+    sqrt = MotionDataset(out / "dataset.h5", "test", balance_power=0.5).clip_weights(32)
+    assert sqrt[0] / sqrt[1:].sum() == pytest.approx(np.sqrt(windows[0] / windows[1:].sum()))
+    with pytest.raises(ValueError, match="balance_power"):
+        MotionDataset(out / "dataset.h5", "test", balance_power=1.5)
     clone = copy.deepcopy(ds)  # the same __getstate__ path as pickling for worker processes
     assert clone._h5 is None and clone.window(0, 0, 8)["mask"].all()
     assert len(MotionDataset(out / "dataset.h5", "val")) == 0

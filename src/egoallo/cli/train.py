@@ -26,6 +26,8 @@ def train(
     retime_probability: float = 0.0,
     retime_speeds: tuple[float, float] = (0.8, 1.25),
     sources: tuple[str, ...] | None = None,
+    balance_power: float = 1.0,
+    init_from: Path | None = None,
     warmup_steps: int = 500,
     val_every: int = 500,
     checkpoint_every: int = 500,
@@ -45,17 +47,23 @@ def train(
         retime_probability: Share of training windows played faster or slower.
         retime_speeds: Slowest and fastest playback speed of a re-timed window (drawn log-uniformly).
         sources: Train (and validate) on these sources only, e.g. `bandai1 bandai2`.
+        balance_power: Draw each (source, activity) group of training windows in proportion to its windows to this power: 1 = every window alike, 0.5 = square-root balance (rare activities such as sitting, stairs and idle drawn more), 0 = every group alike.
+        init_from: Start from this checkpoint directory's weights (fine-tuning); a resumed run ignores it.
     """
     if not dataset.is_file():
         raise UserError(f"{dataset}: dataset file not found (build one with `egoallo data build --out DIR`).")
     if not 0 < retime_speeds[0] <= retime_speeds[1]:
         raise UserError(f"--retime-speeds must be two positive speeds, slowest first; got {retime_speeds[0]} {retime_speeds[1]}.")
+    if not 0.0 <= balance_power <= 1.0:
+        raise UserError(f"--balance-power must be between 0 and 1; got {balance_power}.")
+    if init_from is not None and not (init_from / "model.safetensors").is_file():
+        raise UserError(f"{init_from}: no model.safetensors there (--init-from takes a checkpoint directory).")
     net = dataclasses.replace(PRESETS[model], cond_param=cond_param, include_hands=include_hands)
     config = TrainConfig(
         dataset=dataset, out=out, model=model, cond_param=cond_param, steps=steps, batch_size=batch_size,
         window=window, learning_rate=learning_rate, mirror_probability=mirror_probability,
         reshape_probability=reshape_probability, retime_probability=retime_probability,
-        retime_speeds=retime_speeds, sources=sources, warmup_steps=warmup_steps, val_every=val_every,
+        retime_speeds=retime_speeds, sources=sources, balance_power=balance_power, init_from=init_from, warmup_steps=warmup_steps, val_every=val_every,
         checkpoint_every=checkpoint_every, seed=seed, threads=threads,
     )
     final = train_prior(config, net)

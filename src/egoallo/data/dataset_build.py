@@ -174,6 +174,7 @@ def build_dataset(
     limit_per_source: int | None = None,
     config: RetargetConfig = RetargetConfig(),
     min_duration_s: float = 1.0,
+    train_fraction: dict[str, float] | None = None,
     force: bool = False,
     progress: bool = True,
 ) -> BuildSummary:
@@ -186,6 +187,8 @@ def build_dataset(
         workers: worker processes; 0 runs in this process.
         limit_per_source: only the first N clips of each source (archive order).
         min_duration_s: clips shorter than this are rejected.
+        train_fraction: source -> share of its train clips to build (a fixed subset chosen by a
+            hash of the clip id, `in_train_subset`); val and test clips are always built.
         force: discard a previous build in `out_dir` and start over.
     """
     start = time.perf_counter()
@@ -204,13 +207,18 @@ def build_dataset(
     if amass_dir is not None:
         streams["amass"] = functools.partial(iter_amass_files, amass_dir)
 
-    prepare_out_dir(out_dir, _settings(model, config, min_duration_s), force=force)
+    train_fraction = dict(sorted((train_fraction or {}).items()))
+    if any(not 0.0 < f <= 1.0 for f in train_fraction.values()) or set(train_fraction) - set(streams):
+        raise BuildError(f"train fractions must be in (0, 1] for sources being built; got {train_fraction}.")
+    prepare_out_dir(out_dir, _settings(model, config, min_duration_s, train_fraction), force=force)
     log_path = out_dir / "build_log.jsonl"
     done = {entry["clip_id"] for entry in _read_log(log_path)}
     processed = 0
     with _executor(workers, model) as run, _open_log(log_path) as log:
         for source, stream in streams.items():
-            tasks = _pending_tasks(stream(), out_dir, done, limit_per_source, config, min_duration_s)
+            fraction = train_fraction.get(source, 1.0)
+            clips = ((info, payload) for info, payload in stream() if info.split != "train" or in_train_subset(info.clip_id, fraction))
+            tasks = _pending_tasks(clips, out_dir, done, limit_per_source, config, min_duration_s)
             bar = tqdm(desc=source, unit="clip", total=limit_per_source, disable=not progress)
             with bar:
                 for outcome in run(tasks):
@@ -253,7 +261,12 @@ def prepare_out_dir(out_dir: Path, settings: dict, *, force: bool = False) -> No
     _write_json(marker, settings)
 
 
-def _settings(model: BodyModel, config: RetargetConfig, min_duration_s: float) -> dict:
+def in_train_subset(clip_id: str, fraction: float) -> bool:
+    """Whether a clip is in the fixed `fraction` subset: the first 8 bytes of its id's SHA-256, as a share of 2^64, below it."""
+    return int.from_bytes(hashlib.sha256(clip_id.encode()).digest()[:8], "big") < fraction * 2.0**64
+
+
+def _settings(model: BodyModel, config: RetargetConfig, min_duration_s: float, train_fraction: dict[str, float]) -> dict:
     digest = hashlib.sha256()
     for tensor in (model.j_template, model.j_shapedirs, model.cpf_template, model.cpf_shapedirs):
         digest.update(tensor.numpy().tobytes())
@@ -264,6 +277,7 @@ def _settings(model: BodyModel, config: RetargetConfig, min_duration_s: float) -
         "model": {"name": model.name, "joints_sha256": digest.hexdigest()},
         "retarget_config": dataclasses.asdict(config),
         "min_duration_s": min_duration_s,
+        **({"train_fraction": train_fraction} if train_fraction else {}),
     }
 
 

@@ -57,6 +57,12 @@ class TrainConfig:
     retime_speeds: tuple[float, float] = (0.8, 1.25)
     sources: tuple[str, ...] | None = None
     """Train on these sources only (e.g. `bandai1 bandai2` for a cross-dataset test on CMU); default all."""
+    balance_power: float = 1.0
+    """Training windows: each (source, activity) group drawn in proportion to its windows to this power
+    (`MotionDataset`); 1 = every window alike, 0.5 = square-root balance, 0 = every group alike.
+    Validation windows are always drawn alike."""
+    init_from: Path | None = None
+    """Start a new run from this checkpoint's weights (fine-tuning); ignored when resuming OUT/latest."""
     learning_rate: float = 3e-4
     weight_decay: float = 1e-4
     warmup_steps: int = 500
@@ -195,7 +201,7 @@ def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool 
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed + rank)
     rng = np.random.default_rng([config.seed, rank])
-    train_set = MotionDataset(config.dataset, "train", config.sources)
+    train_set = MotionDataset(config.dataset, "train", config.sources, balance_power=config.balance_power)
     val_set = MotionDataset(config.dataset, "val", config.sources)
     if not len(train_set):
         raise UserError(f"{config.dataset}: no clips in the train split" + (f" from sources {list(config.sources)}." if config.sources else "."))
@@ -206,6 +212,10 @@ def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool 
     body = BodyModel.load_from_env_or_default(None) if augments_by_body else None
     model = EgoDenoiser(net_config)
     start_step = 0
+    if config.init_from is not None and not (latest / "model.safetensors").exists():
+        init_config, model = load_project_checkpoint(Path(config.init_from))
+        if init_config != net_config:
+            raise UserError(f"{config.init_from}: its network ({init_config}) differs from the one asked for ({net_config}).")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     if (latest / "model.safetensors").exists():
         _, model = load_project_checkpoint(latest)

@@ -1,0 +1,69 @@
+"""Physical plausibility of a posed body against its floor: figures that need no ground truth.
+
+Positions are metres in a z-up world; the floor is the plane `z = floor_z`.
+A foot joint (ankles, toes) "stands" on the floor when it is at its standing
+height over the sole (`BodyModel.rest_joint_heights`), so its penetration is
+how far it is below that height: `floor_z + standing_height - z`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from . import skeleton
+
+FOOT_JOINTS: tuple[int, ...] = tuple(
+    skeleton.JOINT_INDEX[n] for n in ("left_ankle", "right_ankle", "left_foot", "right_foot")
+)
+PENETRATION_TOLERANCE_M = 0.03
+"""A foot joint more than this below its standing height over the floor penetrates it."""
+SKATE_CONTACT_M = 0.03
+"""A foot joint within this of its standing height is on the floor (for skating)."""
+SKATE_SPEED_M_S = 0.2
+"""... and skates when it moves horizontally faster than this."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Plausibility:
+    """Per-sample figures, each `(S,)`."""
+
+    penetration_share: np.ndarray
+    """Share of frames with a foot joint more than `PENETRATION_TOLERANCE_M` below the floor."""
+    deepest_penetration_m: np.ndarray
+    """Largest penetration of any foot joint over all frames (0 when none is below)."""
+    skating_share: np.ndarray
+    """Share of frame steps with a foot joint on the floor that moves faster than `SKATE_SPEED_M_S`."""
+    pelvis_height_min_m: np.ndarray
+    pelvis_height_max_m: np.ndarray
+    """Range of the pelvis height above the floor."""
+
+    def to_json(self) -> dict[str, list[float]]:
+        return {k: np.asarray(v, dtype=np.float64).round(4).tolist() for k, v in dataclasses.asdict(self).items()}
+
+
+def plausibility(joints_world: np.ndarray, floor_z: float, standing_heights: np.ndarray, fps: float) -> Plausibility:
+    """Floor penetration, foot skating and pelvis height of `joints_world (S, T, 52, 3)`.
+
+    Args:
+        floor_z: the floor's height.
+        standing_heights: `(S, 52)` or `(52,)` each joint's height over the sole in the rest pose.
+        fps: frame rate (for speeds).
+    """
+    joints = np.asarray(joints_world, dtype=np.float64)
+    standing = np.broadcast_to(np.asarray(standing_heights, dtype=np.float64), (joints.shape[0], joints.shape[2]))
+    feet = joints[:, :, FOOT_JOINTS]  # (S, T, 4, 3)
+    above = feet[..., 2] - floor_z - standing[:, None, FOOT_JOINTS]  # (S, T, 4): height over standing height
+    penetration = np.maximum(-above, 0.0)
+    on_floor = np.abs(above) < SKATE_CONTACT_M
+    speed = np.linalg.norm(np.diff(feet[..., :2], axis=1), axis=-1) * fps  # (S, T-1, 4)
+    skating = (on_floor[:, 1:] & on_floor[:, :-1] & (speed > SKATE_SPEED_M_S)).any(axis=-1)
+    pelvis = joints[:, :, skeleton.JOINT_INDEX["pelvis"], 2] - floor_z
+    return Plausibility(
+        penetration_share=(penetration > PENETRATION_TOLERANCE_M).any(axis=-1).mean(axis=1),
+        deepest_penetration_m=penetration.max(axis=(1, 2)),
+        skating_share=skating.mean(axis=1) if skating.shape[1] else np.zeros(joints.shape[0]),
+        pelvis_height_min_m=pelvis.min(axis=1),
+        pelvis_height_max_m=pelvis.max(axis=1),
+    )
