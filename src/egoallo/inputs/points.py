@@ -75,7 +75,7 @@ class FloorEstimate:
 
     z: float  # metres
     num_support: int  # points within +-bin_m of z; frames for "trajectory"
-    method: str  # "points", "points_head_band" or "trajectory"
+    method: str  # "points", "points_head_band", "trajectory" or "given"
     candidates: tuple[tuple[float, int], ...] = ()  # substantial layers (z, support), lowest first
 
 
@@ -169,6 +169,27 @@ def floor_from_trajectory(head_z: np.ndarray, standing_eye_height: float) -> Flo
     heights = _finite_heads(head_z)
     z = float(np.percentile(heights, 95)) - standing_eye_height
     return FloorEstimate(z, len(heights), "trajectory")
+
+
+MIN_HEAD_ABOVE_FLOOR_M = 0.3
+"""A given floor must lie at least this far below the head's median height."""
+
+
+def floor_given(floor_z: float, head_z: np.ndarray) -> FloorEstimate:
+    """A floor the user knows (e.g. z = 0 of a VR or SLAM system), checked against the head heights (T,).
+
+    Raises:
+        ValueError: the floor is not finite or lies less than `MIN_HEAD_ABOVE_FLOOR_M` below the median head height.
+    """
+    heights = _finite_heads(head_z)
+    median = float(np.median(heights))
+    if not np.isfinite(floor_z) or floor_z > median - MIN_HEAD_ABOVE_FLOOR_M:
+        raise ValueError(
+            f"--floor-z {floor_z:g} m is not a floor under this head: the head's median height is {median:.3f} m, "
+            f"so the floor must be finite and at most {median - MIN_HEAD_ABOVE_FLOOR_M:.3f} m "
+            "(heights along the input's up axis, in its world frame)."
+        )
+    return FloorEstimate(float(floor_z), len(heights), "given")
 
 
 # --- floor helpers -----------------------------------------------------------------------------
