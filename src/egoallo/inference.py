@@ -15,7 +15,8 @@ from torch import Tensor
 
 from .body import BodyModel
 from .geometry import se3
-from .guidance import GuidanceWeights, Observations, guide
+from .guidance import GuidanceWeights, Observations
+from .guidance.segments import guide_in_segments
 from .inputs.trajectory import HeadTrajectory
 from .prior.conditioning import compute_conditioning
 from .prior.diffusion import ddim_sample
@@ -39,6 +40,8 @@ class SamplingConfig:
     """Also guide inside every denoising step (as well as after sampling)."""
     post_iterations: int = 20
     inner_iterations: int = 5
+    guidance_segment: int = 2048
+    """Longer sequences are guided in overlapping segments of this many frames (bounded memory)."""
     guidance_weights: GuidanceWeights = dataclasses.field(default_factory=GuidanceWeights)
 
 
@@ -46,6 +49,10 @@ def standing_eye_height(body: BodyModel) -> float:
     """Height of the CPF above the soles for the mean body (β = 0) standing at rest."""
     shaped = body.with_shape(torch.zeros(body.num_betas))
     return float(shaped.cpf_zero[1] - shaped.verts_zero[:, 1].min())
+
+
+PLACEMENT_CHUNK = 8192
+"""Frames posed at once by `place_in_world` (bounds its memory on long sequences)."""
 
 
 def place_in_world(body: BodyModel, state: MotionState, T_world_cpf: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -59,11 +66,19 @@ def place_in_world(body: BodyModel, state: MotionState, T_world_cpf: Tensor) -> 
     """
     betas = state.betas.mean(dim=1)
     shaped = body.with_shape(betas[:, None, :])
-    local = state.local_rotations
-    at_root = shaped.with_pose(se3.identity((), dtype=local.dtype), local)
-    T_world_root = T_world_cpf[None].to(local.dtype) @ se3.inverse(at_root.T_world_cpf)
-    posed = shaped.with_pose(T_world_root, local)
-    return betas, T_world_root, posed.joints_world
+    roots, joints = [], []
+    for start in range(0, T_world_cpf.shape[0], PLACEMENT_CHUNK):
+        local = state.local_rotations[:, start : start + PLACEMENT_CHUNK]
+        at_root = shaped.with_pose(se3.identity((), dtype=local.dtype), local)
+        T_world_root = T_world_cpf[None, start : start + PLACEMENT_CHUNK].to(local.dtype) @ se3.inverse(at_root.T_world_cpf)
+        roots.append(T_world_root)
+        joints.append(shaped.with_pose(T_world_root, local).joints_world)
+    return betas, torch.cat(roots, dim=1), torch.cat(joints, dim=1)
+
+
+def guidance_dtype(modes: frozenset[str]) -> torch.dtype:
+    """float32 for foot guidance (same result within 0.02 mm as float64, docs/performance.md); else float64."""
+    return torch.float32 if modes <= {"feet"} else torch.float64
 
 
 @torch.no_grad()
@@ -111,15 +126,18 @@ def estimate_body_motion(
     guidance_log: dict = {}
 
     def guided(state: MotionState, iterations: int, phase: str) -> MotionState:
-        refined, log = guide(body, state, T_world_cpf, mode=config.guidance, observations=observations, iterations=iterations,
-                             weights=config.guidance_weights, floor_z=floor_z)
+        refined, logs = guide_in_segments(
+            body, state, T_world_cpf, mode=config.guidance, observations=observations, iterations=iterations,
+            weights=config.guidance_weights, floor_z=floor_z, dtype=guidance_dtype(config.guidance),
+            segment=config.guidance_segment,
+        )
         entry = guidance_log.setdefault(phase, {"calls": 0, "time_s": 0.0, "iterations": 0, "fell_back": 0})
         entry["calls"] += 1
-        entry["time_s"] += log.time_s
-        entry["iterations"] += log.solver.iterations
-        entry["fell_back"] += int(log.fell_back.sum())
-        entry["ignored_observations"] = log.ignored_observations
-        entry["counts"] = log.counts
+        entry["time_s"] += sum(log.time_s for log in logs)
+        entry["iterations"] += max(log.solver.iterations for log in logs)
+        entry["fell_back"] += sum(int(log.fell_back.sum()) for log in logs)
+        entry["ignored_observations"] = sum(log.ignored_observations for log in logs)
+        entry["counts"] = {k: sum(log.counts.get(k, 0) for log in logs) for k in logs[0].counts}
         return refined
 
     def inner(level: int, x0: Tensor) -> Tensor:
@@ -144,7 +162,7 @@ def estimate_body_motion(
         on_step=inner if config.guidance and config.guidance_inner else None,
     ).cpu()
     sampled_s = time.perf_counter() - started
-    state = MotionState.unpack(x0, net.include_hands, project_rotations=True)
+    state = MotionState.unpack(x0, net.include_hands)  # the sampler's x0 is projected onto SO(3)
     if config.guidance:
         state = guided(state, config.post_iterations, "post")
     betas, T_world_root, joints = place_in_world(body, state, T_world_cpf.float())
@@ -153,9 +171,10 @@ def estimate_body_motion(
     T_input_zup = trajectory.T_input_world
     R, p = T_input_zup[:3, :3], T_input_zup[:3, 3]
     joints_input = joints.double().numpy() @ R.T + p
-    local = state.local_rotations.double().numpy()
+    local = state.local_rotations.float().numpy()
     if local.shape[-3] == 21:
-        local = np.concatenate([local, np.broadcast_to(np.eye(3), (*local.shape[:2], 30, 3, 3))], axis=-3)
+        fingers = np.broadcast_to(np.eye(3, dtype=np.float32), (*local.shape[:2], 30, 3, 3))
+        local = np.concatenate([local, fingers], axis=-3)
     return InferenceResult(
         timestamps_ns=trajectory.timestamps_ns.astype(np.int64),
         T_world_cpf=T_input_zup @ trajectory.T_world_cpf,

@@ -186,17 +186,27 @@ def position_jacobian(kin: Kinematics, joints: tuple[int, ...], num_rotations: i
     return point_jacobian(kin, joints, kin.positions[..., joints, :], num_rotations)
 
 
+@functools.lru_cache
+def _moving_pairs(joints: tuple[int, ...], num_rotations: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The (point k, rotation j) pairs of `point_jacobian` with a nonzero sign: k (P,), j (P,), sign (P,)."""
+    signs = -_orientation_signs(num_rotations)[list(joints)]
+    k, j = signs.nonzero(as_tuple=True)
+    return k, j, signs[k, j]
+
+
 def point_jacobian(kin: Kinematics, joints: tuple[int, ...], points: Tensor, num_rotations: int) -> Tensor:
     """(S, T, 3K, 3J) d `points (S, T, K, 3)` / d δ, point k fixed in the frame of joint `joints[k]`.
 
     Rotation j moves it by `s·hat(p − x_j)·R_world_j·δ` with `s = [j on the head's chain] −
-    [j on the joint's chain, the joint included]` (for a joint itself the lever is zero).
+    [j on the joint's chain, the joint included]` (for a joint itself the lever is zero);
+    only the blocks with `s ≠ 0` are computed.
     """
-    signs = -_orientation_signs(num_rotations)[list(joints)].to(points)
-    lever = points[..., :, None, :] - kin.positions[..., None, 1 : num_rotations + 1, :]  # (S, T, K, J, 3)
-    blocks = so3.hat(lever) @ kin.orientations[..., None, 1 : num_rotations + 1, :, :]
-    blocks = blocks * signs[:, :, None, None]
-    return blocks.transpose(-3, -2).flatten(-4, -3).flatten(-2, -1)
+    k, j, sign = _moving_pairs(tuple(joints), num_rotations)
+    lever = points[..., k, :] - kin.positions[..., j + 1, :]  # (S, T, P, 3)
+    blocks = (so3.hat(lever) @ kin.orientations[..., j + 1, :, :]) * sign.to(points)[:, None, None]
+    out = points.new_zeros(*points.shape[:-2], len(joints) * num_rotations, 3, 3)
+    out[..., k * num_rotations + j, :, :] = blocks
+    return out.unflatten(-3, (len(joints), num_rotations)).transpose(-3, -2).flatten(-4, -3).flatten(-2, -1)
 
 
 def _direction_jacobian(kin: Kinematics, joints: tuple[int, ...], vectors: Tensor, num_rotations: int) -> Tensor:
@@ -262,29 +272,23 @@ def _torso_position(
     return Residual(values, (weight * position_jacobian(kin, TORSO_JOINTS, num_rotations),))
 
 
-def _foot_skating(
-    kin: Kinematics, contact: Tensor, weight: float, num_rotations: int, with_jacobians: bool
-) -> Residual:
-    """Foot displacement between frames scaled by `contact (S, T-1, 4)`."""
+def _foot_skating(kin: Kinematics, contact: Tensor, weight: float, J_feet: Tensor | None) -> Residual:
+    """Foot displacement between frames scaled by `contact (S, T-1, 4)`; `J_feet` from `position_jacobian`."""
     scale = weight * contact.repeat_interleave(3, dim=-1)  # (S, T-1, 12)
     feet = kin.positions[..., FOOT_JOINTS, :].flatten(-2)
     values = scale * (feet[:, 1:] - feet[:, :-1])
-    if not with_jacobians:
+    if J_feet is None:
         return Residual(values)
-    J = position_jacobian(kin, FOOT_JOINTS, num_rotations)
-    return Residual(values, (-scale[..., None] * J[:, :-1], scale[..., None] * J[:, 1:]))
+    return Residual(values, (-scale[..., None] * J_feet[:, :-1], scale[..., None] * J_feet[:, 1:]))
 
 
-def _foot_floor(
-    kin: Kinematics, contact: Tensor, target_z: Tensor, weight: float, num_rotations: int, with_jacobians: bool
-) -> Residual:
+def _foot_floor(kin: Kinematics, contact: Tensor, target_z: Tensor, weight: float, J_feet: Tensor | None) -> Residual:
     """Height of each foot joint above `target_z (S, 1, 4)` scaled by `contact (S, T, 4)`."""
     scale = weight * contact
     values = scale * (kin.positions[..., FOOT_JOINTS, 2] - target_z)
-    if not with_jacobians:
+    if J_feet is None:
         return Residual(values)
-    J = position_jacobian(kin, FOOT_JOINTS, num_rotations)[..., 2::3, :]
-    return Residual(values, (scale[..., None] * J,))
+    return Residual(values, (scale[..., None] * J_feet[..., 2::3, :],))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -537,10 +541,12 @@ class GuidanceProblem:
         velocity = so3.log(rotations[:, :-1].mT @ rotations[:, 1:])
         out = _rotation_residuals(deviation, velocity, _joint_weights(w, J), with_jacobians)
         out.append(_torso_position(kin, self.prior_torso, w.prior_torso_position, J, with_jacobians))
+        feet = self.foot_contact is not None or self.foot_floor is not None
+        J_feet = position_jacobian(kin, FOOT_JOINTS, J) if feet and with_jacobians else None
         if self.foot_contact is not None:
-            out.append(_foot_skating(kin, self.foot_contact, w.foot_skating, J, with_jacobians))
+            out.append(_foot_skating(kin, self.foot_contact, w.foot_skating, J_feet))
         if self.foot_floor is not None:
-            out.append(_foot_floor(kin, *self.foot_floor, w.foot_floor, J, with_jacobians))
+            out.append(_foot_floor(kin, *self.foot_floor, w.foot_floor, J_feet))
         if self.wrists is not None:
             out.extend(_wrist3d(kin, self.wrists, w.wrist_position, w.palm_orientation, J, with_jacobians))
         if self.hands is not None:

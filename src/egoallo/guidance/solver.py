@@ -47,14 +47,41 @@ ResidualFn = Callable[[Tensor, bool], list[Residual]]
 
 @dataclasses.dataclass(frozen=True)
 class NormalEquations:
-    """`JᵀJ` as frame blocks and the gradient `Jᵀr`."""
+    """`JᵀJ` as frame blocks, split in two, and the gradient `Jᵀr`.
 
-    diagonal: Tensor
-    """(S, T, n, n) blocks H[t, t]."""
-    upper: tuple[Tensor, Tensor]
-    """(S, T-1, n, n) blocks H[t, t+1] and (S, T-2, n, n) blocks H[t, t+2]."""
+    Terms whose residuals are not per joint touch only some rotations (`columns`); their
+    blocks are kept over those columns alone. Per-joint terms give 3×3 blocks per rotation.
+    `JᵀJ` is their sum; a rotation outside `columns` is coupled to nothing but itself
+    over time, so the system splits into one banded part over `columns` and one small
+    banded system per remaining rotation.
+    """
+
+    dense: tuple[Tensor, Tensor, Tensor]
+    """(S, T, d, d), (S, T-1, d, d), (S, T-2, d, d): blocks H[t, t+k] over `columns`, k = 0, 1, 2."""
+    joint: tuple[Tensor, Tensor, Tensor]
+    """(S, T, J, 3, 3), (S, T-1, J, 3, 3), (S, T-2, J, 3, 3): per-rotation blocks H[t, t+k]."""
+    columns: Tensor
+    """(d,) long: the variables (out of n = 3J) the dense blocks cover, whole rotations."""
     gradient: Tensor
     """(S, T, n)"""
+
+    def full(self, k: int) -> Tensor:
+        """(S, T-k, n, n) blocks H[t, t+k] of the whole `JᵀJ`."""
+        joint = self.joint[k]
+        out = _block_diagonal(joint)
+        index = self.columns
+        out[..., index[:, None], index[None, :]] += self.dense[k]
+        return out
+
+    @property
+    def diagonal(self) -> Tensor:
+        """(S, T, n, n) blocks H[t, t]."""
+        return self.full(0)
+
+    @property
+    def upper(self) -> tuple[Tensor, Tensor]:
+        """(S, T-1, n, n) blocks H[t, t+1] and (S, T-2, n, n) blocks H[t, t+2]."""
+        return self.full(1), self.full(2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,111 +141,138 @@ def _jtr(residual: Residual, a: int) -> Tensor:
     return (Ja.mT @ residual.values[..., None])[..., 0]
 
 
+def _used_columns(residuals: list[Residual], n: int) -> Tensor:
+    """(d,) long: the variables of whole rotations on which some non-per-joint residual depends."""
+    used = torch.zeros(n // 3, dtype=torch.bool)
+    for residual in residuals:
+        if residual.jacobians is not None and not residual.per_joint:
+            for Ja in residual.jacobians:
+                used |= (Ja != 0).flatten(0, -2).any(dim=0).unflatten(0, (-1, 3)).any(dim=-1).cpu()
+    return (used.nonzero()[:, 0, None] * 3 + torch.arange(3)).flatten()
+
+
 def normal_equations(residuals: list[Residual], num_frames: int) -> NormalEquations:
     """Accumulate the frame blocks of `JᵀJ` and `Jᵀr` from every term's windows.
 
-    Per-joint terms are summed as 3×3 blocks first and added to the block diagonals once.
+    Dense terms are multiplied out over the columns they use; per-joint terms are
+    summed as 3×3 blocks.
     """
     first = next(r for r in residuals if r.jacobians is not None)
     J0 = first.jacobians[0]
     S, n = J0.shape[0], (J0.shape[-3] * 3 if first.per_joint else J0.shape[-1])
+    columns = _used_columns(residuals, n).to(J0.device)
     frames = [max(num_frames - k, 0) for k in range(MAX_SPAN)]
-    blocks = [J0.new_zeros(S, f, n, n) for f in frames]
-    joint_blocks = [J0.new_zeros(S, f, n // 3, 3, 3) for f in frames]
+    dense = [J0.new_zeros(S, f, len(columns), len(columns)) for f in frames]
+    joint = [J0.new_zeros(S, f, n // 3, 3, 3) for f in frames]
     gradient = J0.new_zeros(S, num_frames, n)
     for residual in residuals:
         span, W = residual.span, residual.values.shape[1]
         if span > MAX_SPAN:
             raise ValueError(f"residual spans {span} frames; at most {MAX_SPAN} are supported.")
-        target = joint_blocks if residual.per_joint else blocks
+        if residual.per_joint:
+            jacobians, target = residual.jacobians, joint
+        else:
+            jacobians, target = tuple(Ja[..., columns] for Ja in residual.jacobians), dense
         for a in range(span):
             gradient[:, a : a + W] += _jtr(residual, a)
             for b in range(a, span):
-                target[b - a][:, a : a + W] += residual.jacobians[a].mT @ residual.jacobians[b]
-    for block, joint_block in zip(blocks, joint_blocks):
-        _joint_diagonal(block.unflatten(-1, (-1, 3)).unflatten(-3, (-1, 3))).add_(joint_block.movedim(-3, -1))
-    return NormalEquations(diagonal=blocks[0], upper=(blocks[1], blocks[2]), gradient=gradient)
+                target[b - a][:, a : a + W] += jacobians[a].mT @ jacobians[b]
+    return NormalEquations(dense=tuple(dense), joint=tuple(joint), columns=columns, gradient=gradient)
 
 
-def _pair_frames(diagonal: Tensor, upper1: Tensor, upper2: Tensor, rhs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Regroup a bandwidth-2 block matrix as a block-tridiagonal one over pairs of frames.
-
-    Returns diagonal (S, K, 2n, 2n), upper (S, K-1, 2n, 2n) and rhs (S, K, 2n), K = ceil(T / 2);
-    an odd T gets one padding frame with an identity block.
-    """
-    S, T, n, _ = diagonal.shape
-    if T % 2:
-        eye = torch.eye(n, dtype=diagonal.dtype, device=diagonal.device).expand(S, 1, n, n)
-        diagonal = torch.cat([diagonal, eye], dim=1)
-        upper1 = torch.cat([upper1, diagonal.new_zeros(S, 1, n, n)], dim=1)
-        upper2 = torch.cat([upper2, diagonal.new_zeros(S, 1, n, n)], dim=1)[:, : T - 1]
-        rhs = torch.cat([rhs, rhs.new_zeros(S, 1, n)], dim=1)
-    K = diagonal.shape[1] // 2
-    zero = diagonal.new_zeros(S, max(K - 1, 0), n, n)
-    # Pair k holds frames (2k, 2k+1); its block with pair k+1 holds H[2k.., 2k+2..].
-    D = torch.cat(
-        [
-            torch.cat([diagonal[:, 0::2], upper1[:, 0::2]], dim=-1),
-            torch.cat([upper1[:, 0::2].mT, diagonal[:, 1::2]], dim=-1),
-        ],
-        dim=-2,
-    )
-    U = torch.cat(
-        [
-            torch.cat([upper2[:, 0::2], zero], dim=-1),
-            torch.cat([upper1[:, 1::2], upper2[:, 1::2]], dim=-1),
-        ],
-        dim=-2,
-    )
-    return D, U, rhs.unflatten(1, (K, 2)).flatten(-2)
-
-
-def _solve_block_tridiagonal(D: Tensor, U: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """Solve `H x = b` for SPD block-tridiagonal H by block Cholesky.
-
-    Args:
-        D: (S, K, m, m) diagonal blocks; U: (S, K-1, m, m) blocks H[k, k+1]; b: (S, K, m).
-    Returns:
-        x (S, K, m), and ok (S,) False where a pivot block was not positive definite.
-    """
-    K = D.shape[1]
-    L: list[Tensor] = []  # L[k, k]
-    C: list[Tensor] = []  # L[k+1, k]
-    y: list[Tensor] = []
-    ok = torch.ones(D.shape[0], dtype=torch.bool, device=D.device)
-    for k in range(K):
-        Dk, bk = D[:, k], b[:, k, :, None]
-        if k > 0:
-            Ck = torch.linalg.solve_triangular(L[-1], U[:, k - 1], upper=False).mT
-            C.append(Ck)
-            Dk, bk = Dk - Ck @ Ck.mT, bk - Ck @ y[-1]
-        Lk, info = torch.linalg.cholesky_ex(Dk)
-        ok &= info == 0
-        L.append(Lk)
-        y.append(torch.linalg.solve_triangular(Lk, bk, upper=False))
-    x = [torch.linalg.solve_triangular(L[-1].mT, y[-1], upper=True)]
-    for k in range(K - 2, -1, -1):
-        x.append(torch.linalg.solve_triangular(L[k].mT, y[k] - C[k].mT @ x[-1], upper=True))
-    return torch.stack(x[::-1], dim=1)[..., 0], ok
+def _bandwidth(blocks: tuple[Tensor, Tensor, Tensor]) -> int:
+    """Half-bandwidth of the matrix whose blocks H[t, t+k] (k = 0, 1, 2) are `blocks (B, T-k, n, n)`."""
+    n = blocks[0].shape[-1]
+    kd = 0
+    for k, block in enumerate(blocks):
+        if block.numel():
+            offsets = k * n + torch.arange(n)[None, :] - torch.arange(n)[:, None]  # column minus row
+            used = (block != 0).flatten(0, -3).any(dim=0).cpu()
+            kd = max(kd, int(offsets[used].max()) if used.any() else 0)
+    return kd
 
 
 def solve_banded(diagonal: Tensor, upper: tuple[Tensor, Tensor], rhs: Tensor) -> tuple[Tensor, Tensor]:
-    """Solve `H x = rhs` for SPD H given by frame blocks (see `NormalEquations`).
+    """Solve `H x = rhs` for SPD H given by frame blocks (see `NormalEquations.full`).
 
-    Returns x (S, T, n) and ok (S,); samples with a non-positive-definite H get NaN.
+    Args:
+        diagonal: (B, T, n, n) blocks H[t, t]; upper: (B, T-1, n, n) H[t, t+1] and (B, T-2, n, n) H[t, t+2].
+        rhs: (B, T, n)
+    Returns:
+        x (B, T, n) and ok (B,); systems that are not positive definite get NaN. One LAPACK
+        banded Cholesky (`pbsv`) per system, its bandwidth that of the nonzero entries (at
+        most 3n − 1): cost linear in T.
     """
-    _, T, n = rhs.shape
-    D, U, b = _pair_frames(diagonal, upper[0], upper[1], rhs)
-    x, ok = _solve_block_tridiagonal(D, U, b)
-    x = x.unflatten(-1, (2, n)).flatten(1, 2)[:, :T]
-    return torch.where(ok[:, None, None], x, torch.nan), ok
+    from scipy.linalg import lapack  # scipy.linalg is already loaded by the trajectory readers
+
+    B, T, n = rhs.shape
+    kd = _bandwidth((diagonal, *upper))
+    pad = max(0, kd - 2 * n)
+    # Per frame t, the column of blocks [0 (pad rows); H[t-2, t]; H[t-1, t]; H[t, t]] (pad + 3n rows, n columns).
+    columns = diagonal.new_zeros(B, T, pad + 3 * n, n)
+    columns[:, 2:, pad : pad + n] = upper[1]
+    columns[:, 1:, pad + n : pad + 2 * n] = upper[0]
+    columns[:, :, pad + 2 * n :] = diagonal
+    # Band row q of column c (frame t) is row q + c + 2n − kd of that column (rows above it are the zero pad).
+    band = columns.as_strided(
+        (B, T, n, kd + 1), ((pad + 3 * n) * n * T, (pad + 3 * n) * n, n + 1, n), (pad + 2 * n - kd) * n
+    )
+    band = band.reshape(B, T * n, kd + 1).cpu().numpy()  # band[k].T: LAPACK's upper band storage, Fortran order
+    pbsv = lapack.spbsv if band.dtype.name == "float32" else lapack.dpbsv
+    b = rhs.reshape(B, T * n, 1).cpu().numpy()
+    x, ok = torch.full_like(rhs, torch.nan), torch.zeros(B, dtype=torch.bool, device=rhs.device)
+    for k in range(B):
+        _, solution, info = pbsv(band[k].T, b[k], overwrite_ab=1)
+        if info == 0:
+            x[k] = torch.from_numpy(solution).reshape(T, n).to(x.device)
+            ok[k] = True
+    return x, ok
 
 
-def _damped(diagonal: Tensor, damping: Tensor) -> Tensor:
-    """`H[t, t] + λ·diag(H)` per sample; the diagonal is floored so every direction is damped."""
-    d = torch.diagonal(diagonal, dim1=-2, dim2=-1)
-    floor = 1e-9 * d.amax(dim=(1, 2), keepdim=True).clamp_min(1.0)
-    return diagonal + torch.diag_embed(damping[:, None, None] * torch.maximum(d, floor))
+def _damped_parts(equations: NormalEquations, damping: Tensor) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+    """The damped dense blocks over `columns` and the per-rotation blocks of the other rotations.
+
+    `H + λ·diag(H)` per sample, the diagonal floored so every direction is damped.
+    Returns ((S, T-k, d, d) for k = 0, 1, 2) and ((S·R, T-k, 3, 3) for k = 0, 1, 2), R the other rotations.
+    """
+    columns = equations.columns
+    joints = columns[::3] // 3
+    S, _, J = equations.joint[0].shape[:3]
+    others = torch.ones(J, dtype=torch.bool, device=columns.device)
+    others[joints] = False
+    dense = []
+    for k in range(MAX_SPAN):
+        block = equations.dense[k].clone()
+        within = block.unflatten(-1, (-1, 3)).unflatten(-3, (-1, 3))  # (S, T-k, d/3, 3, d/3, 3)
+        torch.diagonal(within, dim1=-4, dim2=-2).add_(equations.joint[k][:, :, joints].movedim(-3, -1))
+        dense.append(block)
+    alone = [equations.joint[k][:, :, others].movedim(2, 1).flatten(0, 1) for k in range(MAX_SPAN)]
+    d_dense = torch.diagonal(dense[0], dim1=-2, dim2=-1)  # (S, T, d)
+    d_alone = torch.diagonal(alone[0], dim1=-2, dim2=-1).unflatten(0, (S, -1))  # (S, R, T, 3)
+    largest = torch.cat([d_dense.flatten(1), d_alone.flatten(1)], dim=1).amax(dim=1)
+    floor = 1e-9 * largest.clamp_min(1.0)  # (S,)
+    dense[0] = dense[0] + torch.diag_embed(damping[:, None, None] * torch.maximum(d_dense, floor[:, None, None]))
+    scale = (damping[:, None, None, None] * torch.maximum(d_alone, floor[:, None, None, None])).flatten(0, 1)
+    alone[0] = alone[0] + torch.diag_embed(scale)
+    return tuple(dense), tuple(alone)
+
+
+def solve_damped(equations: NormalEquations, damping: Tensor) -> Tensor:
+    """(S, T, n) the step solving `(H + λ·diag(H)) δ = −Jᵀr` (NaN for a sample whose system is not SPD)."""
+    dense, alone = _damped_parts(equations, damping)
+    rhs = -equations.gradient
+    S, T, n = rhs.shape
+    columns = equations.columns
+    others = torch.ones(n, dtype=torch.bool, device=rhs.device)
+    others[columns] = False
+    delta = torch.empty_like(rhs)
+    if len(columns):
+        delta[..., columns] = solve_banded(dense[0], dense[1:], rhs[..., columns])[0]
+    if others.any():
+        rhs_alone = rhs[..., others].unflatten(-1, (-1, 3)).movedim(2, 1).flatten(0, 1)  # (S·R, T, 3)
+        x = solve_banded(alone[0], alone[1:], rhs_alone)[0]
+        delta[..., others] = x.unflatten(0, (S, -1)).movedim(1, 2).flatten(-2)
+    return delta
 
 
 def retract(rotations: Tensor, delta: Tensor) -> Tensor:
@@ -244,8 +298,7 @@ def levenberg_marquardt(
     converged = torch.zeros_like(active)
     costs, accepted_log, damping_log = [cost], [], []
     for _ in range(iterations):
-        damped = _damped(equations.diagonal, damping)
-        delta, _ = solve_banded(damped, equations.upper, -equations.gradient)
+        delta = solve_damped(equations, damping)
         candidate = retract(rotations, torch.where(active[:, None, None], delta, 0.0))
         new_cost = sum_of_squares(residual_fn(candidate, False))
         accept = active & torch.isfinite(new_cost) & (new_cost < cost)
