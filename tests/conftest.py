@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,15 @@ def shared_root() -> Path:
     """The project's `shared/` folder: `$EGOALLO_SHARED`, else `../shared` beside the repo."""
     override = os.environ.get("EGOALLO_SHARED")
     return Path(override) if override else Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Caches (hand detections) go to a private `$XDG_CACHE_HOME` during the tests, not the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        path = tmp_path_factory.mktemp("xdg_cache")
+        patch.setenv("XDG_CACHE_HOME", str(path))
+        yield path
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +108,21 @@ VRS_NAME = "aea_recording_rgb8frames.vrs"
 
 @pytest.fixture(scope="module")
 def vrs(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private copy of the real 8-frame VRS (hand detections get cached beside it)."""
+    """A private copy of the real 8-frame VRS (its own cache key); reading it needs the aria extra."""
+    pytest.importorskip("projectaria_tools", reason="reads a VRS (pip install 'egoallo[aria]')")
     path = tmp_path_factory.mktemp("vrs") / VRS_NAME
     shutil.copyfile(shared_dir / "aria" / VRS_NAME, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight checkpoint of this project's format: inference runs end to end in seconds."""
+    from egoallo.prior.checkpoint import save_project_checkpoint
+    from egoallo.prior.network import PRESETS, EgoDenoiser
+
+    torch.manual_seed(0)
+    config = dataclasses.replace(PRESETS["default"], d_latent=32, d_feedforward=64, d_noise_emb=32, encoder_layers=1, decoder_layers=1)
+    directory = tmp_path_factory.mktemp("ckpt")
+    save_project_checkpoint(directory, EgoDenoiser(config))
+    return directory

@@ -210,11 +210,22 @@ def test_glb_refuses_to_overwrite_and_bad_samples(result_path, tmp_path, capsys)
     assert "out of range" in capsys.readouterr().err and not (tmp_path / "y.glb").exists()
 
 
-@pytest.mark.parametrize("kind", ["bvh", "amass", "glb"])
-def test_unwritable_output_is_a_clear_error(result_path, tmp_path, capsys, kind):
+@pytest.mark.parametrize(("kind", "suffix"), [("bvh", "bvh"), ("amass", "npz"), ("glb", "glb")])
+def test_unwritable_output_is_a_clear_error(result_path, tmp_path, capsys, kind, suffix):
     blocked = tmp_path / "blocked"
     blocked.mkdir()
-    (blocked / f".out.{kind}.tmp").mkdir()  # the temporary file's name is taken by a directory
-    assert main(["export", str(result_path), "--to", kind, "--out", str(blocked / f"out.{kind}")]) == 2
+    (blocked / f".out.{suffix}.tmp").mkdir()  # the temporary file's name is taken by a directory
+    assert main(["export", str(result_path), "--to", kind, "--out", str(blocked / f"out.{suffix}")]) == 2
     assert "cannot write the file" in capsys.readouterr().err
-    assert sorted(p.name for p in blocked.iterdir()) == [f".out.{kind}.tmp"]
+    assert sorted(p.name for p in blocked.iterdir()) == [f".out.{suffix}.tmp"]
+
+
+@pytest.mark.parametrize(("kind", "name", "message"), [
+    ("bvh", "out.npz", "out.npz: the output must end in .bvh"),
+    ("amass", "out.amass", "out.amass: the output must end in .npz"),
+    ("glb", "missing/out.glb", "missing: output directory does not exist"),
+])
+def test_output_path_is_checked_before_reading_the_result(tmp_path, capsys, kind, name, message):
+    # The result does not exist: the output path is refused first, before any work.
+    assert main(["export", str(tmp_path / "none.npz"), "--to", kind, "--out", str(tmp_path / name)]) == 2
+    assert message in capsys.readouterr().err

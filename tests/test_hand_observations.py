@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +12,6 @@ from egoallo.cli.main import main
 from egoallo.inputs.cameras import CameraModel, load_aria_rgb_camera
 from egoallo.inputs.hands import HandsFileError, align_to_frames, load_hand_observations
 from egoallo.inputs.trajectory import HeadTrajectory, read_trajectory
-from egoallo.prior.checkpoint import save_project_checkpoint
-from egoallo.prior.network import PRESETS, EgoDenoiser
 from egoallo.result import InferenceResult
 
 FRAME_NS = 33_333_333
@@ -130,15 +127,6 @@ def test_bad_files_are_clear_errors(tmp_path: Path, camera: CameraModel, change:
         load_hand_observations(tmp_path / "text.npz", _trajectory(3), camera)
     with pytest.raises(HandsFileError, match="not found"):
         load_hand_observations(tmp_path / "missing.npz", _trajectory(3), camera)
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    config = dataclasses.replace(PRESETS["default"], d_latent=32, d_feedforward=64, d_noise_emb=32, encoder_layers=1, decoder_layers=1)
-    directory = tmp_path_factory.mktemp("ckpt")
-    save_project_checkpoint(directory, EgoDenoiser(config))
-    return directory
 
 
 def test_infer_with_hand_guidance(shared_dir: Path, tiny_checkpoint: Path, tmp_path: Path, capsys) -> None:

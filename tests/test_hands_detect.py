@@ -16,7 +16,7 @@ from egoallo.cli.main import main
 from egoallo.errors import UserError
 from egoallo.hands import DetectSettings, HandDetections, detect_hands, read_hamer
 from egoallo.hands import frames as frames_module
-from egoallo.hands.cache import CACHE_DIR_NAME
+from egoallo.hands.cache import cache_dir
 from egoallo.hands.mediapipe_hands import (
     HandCandidate,
     upright_to_stored_axes,
@@ -37,7 +37,8 @@ def vrs_run(vrs: Path):
 
 def test_vrs_detects_the_visible_left_hand_inside_the_image(vrs, vrs_run):
     hands = vrs_run.detections
-    assert not vrs_run.cache_hit and vrs_run.cache_file == vrs.parent / CACHE_DIR_NAME / vrs_run.cache_file.name
+    assert not vrs_run.cache_hit and vrs_run.cache_file == cache_dir() / vrs_run.cache_file.name
+    assert [p.name for p in vrs.parent.iterdir()] == [vrs.name]  # nothing written beside the input
     assert hands.num_frames == 8 and hands.frame_indices.tolist() == list(range(8))
     assert hands.timestamps_ns[:3].tolist() == FIRST_TIMESTAMPS_NS
     present = hands.present()
@@ -66,16 +67,21 @@ def test_rerun_hits_the_cache_and_settings_miss_it(vrs, vrs_run):
     assert np.array_equal(sparse.detections.confidence[0], vrs_run.detections.confidence[0])
 
 
-def test_cache_falls_back_to_the_user_cache_directory(vrs, tmp_path, monkeypatch):
+def test_cache_lives_in_the_user_cache_directory(vrs, tmp_path, monkeypatch):
     folder = tmp_path / "input"
     folder.mkdir()
     copy = folder / VRS_NAME
     copy.symlink_to(vrs)
-    (folder / CACHE_DIR_NAME).write_text("a file where the cache folder would go")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     run = detect_hands(copy, settings=DetectSettings(every=4), progress=False)
     assert run.cache_file is not None and run.cache_file.parent == tmp_path / "xdg" / "egoallo" / "hands"
     assert detect_hands(copy, settings=DetectSettings(every=4), progress=False).cache_hit
+    assert [p.name for p in folder.iterdir()] == [VRS_NAME]
+    # No writable cache directory: detections are still returned, not cached.
+    (tmp_path / "file").write_text("a file where the cache folder would go")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
+    uncached = detect_hands(copy, settings=DetectSettings(every=4), progress=False)
+    assert uncached.cache_file is None and not uncached.cache_hit and uncached.detections.num_frames == 2
 
 
 def test_cli_writes_hands_npz_and_refuses_to_overwrite(vrs, vrs_run, tmp_path, capsys):

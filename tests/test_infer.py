@@ -1,26 +1,12 @@
 """End to end: `egoallo infer` on real Aria files and the example, with a tiny random-weight checkpoint."""
 
-import dataclasses
-
 import numpy as np
-import pytest
 import torch
 
 from egoallo.body import BodyModel
 from egoallo.cli.main import main
 from egoallo.geometry import se3
-from egoallo.prior.checkpoint import save_project_checkpoint
-from egoallo.prior.network import PRESETS, EgoDenoiser
 from egoallo.result import InferenceResult
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    config = dataclasses.replace(PRESETS["default"], d_latent=32, d_feedforward=64, d_noise_emb=32, encoder_layers=1, decoder_layers=1)
-    directory = tmp_path_factory.mktemp("ckpt")
-    save_project_checkpoint(directory, EgoDenoiser(config))
-    return directory
 
 
 def cpf_of_result(result: InferenceResult, body: BodyModel) -> np.ndarray:
@@ -127,7 +113,7 @@ def test_render_result_png_and_gif(tiny_checkpoint, tmp_path, capsys):
     assert Image.open(tmp_path / "r.gif").n_frames == 3
     assert main(["render", str(result), "--out", str(tmp_path / "r.png")]) == 2  # exists
     assert main(["render", str(tmp_path / "none.npz"), "--out", str(tmp_path / "x.png")]) == 2
-    assert "none.npz: result file not found" in capsys.readouterr().err
+    assert "none.npz: file not found; expected a result.npz" in capsys.readouterr().err
 
 
 def test_infer_with_foot_guidance(tiny_checkpoint, tmp_path, capsys):

@@ -5,7 +5,6 @@ frames are at 86.39-86.74 s of device time, the MPS trajectory at 149.2-149.4 s)
 paths use head trajectories written around the recording's frame times.
 """
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -21,21 +20,11 @@ from egoallo.hands.observations import detected_hand_observations
 from egoallo.inference import SamplingConfig, estimate_body_motion
 from egoallo.inputs.cameras import CameraModel, load_aria_rgb_camera
 from egoallo.inputs.trajectory import HeadTrajectory
-from egoallo.prior.checkpoint import load_denoiser, save_project_checkpoint
-from egoallo.prior.network import PRESETS, EgoDenoiser
+from egoallo.prior.checkpoint import load_denoiser
 from egoallo.result import InferenceResult
 
 # CPF looking along world +x in a z-up world: +x left -> +y, +y up -> +z, +z forward -> +x.
 R_WORLD_CPF_FORWARD_X = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    config = dataclasses.replace(PRESETS["default"], d_latent=32, d_feedforward=64, d_noise_emb=32, encoder_layers=1, decoder_layers=1)
-    directory = tmp_path_factory.mktemp("ckpt")
-    save_project_checkpoint(directory, EgoDenoiser(config))
-    return directory
 
 
 @pytest.fixture(scope="module")

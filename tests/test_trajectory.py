@@ -242,6 +242,29 @@ def test_tum_round_trip(tmp_path: Path) -> None:
     assert traj.metadata["segments"][0]["rows"] == "lines 3-62"
 
 
+@pytest.mark.parametrize(("unit", "digits"), [("milliseconds", 3), ("microseconds", 6), ("nanoseconds", 9)])
+def test_tum_timestamps_in_other_units_are_recognised_with_a_note(tmp_path: Path, unit: str, digits: int) -> None:
+    timestamps_ns, T = _walk()
+    reference = read_trajectory(_write_tum(tmp_path / "seconds.txt", timestamps_ns, T))
+    seconds_text = (tmp_path / "seconds.txt").read_text().splitlines()
+    lines = [line if not line or line.startswith("#") else f"{timestamps_ns[i - 2] // 10 ** (9 - digits)} {line.split(' ', 1)[1]}"
+             for i, line in enumerate(seconds_text)]
+    path = tmp_path / f"{unit}.txt"
+    path.write_text("\n".join(lines))
+    traj = read_trajectory(path)
+    np.testing.assert_allclose(traj.timestamps_ns, timestamps_ns, atol=10 ** (9 - digits))
+    np.testing.assert_allclose(traj.T_world_cpf, reference.T_world_cpf, atol=1e-10)
+    assert traj.metadata["timestamps"] == f"TUM {unit} x 1e{9 - digits}"
+    assert traj.metadata["repairs"][0].startswith(f"timestamps read as {unit}, not the seconds of TUM")
+
+
+def test_tum_timestamps_in_no_known_unit_are_refused_with_a_hint(tmp_path: Path) -> None:
+    timestamps_ns, T = _walk()
+    path = _write_tum(tmp_path / "fast.txt", timestamps_ns // 10_000, T)  # 3.3 µs between poses, if seconds
+    with pytest.raises(TrajectoryError, match=r"median interval between timestamps is 3.333e-06, .* expected timestamps in"):
+        read_trajectory(path)
+
+
 def test_tum_y_up_and_camera_calibration(tmp_path: Path) -> None:
     timestamps_ns, T = _walk()
     R_yup_zup = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # z-up world -> y-up world

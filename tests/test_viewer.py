@@ -133,7 +133,7 @@ def test_wrists_are_reread_from_the_file_the_result_names(result_path: Path, bod
 
 def test_clear_errors(result_path: Path, tmp_path: Path, capsys):
     assert main(["view", str(tmp_path / "missing.npz")]) == 2
-    assert "missing.npz: result file not found" in capsys.readouterr().err
+    assert "missing.npz: file not found; expected a result.npz" in capsys.readouterr().err
 
     with np.load(result_path) as f:
         arrays = dict(f)

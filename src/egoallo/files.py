@@ -35,6 +35,18 @@ def check_output(path: str | os.PathLike, suffixes: tuple[str, ...], *, force: b
     return path
 
 
+def check_output_folder(path: str | os.PathLike, *, force: bool) -> Path:
+    """`path` if files can be written into it (created later when missing; its parent must exist), checked
+    before any work: a `UserError` for a file there, a non-empty folder without `force`, or an unwritable place."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path}: is a file; expected an output directory.")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise UserError(f"{path} exists and is not empty; pass --force to overwrite the files in it.")
+    check_writable_folder(path if path.is_dir() else path.parent)
+    return path
+
+
 def check_writable_folder(folder: str | os.PathLike) -> Path:
     """`folder` if it exists and a file can be created in it (tried, then removed), else a `UserError`."""
     folder = Path(folder)

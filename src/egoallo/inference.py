@@ -22,6 +22,7 @@ from .prior.conditioning import compute_conditioning
 from .prior.diffusion import ddim_sample
 from .prior.network import EgoDenoiser
 from .prior.state import MotionState
+from .progress import progress_bar
 from .result import InferenceResult
 
 
@@ -92,12 +93,14 @@ def estimate_body_motion(
     observations: Observations | None = None,
     fps: float = 30.0,
     metadata: dict | None = None,
+    progress: bool = False,
 ) -> InferenceResult:
     """Sample body motion for a (resampled, z-up) head trajectory, then guide it.
 
     The output has one frame per trajectory pose; the first frame's relative
     motion is extrapolated from the second's. `observations` feed the "wrist3d"
-    (z-up world) and "hands" (RGB camera) guidance modes.
+    (z-up world) and "hands" (RGB camera) guidance modes. `progress`: a bar over the
+    denoising steps on stderr (when it is a terminal).
     """
     started = time.perf_counter()
     net = denoiser.config
@@ -112,7 +115,14 @@ def estimate_body_motion(
 
     conditioning: dict[int, Tensor] = {}  # window start frame -> (W, d_cond)
 
+    steps = progress_bar(total=config.num_steps, enabled=progress, desc="denoising", unit="step")
+    step_level = None
+
     def denoise(x_t: Tensor, t: Tensor, frames: Tensor) -> Tensor:
+        nonlocal step_level
+        if int(t[0]) != step_level:  # the first call of a denoising step
+            step_level = int(t[0])
+            steps.update()
         starts = frames[:, 0].tolist()
         missing = [s for s in starts if s not in conditioning]
         if missing:
@@ -161,6 +171,7 @@ def estimate_body_motion(
         device=device,
         on_step=inner if config.guidance and config.guidance_inner else None,
     ).cpu()
+    steps.close()
     sampled_s = time.perf_counter() - started
     state = MotionState.unpack(x0, net.include_hands)  # the sampler's x0 is projected onto SO(3)
     if config.guidance:

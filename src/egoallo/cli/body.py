@@ -5,11 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import torch
-
-from ..body import BodyModel, poses
 from ..errors import UserError
-from ..viz.render import View, render_meshes
+from ..files import check_output, require_file
 
 
 def render(
@@ -28,10 +25,14 @@ def render(
         body_model: A body model .npz (official SMPL-H `model.npz` or this project's format).
         force: Overwrite `out` if it exists.
     """
-    if out.suffix.lower() != ".png":
-        raise UserError(f"{out}: the output must be a .png file.")
-    if out.exists() and not force:
-        raise UserError(f"{out} exists; pass --force to overwrite it.")
+    check_output(out, (".png",), force=force)
+    if body_model is not None:
+        require_file(body_model, "a body model .npz")
+    import torch
+
+    from ..body import BodyModel, poses
+    from ..viz.render import View, render_meshes
+
     body = BodyModel.load_from_env_or_default(body_model)
     if len(betas) > body.num_betas:
         raise UserError(f"got {len(betas)} betas; the model '{body.name}' has {body.num_betas}.")

@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 
 import tyro
 
-from ..body import BodyModel
 from ..errors import UserError
-from ..export import frame_times, result_motion, write_amass_npz, write_bvh, write_glb
-from ..result import InferenceResult
+from ..files import check_output, require_file
+
+SUFFIXES = {"bvh": ".bvh", "amass": ".npz", "glb": ".glb"}
 
 
 def export(
@@ -30,10 +30,12 @@ def export(
         sample: Which sample.
         body_model: The body model the result was made with (default: $EGOALLO_SMPLH_MODEL or the shipped one).
     """
-    if out.exists() and not force:
-        raise UserError(f"{out} exists; pass --force to overwrite it.")
-    if not out.parent.is_dir():
-        raise UserError(f"{out.parent}: output directory does not exist.")
+    check_output(out, (SUFFIXES[to],), force=force)
+    require_file(result, "a result.npz from egoallo infer")
+    from ..body import BodyModel
+    from ..export import frame_times, result_motion, write_amass_npz, write_bvh, write_glb
+    from ..result import InferenceResult
+
     data = InferenceResult.load(result)
     if not 0 <= sample < data.num_samples:
         raise UserError(f"{result}: has {data.num_samples} sample(s); --sample {sample} is out of range.")

@@ -7,15 +7,7 @@ from typing import Annotated
 
 import tyro
 
-from ..errors import UserError
-from ..hands import (
-    DetectSettings,
-    detect_hands,
-    open_frames,
-    read_hamer,
-    read_video_camera,
-    summarize,
-)
+from ..files import check_output, require_file
 
 
 def detect(
@@ -35,7 +27,10 @@ def detect(
         intrinsics: Camera JSON for a video: model, width, height, intrinsics, T_cpf_camera (docs/hands.md).
         min_confidence: MediaPipe's palm detection and hand presence threshold.
     """
-    _check_out(out, force)
+    check_output(out, (".npz",), force=force)
+    require_file(input, "an Aria .vrs recording or a video")
+    from ..hands import DetectSettings, detect_hands, summarize
+
     run = detect_hands(input, intrinsics, DetectSettings(every=every, min_confidence=min_confidence))
     run.detections.save(out, force=force)
     if run.cache_hit:
@@ -59,7 +54,10 @@ def import_hamer(
         out: Output .npz; refuses to overwrite without --force.
         camera: The camera HaMeR ran on, unless the file carries it: an Aria .vrs or a camera JSON.
     """
-    _check_out(out, force)
+    check_output(out, (".npz",), force=force)
+    require_file(hamer, "HaMeR outputs (.npz or .json)")
+    from ..hands import open_frames, read_hamer, read_video_camera, summarize
+
     hand_camera = None
     if camera is not None:
         hand_camera = open_frames(camera).camera if camera.suffix.lower() == ".vrs" else read_video_camera(camera).camera
@@ -68,9 +66,3 @@ def import_hamer(
     print(summarize(detections))
     print(f"wrote {out}")
 
-
-def _check_out(out: Path, force: bool) -> None:
-    if out.exists() and not force:
-        raise UserError(f"{out} exists; pass --force to overwrite it.")
-    if not out.parent.is_dir():
-        raise UserError(f"{out.parent}: output directory does not exist.")

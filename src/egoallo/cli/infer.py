@@ -5,33 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import numpy as np
-import torch
 import tyro
 
 from ..assets import DEFAULT_CHECKPOINT, EXAMPLE_TRAJECTORY
-from ..body import BodyModel
 from ..errors import UserError
-from ..guidance import Observations
-from ..hands import summarize
-from ..hands.observations import detected_hand_observations
-from ..inference import SamplingConfig, estimate_body_motion, standing_eye_height
-from ..inputs.cameras import load_aria_rgb_camera
-from ..inputs.hands import load_hand_observations
-from ..inputs.points import (
-    PointCloudError,
-    estimate_floor_z,
-    floor_from_trajectory,
-    read_points,
-)
-from ..inputs.trajectory import read_trajectory
-from ..inputs.wrist_palm import read_wrist_palm, to_world_observations
-from ..prior.checkpoint import load_denoiser
+from ..files import check_output, require_file
+
+EXAMPLE_OUT = Path("example_result.npz")
+"""What `--example` writes without `--out`, replacing what an earlier `--example` run wrote there."""
 
 
 def infer(
     trajectory: Annotated[Path | None, tyro.conf.Positional] = None,
-    out: Path = Path("result.npz"),
+    out: Path | None = None,
     example: bool = False,
     checkpoint: Path | None = None,
     points: Path | None = None,
@@ -54,8 +40,8 @@ def infer(
 
     Args:
         trajectory: Head trajectory file (Aria closed/open-loop CSV, TUM .txt, or .npz of 4x4 poses).
-        out: Output result file (.npz); refuses to overwrite without --force.
-        example: Run on the shipped example trajectory (no data needed).
+        out: Output result file (.npz; default result.npz); refuses to overwrite without --force.
+        example: Run on the shipped example trajectory (no data needed); writes example_result.npz unless --out is given.
         checkpoint: Model directory (this project's, or an official EgoAllo release); default: the shipped one.
         points: SLAM point cloud for the floor (Aria global_points.csv.gz, .ply, .npy/.npz).
         calibration: Aria VRS or calibration JSON giving the device-to-CPF transform (else the Aria default) and, for --guidance hands, the RGB camera (else the camera stored in the --hands file).
@@ -76,10 +62,9 @@ def infer(
         raise UserError("give a trajectory file or --example (exactly one).")
     if example:
         trajectory, device_is_cpf = EXAMPLE_TRAJECTORY, True
-    if out.exists() and not force:
-        raise UserError(f"{out} exists; pass --force to overwrite it.")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for, but no CUDA device is available.")
+        if out is None:
+            out, force = EXAMPLE_OUT, True
+    out = check_output(out or Path("result.npz"), (".npz",), force=force)
     if samples < 1 or steps < 1:
         raise UserError("--samples and --steps must be at least 1.")
     modes = frozenset(guidance) - {"off"}
@@ -95,7 +80,26 @@ def infer(
         raise UserError("--guidance hands and --hands FILE go together (or give --vrs RECORDING).")
     if vrs is not None:
         modes |= {"hands"}
+    require_file(trajectory, "a head trajectory (Aria MPS .csv, TUM .txt or .npz)")
+    for path, expected in ((points, "a point cloud"), (calibration, "an Aria .vrs or calibration .json/.jsonl"),
+                           (wrist_palm, "an Aria wrist_and_palm_poses.csv"), (hands, "a hands .npz"),
+                           (vrs, "an Aria .vrs recording"), (body_model, "a body model .npz")):
+        if path is not None:
+            require_file(path, expected)
 
+    # Imported only now: a mistyped flag or file is reported without waiting for torch.
+    import numpy as np
+    import torch
+
+    from ..body import BodyModel
+    from ..guidance import Observations
+    from ..inference import SamplingConfig, estimate_body_motion, standing_eye_height
+    from ..inputs.points import PointCloudError, estimate_floor_z, floor_from_trajectory, read_points
+    from ..inputs.trajectory import read_trajectory
+    from ..prior.checkpoint import load_denoiser
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but no CUDA device is available.")
     head = read_trajectory(trajectory, calibration=calibration, device_is_cpf=device_is_cpf, up=up)
     resampled = head.resample(30.0)  # refuses fewer than 2 frames
     body = BodyModel.load_from_env_or_default(body_model)
@@ -115,17 +119,25 @@ def infer(
             print(f"warning: {e}; using the floor from the trajectory instead.")
     wrist3d, wrist_info = None, None
     if wrist_palm is not None:
+        from ..inputs.wrist_palm import read_wrist_palm, to_world_observations
+
         T_device_cpf = np.asarray(head.metadata["T_pose_cpf"], dtype=np.float64)
         wrist3d, wrist_info = to_world_observations(read_wrist_palm(wrist_palm), resampled, T_device_cpf)
         for warning in wrist_info.get("warnings", []):
             print(f"warning: {wrist_palm}: {warning}")
     hand_observations, hands_info = None, None
     if hands is not None:
+        from ..inputs.cameras import load_aria_rgb_camera
+        from ..inputs.hands import load_hand_observations
+
         camera = load_aria_rgb_camera(calibration) if calibration is not None else None
         hand_observations, hands_info = load_hand_observations(hands, resampled, camera)
         for warning in hands_info["warnings"]:
             print(f"warning: {hands}: {warning}")
     if vrs is not None:
+        from ..hands import summarize
+        from ..hands.observations import detected_hand_observations
+
         hand_observations, hands_info, run = detected_hand_observations(vrs, resampled)
         print(f"{vrs}: " + (f"reused cached detections {run.cache_file}" if run.cache_hit else summarize(run.detections)))
         for warning in hands_info["warnings"]:
@@ -148,6 +160,7 @@ def infer(
             "checkpoint": str(checkpoint),
             "floor": {"z": floor.z, "method": floor.method},
         },
+        progress=True,
     )
     result.save(out, force=force)
     seconds = len(resampled) / 30.0

@@ -2,7 +2,9 @@
 
 Commands are plain functions whose signatures tyro turns into flags; some are
 grouped (`egoallo body render`, `egoallo data build`), others stand alone
-(`egoallo train`).
+(`egoallo train`). A command's module is imported only when that command runs:
+`egoallo --help` prints the one-line summaries kept here (`tests/test_cli.py`
+checks them against the functions' docstrings).
 """
 
 from __future__ import annotations
@@ -10,43 +12,112 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable
-
-import tyro
+from dataclasses import dataclass
 
 from ..errors import UserError
+from ..thirdparty import set_verbose
 
-# Command -> "module:function" in this package, imported only when used (or for --help).
-COMMANDS = {
-    "infer": "infer:infer",
-    "train": "train:train",
-    "eval": "evaluate:evaluate_cli",
-    "render": "render:render",
-    "export": "export:export",
-    "view": "view:view",
-    "data": {"build": "data:build", "make-case": "data:make_case"},
-    "body": {"render": "body:render"},
-    "hands": {"detect": "hands:detect", "import-hamer": "hands:import_hamer"},
+
+@dataclass(frozen=True)
+class Command:
+    target: str
+    """"module:function" in this package."""
+    summary: str
+    """The first line of the function's docstring."""
+
+
+COMMANDS: dict[str, Command | dict[str, Command]] = {
+    "infer": Command(
+        "infer:infer",
+        "Estimate body motion from a head trajectory (Aria MPS CSV, TUM text or .npz) and write result.npz.",
+    ),
+    "train": Command("train:train", "Train the diffusion motion prior (resumes from OUT/latest; scale out with torchrun)."),
+    "eval": Command(
+        "evaluate:evaluate_cli",
+        "Evaluate the prior (and optionally the no-learning baselines) on held-out windows; writes JSON + markdown.",
+    ),
+    "render": Command(
+        "render:render",
+        "Draw a result.npz: a PNG of several instants along the head trajectory, or a GIF/MP4 animation.",
+    ),
+    "export": Command(
+        "export:export",
+        "Export one sample of a result.npz: BVH of the 52-joint skeleton, an AMASS-style .npz (for SMPL-H users), "
+        "or an animated body mesh (.glb).",
+    ),
+    "view": Command(
+        "view:view", "Open a result.npz in the browser: bodies over time, head trajectory, floor, foot contacts, points."
+    ),
+    "data": {
+        "build": Command(
+            "data:build", "Retarget the mocap archives (and AMASS) onto the body model and pack OUT/dataset.h5."
+        ),
+        "make-case": Command(
+            "data:make_case",
+            "Turn a motion-capture clip (BVH of a known skeleton) into an evaluation case: "
+            "OUT/trajectory.csv + OUT/gt.npz.",
+        ),
+    },
+    "body": {
+        "render": Command(
+            "body:render",
+            "Pose the body model (shipped open model, or SMPL-H via --body-model / $EGOALLO_SMPLH_MODEL) "
+            "and write a PNG.",
+        ),
+    },
+    "hands": {
+        "detect": Command(
+            "hands:detect", "Detect both hands in an Aria VRS or a video (MediaPipe Hands, CPU) and write hands.npz."
+        ),
+        "import-hamer": Command(
+            "hands:import_hamer", "Convert per-frame HaMeR outputs (.npz or .json, docs/hands.md) to hands.npz."
+        ),
+    },
 }
 
+VERBOSE_FLAG = "--verbose"
+_NEGATIVE_AXES = {"-x", "-y", "-z", "-X", "-Y", "-Z"}
 
-def _resolve(target: str) -> Callable:
+
+def resolve(target: str) -> Callable:
+    """The command function named by "module:function" (imports its module)."""
     module, name = target.split(":")
     return getattr(importlib.import_module(f"{__package__}.{module}"), name)
 
 
-def _usage() -> str:
-    lines = ["usage: egoallo COMMAND [--help] [flags]", "", "commands:"]
-    for name, entry in COMMANDS.items():
-        for sub, target in entry.items() if isinstance(entry, dict) else [("", entry)]:
-            summary = (_resolve(target).__doc__ or "").strip().splitlines()[0]
-            lines.append(f"  egoallo {(name + ' ' + sub).strip():<13} {summary}")
+def commands() -> list[tuple[str, Command]]:
+    """("infer" or "data build", command) for every command, in usage order."""
+    return [
+        (f"{name} {sub}".strip(), command)
+        for name, entry in COMMANDS.items()
+        for sub, command in (entry.items() if isinstance(entry, dict) else [("", entry)])
+    ]
+
+
+def usage() -> str:
+    lines = [f"usage: egoallo COMMAND [--help] [{VERBOSE_FLAG}] [flags]", "", "commands:"]
+    lines += [f"  egoallo {name:<18} {command.summary}" for name, command in commands()]
+    lines += ["", f"{VERBOSE_FLAG}: also show third-party libraries' log lines (projectaria-tools, MediaPipe)."]
     return "\n".join(lines)
 
 
+def normalize_args(args: list[str]) -> tuple[list[str], bool]:
+    """(`args` without `--verbose`, whether it was given); `--up -y` joined into `--up=-y` (tyro reads `-y` as a flag)."""
+    verbose = VERBOSE_FLAG in args
+    args = [a for a in args if a != VERBOSE_FLAG]
+    joined: list[str] = []
+    for arg in args:
+        if arg in _NEGATIVE_AXES and joined and joined[-1] == "--up":
+            joined[-1] = f"--up={arg}"
+        else:
+            joined.append(arg)
+    return joined, verbose
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, verbose = normalize_args(list(sys.argv[1:] if argv is None else argv))
     if argv[:1] in (["-h"], ["--help"]):
-        print(_usage())
+        print(usage())
         return 0
     entry = COMMANDS.get(argv[0]) if argv else None
     words = 1
@@ -54,10 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         entry = entry.get(argv[1]) if len(argv) > 1 else None
         words = 2
     if entry is None:
-        print(_usage(), file=sys.stderr)
+        print(usage(), file=sys.stderr)
         return 2
+    set_verbose(verbose)
+    import tyro
+
     try:
-        tyro.cli(_resolve(entry), args=argv[words:], prog="egoallo " + " ".join(argv[:words]))
+        tyro.cli(resolve(entry.target), args=argv[words:], prog="egoallo " + " ".join(argv[:words]))
     except UserError as e:
         print(f"egoallo: error: {e}", file=sys.stderr)
         return 2

@@ -5,14 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
-import torch
 import tyro
 
-from ..body import BodyModel
 from ..errors import UserError
-from ..result import InferenceResult
-from ..viz.render import View, render_animation, render_meshes
+from ..files import check_output, require_file
+from ..thirdparty import require
 
 
 def render(
@@ -38,11 +35,17 @@ def render(
         fps: Animation frame rate.
         body_model: The body model the result was made with (default: $EGOALLO_SMPLH_MODEL or the shipped one).
     """
-    suffix = out.suffix.lower()
-    if suffix not in (".png", ".gif", ".mp4"):
-        raise UserError(f"{out}: the output must end in .png, .gif or .mp4.")
-    if out.exists() and not force:
-        raise UserError(f"{out} exists; pass --force to overwrite it.")
+    suffix = check_output(out, (".png", ".gif", ".mp4"), force=force).suffix.lower()
+    if suffix == ".mp4":
+        require("imageio_ffmpeg", "writing .mp4")
+    require_file(result, "a result.npz from egoallo infer")
+    import numpy as np
+    import torch
+
+    from ..body import BodyModel
+    from ..result import InferenceResult
+    from ..viz.render import View, render_animation, render_meshes
+
     data = InferenceResult.load(result)
     if not 0 <= sample < data.num_samples:
         raise UserError(f"{result}: has {data.num_samples} sample(s); --sample {sample} is out of range.")
@@ -64,8 +67,5 @@ def render(
     if suffix == ".png":
         render_meshes(out, [(v, faces) for v in vertices], [view], lines=lines, panel_size=6.0)
     else:
-        try:
-            render_animation(out, [[(v, faces)] for v in vertices], view, fps=fps, lines=lines)
-        except ImportError:
-            raise UserError("writing .mp4 needs imageio with imageio-ffmpeg (pip install imageio imageio-ffmpeg); .gif works without.") from None
+        render_animation(out, [[(v, faces)] for v in vertices], view, fps=fps, lines=lines, progress=True)
     print(f"wrote {out}")

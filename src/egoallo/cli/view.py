@@ -7,10 +7,8 @@ from typing import Annotated
 
 import tyro
 
-from ..body import BodyModel
-from ..inputs.points import read_points
-from ..result import InferenceResult
-from ..viz.viewer import ResultViewer, SceneData, ensure_port_free
+from ..files import require_file
+from ..thirdparty import require
 
 
 def view(
@@ -29,6 +27,15 @@ def view(
         points: SLAM point cloud to draw (Aria global_points.csv.gz, .ply, .npy/.npz), e.g. the one given to `egoallo infer --points`.
         body_model: The body model the result was made with (default: $EGOALLO_SMPLH_MODEL or the shipped one).
     """
+    require_file(result, "a result.npz from egoallo infer")
+    if points is not None:
+        require_file(points, "a point cloud")
+    require("viser", "the browser viewer")
+    from ..body import BodyModel
+    from ..inputs.points import read_points
+    from ..result import InferenceResult
+    from ..viz.viewer import ResultViewer, SceneData, ensure_port_free
+
     data = InferenceResult.load(result)
     ensure_port_free(host, port)  # before the mesh precomputation, so a busy port fails fast
     cloud = read_points(points).points if points is not None else None

@@ -9,7 +9,6 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from egoallo.errors import InputFileError, UserError
 from egoallo.hands import cache
@@ -17,6 +16,7 @@ from egoallo.hands.detections import FORMAT_VERSION, HandDetections, empty_array
 from egoallo.hands.frames import FrameSource, open_frames
 from egoallo.hands.mediapipe_hands import MediaPipeHands
 from egoallo.hands.sides import Assigned, SideTracker
+from egoallo.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def _detect(source: FrameSource, settings: DetectSettings, progress: bool) -> Ha
     with MediaPipeHands(settings.min_confidence) as detector:
         frames = source.read(settings.every)
         total = math.ceil(source.num_frames / settings.every)
-        for frame in tqdm(frames, total=total, unit="frame", desc=source.path.name, disable=not progress):
+        for frame in progress_bar(frames, enabled=progress, total=total, unit="frame", desc=source.path.name):
             if frame.image.shape[:2] != (height, width):
                 raise InputFileError(
                     source.path, f"frame {frame.index} is {frame.image.shape[1]}x{frame.image.shape[0]} pixels, "

@@ -16,6 +16,8 @@ pose index) and what was expected:
 | NaN/infinite values, zero quaternion | row dropped, counted |
 | timestamp equal to the previous one | later row dropped, counted |
 | timestamp going backwards | error (line) |
+| TUM timestamps in ms, µs or ns (median pose interval 1 ms-1 s in that unit) | read in that unit, noted in the repairs |
+| TUM pose interval 1 ms-1 s in none of s, ms, µs, ns | error |
 | gap > `max_gap_s`, `graph_uid`/`session_uid` change | split into segments; `read_trajectory` keeps the longest |
 | fewer than `min_poses` poses or shorter than `min_duration_s` | error |
 | gravity columns all zero/NaN | error (unless `up` is given) |
@@ -55,6 +57,10 @@ UP_CONFLICT_DEG = 10.0  # `up` vs the file's gravity columns
 UPRIGHT_MIN = -0.25  # mean world-z of the CPF's +y below this: the head is upside down
 UPRIGHT_WARN = 0.5  # below this: warn that the up axis or calibration may be wrong
 _AXES = {"x": 0, "y": 1, "z": 2}
+# TUM timestamps are seconds; a file in another unit is recognised by the median interval between
+# its poses, taken to lie between 1 ms and 1 s (1 to 1000 poses per second) in the right unit.
+TUM_TIME_UNITS = (("seconds", 0), ("milliseconds", 3), ("microseconds", 6), ("nanoseconds", 9))
+TUM_POSE_INTERVAL_S = (1e-3, 1.0)
 
 
 class TrajectoryError(InputFileError):
@@ -226,6 +232,7 @@ class _Rows:
     timestamp_note: str
     renormalised: int  # rotations renormalised noticeably while parsing
     renormalised_note: str
+    unit_note: str = ""  # timestamps read in another unit than the format's
     segment_ids: np.ndarray | None = None  # (N,) str: graph_uid / session_uid
     segment_column: str = ""
     gravity: np.ndarray | None = None  # (N, 3) in the file's world
@@ -312,7 +319,8 @@ def _numbers(
 
 
 def _parse_tum(path: Path, lines: list[str]) -> _Rows:
-    """TUM: `timestamp tx ty tz qx qy qz qw` per line (seconds; camera-to-world); `#` starts a comment."""
+    """TUM: `timestamp tx ty tz qx qy qz qw` per line (seconds, else a unit told by the pose interval; camera-to-world);
+    `#` starts a comment."""
     labels, stamps, values = [], [], []
     for n, line in enumerate(lines, start=1):
         tokens = line.split("#", 1)[0].split()
@@ -323,13 +331,16 @@ def _parse_tum(path: Path, lines: list[str]) -> _Rows:
                 path, f"{len(tokens)} values; expected 8: 'timestamp tx ty tz qx qy qz qw' (TUM)", f"line {n}"
             )
         try:
-            stamps.append(round(Decimal(tokens[0]) * 1_000_000_000))
+            stamps.append(Decimal(tokens[0]))
             values.append([float(token) for token in tokens[1:]])
+            if not stamps[-1].is_finite():
+                raise ValueError
         except (ValueError, ArithmeticError):
             raise TrajectoryError(path, f"expected 8 finite numbers, got {' '.join(tokens)!r}", f"line {n}") from None
         labels.append(n)
     if not values:
         raise TrajectoryError(path, "no poses (only comments); expected lines 'timestamp tx ty tz qx qy qz qw'")
+    unit, digits, median = _tum_time_unit(path, stamps)
     pose = np.array(values)
     label_array = np.array(labels)
     rotation, renormalised, renormalised_note = _rotations_from_quaternions(path, pose[:, 3:], label_array)
@@ -338,12 +349,32 @@ def _parse_tum(path: Path, lines: list[str]) -> _Rows:
         pose_frame="camera",
         label_kind="line",
         labels=label_array,
-        timestamps_ns=np.array(stamps, dtype=np.int64),
+        timestamps_ns=np.array([round(stamp * 10 ** (9 - digits)) for stamp in stamps], dtype=np.int64),
         translation=pose[:, :3],
         rotation=rotation,
-        timestamp_note="TUM seconds x 1e9",
+        timestamp_note=f"TUM {unit} x 1e{9 - digits}",
         renormalised=renormalised,
         renormalised_note=renormalised_note,
+        unit_note="" if digits == 0 else (
+            f"timestamps read as {unit}, not the seconds of TUM: the median interval between poses is {median:g}"
+        ),
+    )
+
+
+def _tum_time_unit(path: Path, stamps: list[Decimal]) -> tuple[str, int, float]:
+    """(unit, its digits below a second, median interval in the file's unit) of TUM timestamps."""
+    distinct = np.unique(np.array([float(stamp) for stamp in stamps]))
+    if len(distinct) < 2:
+        return "seconds", 0, float("nan")  # too short: refused later, with the pose count
+    median = float(np.median(np.diff(distinct)))
+    low, high = TUM_POSE_INTERVAL_S
+    for unit, digits in TUM_TIME_UNITS:
+        if low <= median / 10**digits <= high:
+            return unit, digits, median
+    raise TrajectoryError(
+        path,
+        f"the median interval between timestamps is {median:g}, which is 1-1000 poses per second in none of "
+        "seconds (TUM), milliseconds, microseconds or nanoseconds; expected timestamps in one of these units",
     )
 
 
@@ -452,7 +483,8 @@ def _rotations_from_matrices(
 
 def _clean(path: Path, rows: _Rows) -> tuple[np.ndarray, list[str], dict[str, int]]:
     """Indices of the rows kept (finite, increasing time), repair notes and counts."""
-    repairs = [rows.renormalised_note] if rows.renormalised else []
+    repairs = [rows.unit_note] if rows.unit_note else []
+    repairs += [rows.renormalised_note] if rows.renormalised else []
     valid = np.isfinite(rows.translation).all(axis=1) & np.isfinite(rows.rotation).all(axis=(1, 2))
     invalid = np.flatnonzero(~valid)
     if invalid.size == len(valid):

@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 
 from ..files import write_bytes_atomic
+from ..progress import progress_bar
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,14 +121,18 @@ def render_animation(
     floor_z: float | None = 0.0,
     dpi: int = 80,
     panel_size: float = 4.0,
+    progress: bool = False,
 ) -> Path:
-    """An animated GIF (Pillow) or MP4 (imageio-ffmpeg, if installed) of per-frame mesh lists, atomically."""
+    """An animated GIF (Pillow) or MP4 (imageio-ffmpeg, if installed) of per-frame mesh lists, atomically.
+
+    `progress`: a progress bar over the frames on stderr (when it is a terminal).
+    """
     from PIL import Image
 
     path = Path(path)
     bounds = np.concatenate([v for meshes in frames for v, _ in meshes][:: max(1, len(frames) // 20)] + [p for p, _ in (lines or [])])
     images = []
-    for meshes in frames:
+    for meshes in progress_bar(frames, enabled=progress, desc=path.name, unit="frame"):
         fig, ax = plt.subplots(figsize=(panel_size, panel_size * 1.25))
         _draw_panel(ax, meshes, view, colors or DEFAULT_COLORS, lines, floor_z, bounds)
         fig.tight_layout()
