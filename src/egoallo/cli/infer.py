@@ -9,6 +9,7 @@ import tyro
 
 from ..assets import DEFAULT_CHECKPOINT, EXAMPLE_TRAJECTORY
 from ..errors import UserError
+from ..threads import choose_threads, cores_here
 from ..files import check_output, require_file
 
 EXAMPLE_OUT = Path("example_result.npz")
@@ -33,6 +34,7 @@ def infer(
     steps: int = 30,
     seed: int = 0,
     device: Literal["cpu", "cuda"] = "cpu",
+    threads: int | None = None,
     body_model: Path | None = None,
     force: bool = False,
 ) -> None:
@@ -56,6 +58,7 @@ def infer(
         steps: Denoising steps.
         seed: Random seed.
         device: Torch device for the network.
+        threads: CPU threads; default: 1 for short inputs, else the cores this process may use (affinity, cgroup quota).
         body_model: Body model .npz (official SMPL-H model.npz or this project's); default: $EGOALLO_SMPLH_MODEL or the shipped open model.
     """
     if example == (trajectory is not None):
@@ -102,6 +105,10 @@ def infer(
         raise UserError("--device cuda was asked for, but no CUDA device is available.")
     head = read_trajectory(trajectory, calibration=calibration, device_is_cpf=device_is_cpf, up=up)
     resampled = head.resample(30.0)  # refuses fewer than 2 frames
+    count, warning = choose_threads(threads, cores_here(), len(resampled) * samples)
+    if warning:
+        print(f"warning: {warning}")
+    torch.set_num_threads(count)
     body = BodyModel.load_from_env_or_default(body_model)
     checkpoint = checkpoint or DEFAULT_CHECKPOINT
     _, denoiser = load_denoiser(checkpoint)
