@@ -421,3 +421,15 @@ def test_reshaped_window_keeps_the_motion_and_moves_the_head(tiny_dataset):
     for key in ("body_rotations", "hand_rotations", "contacts"):
         assert np.array_equal(tall[key], window[key])
     assert np.array_equal(tall["T_world_root"][:, :3, :3], window["T_world_root"][:, :3, :3])
+
+
+def test_split_by_split_builds_add_up(shared_dir, model, tmp_path):
+    """A run restricted to some splits builds only those; a later run adds the rest and repacks."""
+    out = tmp_path / "ds"
+    kwargs = dict(model=model, sources=("cmu",), shared_dir=shared_dir, workers=0, config=FAST, progress=False)
+    first = build_dataset(out, splits=("train",), limit_per_source=1, **kwargs)
+    assert [(r.split, r.clips) for r in first.rows] == [("train", 1)]
+    second = build_dataset(out, limit_per_source=2, **kwargs)  # the archive starts with subject 5: test
+    assert [(r.split, r.clips) for r in second.rows] == [("train", 1), ("test", 2)]
+    with pytest.raises(BuildError, match="unknown split"):
+        build_dataset(out, splits=("dev",), **kwargs)

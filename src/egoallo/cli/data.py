@@ -22,6 +22,7 @@ def build(
     workers: int = 2,
     limit_per_source: int | None = None,
     train_fraction: tuple[str, ...] = (),
+    splits: tuple[Literal["train", "val", "test"], ...] = ("train", "val", "test"),
     body_model: Path | None = None,
     force: bool = False,
 ) -> None:
@@ -36,6 +37,7 @@ def build(
         workers: Worker processes (0: run in this process).
         limit_per_source: Only the first N clips of each source, in archive order.
         train_fraction: SOURCE:FRACTION pairs, e.g. bandai2:0.25: build only that fixed share of the source's train clips (chosen by a hash of the clip id); val and test clips are always built.
+        splits: Build only the clips of these splits in this run (a later run adds the others); the dataset is packed from every clip built so far.
         body_model: Body model .npz: official SMPL-H model.npz or this project's (else $EGOALLO_SMPLH_MODEL, else the shipped model).
         force: Discard a previous build in OUT and start over.
     """
@@ -56,6 +58,7 @@ def build(
             workers=workers,
             limit_per_source=limit_per_source,
             train_fraction=fractions,
+            splits=splits,
             force=force,
         )
     except (BuildError, SharedDirError) as e:

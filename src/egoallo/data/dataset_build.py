@@ -175,6 +175,7 @@ def build_dataset(
     config: RetargetConfig = RetargetConfig(),
     min_duration_s: float = 1.0,
     train_fraction: dict[str, float] | None = None,
+    splits: Iterable[str] = SPLITS,
     force: bool = False,
     progress: bool = True,
 ) -> BuildSummary:
@@ -189,6 +190,8 @@ def build_dataset(
         min_duration_s: clips shorter than this are rejected.
         train_fraction: source -> share of its train clips to build (a fixed subset chosen by a
             hash of the clip id, `in_train_subset`); val and test clips are always built.
+        splits: build only clips of these splits now (a later run can add the others; the
+            dataset is packed from every clip built so far).
         force: discard a previous build in `out_dir` and start over.
     """
     start = time.perf_counter()
@@ -207,6 +210,9 @@ def build_dataset(
     if amass_dir is not None:
         streams["amass"] = functools.partial(iter_amass_files, amass_dir)
 
+    splits = tuple(splits)
+    if set(splits) - set(SPLITS):
+        raise BuildError(f"unknown split(s) {sorted(set(splits) - set(SPLITS))}; expected some of {SPLITS}.")
     train_fraction = dict(sorted((train_fraction or {}).items()))
     if any(not 0.0 < f <= 1.0 for f in train_fraction.values()) or set(train_fraction) - set(streams):
         raise BuildError(f"train fractions must be in (0, 1] for sources being built; got {train_fraction}.")
@@ -217,7 +223,11 @@ def build_dataset(
     with _executor(workers, model) as run, _open_log(log_path) as log:
         for source, stream in streams.items():
             fraction = train_fraction.get(source, 1.0)
-            clips = ((info, payload) for info, payload in stream() if info.split != "train" or in_train_subset(info.clip_id, fraction))
+            clips = (
+                (info, payload) for info, payload in stream()
+                if (info.split is None or info.split in splits)
+                and (info.split != "train" or in_train_subset(info.clip_id, fraction))
+            )
             tasks = _pending_tasks(clips, out_dir, done, limit_per_source, config, min_duration_s)
             bar = tqdm(desc=source, unit="clip", total=limit_per_source, disable=not progress)
             with bar:
