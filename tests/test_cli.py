@@ -67,7 +67,7 @@ def test_help_imports_no_command_module():
 
 def test_a_missing_input_is_reported_before_torch_is_imported(tmp_path):
     done = _run_python(LOADED_AFTER.format(args=["infer", "missing.csv"]), cwd=tmp_path)
-    assert done.stdout.splitlines()[-1] == "2 ['numpy', 'tyro'] ['egoallo.cli.infer']"
+    assert done.stdout.splitlines()[-1] == "2 ['tyro'] ['egoallo.cli.infer']"
     assert done.stderr == (
         "egoallo: error: missing.csv: file not found; expected a head trajectory (Aria MPS .csv, TUM .txt or .npz).\n"
     )

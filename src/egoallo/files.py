@@ -7,10 +7,12 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .errors import UserError
+
+if TYPE_CHECKING:  # numpy is imported where arrays are read or written: path checks start fast
+    import numpy as np
 
 
 def require_file(path: str | os.PathLike, expected: str) -> Path:
@@ -88,6 +90,8 @@ def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], *, what: s
         raise UserError(f"{path} exists; pass --force to overwrite it.")
     if not path.parent.is_dir():
         raise UserError(f"{path.parent}: output directory does not exist.")
+    import numpy as np
+
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return write_bytes_atomic(path, buffer.getvalue())
@@ -99,6 +103,8 @@ class NpzError(ValueError):
 
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """All arrays of an existing `.npz` file, never unpickling; an `NpzError` when it is not a valid npz."""
+    import numpy as np
+
     if not zipfile.is_zipfile(path):
         raise NpzError("not a valid npz (expected a zip archive of .npy arrays, as numpy.savez writes)")
     try:

@@ -53,7 +53,7 @@ def infer(
         guidance_inner: Also guide inside every denoising step (slower; the paper's strongest mode).
         wrist_palm: Aria MPS wrist_and_palm_poses.csv for --guidance wrist3d.
         hands: Hand keypoint detections (.npz: timestamps_ns, keypoints_2d, confidence[, keypoints_3d_camera]) for --guidance hands.
-        vrs: Aria .vrs recording: detect the hands in its RGB stream (MediaPipe, cached beside it) and guide with them, camera from its calibration (implies --guidance hands; instead of --hands).
+        vrs: Aria .vrs recording: detect the hands in its RGB stream (MediaPipe, cached in ~/.cache/egoallo) and guide with them, camera from its calibration (implies --guidance hands; instead of --hands).
         samples: Number of motion samples.
         steps: Denoising steps.
         seed: Random seed.

@@ -96,7 +96,7 @@ def commands() -> list[tuple[str, Command]]:
 
 def usage() -> str:
     lines = [f"usage: egoallo COMMAND [--help] [{VERBOSE_FLAG}] [flags]", "", "commands:"]
-    lines += [f"  egoallo {name:<18} {command.summary}" for name, command in commands()]
+    lines += [f"  egoallo {name:<19} {command.summary}" for name, command in commands()]
     lines += ["", f"{VERBOSE_FLAG}: also show third-party libraries' log lines (projectaria-tools, MediaPipe)."]
     return "\n".join(lines)
 
