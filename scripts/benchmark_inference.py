@@ -1,63 +1,170 @@
-"""Inference speed: seconds of compute per second of motion (no guidance), this machine's CPU.
+"""Inference speed and memory on this machine's CPU: in-process and whole `egoallo infer` runs.
 
-    python scripts/benchmark_inference.py [--checkpoint DIR] [--seconds 60] [--samples 1 4] [--threads N]
+    python scripts/benchmark_inference.py [--inputs example 60 3600] [--threads 1 2] [--guidance off feet]
+                                          [--repeats 3] [--busy]
 
-The trajectory is the shipped example, looped (mirrored back and forth) to the
-requested length. Prints a markdown table.
+Inputs: the shipped example (11 s) and, given in seconds, the example looped (played
+forwards then backwards, so the head moves continuously) to that length.
+Each configuration runs in a fresh process, `--repeats` times:
+
+* in-process: `estimate_body_motion` after one warm-up call (seconds, × real time);
+* whole process: `egoallo infer TRAJ --guidance G --threads N`, start-up included;
+* peak RAM: the largest resident set of that `egoallo infer` process (`wait4`);
+* CPU seconds (user + system) of both, which a machine shared with other jobs inflates less than wall time.
+
+`--busy` adds rows for the default `egoallo infer --example --guidance feet` (threads
+chosen by egoallo) on its own and next to one CPU-bound neighbour process (a Python
+busy loop), and the same with `OMP_WAIT_POLICY=ACTIVE` (spinning OpenMP threads, as
+before egoallo set PASSIVE). Prints markdown tables with the minimum and median.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+def looped_trajectory(frames: int, path: Path) -> Path:
+    """The example trajectory played forwards and backwards to `frames` poses at 30 fps, as an .npz."""
+    import numpy as np
 
-from egoallo.assets import DEFAULT_CHECKPOINT, EXAMPLE_TRAJECTORY
-from egoallo.body import BodyModel
-from egoallo.inference import SamplingConfig, estimate_body_motion, standing_eye_height
-from egoallo.inputs.points import floor_from_trajectory
-from egoallo.inputs.trajectory import HeadTrajectory, read_trajectory
-from egoallo.prior.checkpoint import load_denoiser
+    from egoallo.assets import EXAMPLE_TRAJECTORY
+    from egoallo.inputs.trajectory import read_trajectory
+
+    base = read_trajectory(EXAMPLE_TRAJECTORY, device_is_cpf=True).resample(30.0)
+    period = 2 * len(base) - 2
+    index = np.arange(frames) % period
+    index = np.where(index < len(base), index, period - index)
+    timestamps = np.round(np.arange(frames) * 1e9 / 30.0).astype(np.int64)
+    np.savez(path, timestamps_ns=timestamps, T_world_cpf=base.T_world_cpf[index])
+    return path
 
 
-def looped(trajectory: HeadTrajectory, frames: int) -> HeadTrajectory:
-    """Play the trajectory forwards and backwards until it has `frames` poses."""
-    index = np.arange(frames) % (2 * len(trajectory) - 2)
-    index = np.where(index < len(trajectory), index, 2 * len(trajectory) - 2 - index)
-    timestamps = trajectory.timestamps_ns[0] + np.round(np.arange(frames) * 1e9 / 30.0).astype(np.int64)
-    return HeadTrajectory(timestamps, trajectory.T_world_cpf[index], trajectory.source, trajectory.metadata, trajectory.R_zup_input)
+def _infer_args(name: str, folder: Path) -> list[str]:
+    """The trajectory arguments of `egoallo infer` for input `name` ("example" or seconds)."""
+    if name == "example":
+        return ["--example"]
+    path = folder / f"trajectory_{name}s.npz"
+    if not path.exists():
+        looped_trajectory(int(round(float(name) * 30)), path)
+    return [str(path), "--up", "z"]
+
+
+def run_child(command: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
+    """Wall seconds, CPU seconds, peak resident set (GB) and output of a child process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{output}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1e6, output  # ru_maxrss: kilobytes on Linux
+
+
+def in_process(name: str, threads: int, guidance: str, folder: Path) -> dict:
+    """Child mode: time `estimate_body_motion` after a warm-up; prints JSON."""
+    import torch
+
+    from egoallo.assets import DEFAULT_CHECKPOINT, EXAMPLE_TRAJECTORY
+    from egoallo.body import BodyModel
+    from egoallo.inference import SamplingConfig, estimate_body_motion, standing_eye_height
+    from egoallo.inputs.points import floor_from_trajectory
+    from egoallo.inputs.trajectory import read_trajectory
+    from egoallo.prior.checkpoint import load_denoiser
+
+    torch.set_num_threads(threads)
+    args = _infer_args(name, folder)
+    if args == ["--example"]:
+        trajectory = read_trajectory(EXAMPLE_TRAJECTORY, device_is_cpf=True).resample(30.0)
+    else:
+        trajectory = read_trajectory(Path(args[0]), up="z").resample(30.0)
+    _, denoiser = load_denoiser(DEFAULT_CHECKPOINT)
+    body = BodyModel.load_default()
+    floor = floor_from_trajectory(trajectory.T_world_cpf[:, 2, 3], standing_eye_height(body))
+    modes = frozenset() if guidance == "off" else frozenset({guidance})
+    warm_up = SamplingConfig(num_steps=2, guidance=modes, post_iterations=2)
+    estimate_body_motion(trajectory, denoiser, body, floor_z=floor.z, config=warm_up)
+    start, cpu = time.perf_counter(), time.process_time()
+    estimate_body_motion(trajectory, denoiser, body, floor_z=floor.z, config=SamplingConfig(guidance=modes))
+    return {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu, "frames": len(trajectory)}
+
+
+def _summary(values: list[float]) -> str:
+    return f"{min(values):.2f} / {statistics.median(values):.2f}"
+
+
+def benchmark(args: argparse.Namespace, folder: Path) -> None:
+    env = dict(os.environ)
+    print("| input | threads | guidance | in-process (s), min / median | × real time | CPU (s) | "
+          "whole `egoallo infer` (s), min / median | × real time | CPU (s) | peak RAM (GB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name in args.inputs:
+        for threads in args.threads:
+            for guidance in args.guidance:
+                inside, whole = [], []
+                for _ in range(args.repeats):
+                    child = [sys.executable, __file__, "--child", json.dumps([name, threads, guidance, str(folder)])]
+                    inside.append(json.loads(run_child(child, env)[3].strip().splitlines()[-1]))
+                    command = ["egoallo", "infer", *_infer_args(name, folder), "--guidance", guidance,
+                               "--threads", str(threads), "--out", str(folder / "result.npz"), "--force"]
+                    whole.append(run_child(command, env)[:3])
+                walls, motion = [r["wall"] for r in inside], inside[0]["frames"] / 30.0
+                whole_walls = [w for w, _, _ in whole]
+                print(f"| {motion:.1f} s | {threads} | {guidance} | {_summary(walls)} | {motion / min(walls):.1f} | "
+                      f"{min(r['cpu'] for r in inside):.2f} | {_summary(whole_walls)} | {motion / min(whole_walls):.1f} | "
+                      f"{min(c for _, c, _ in whole):.2f} | {max(r for _, _, r in whole):.2f} |", flush=True)
+
+
+def busy(args: argparse.Namespace, folder: Path) -> None:
+    """`egoallo infer --example --guidance feet` (default threads) alone and next to a busy neighbour."""
+    command = ["egoallo", "infer", "--example", "--guidance", "feet", "--out", str(folder / "result.npz"), "--force"]
+    print("\n| `egoallo infer --example --guidance feet` | OpenMP waiting | whole process (s), min / median | CPU (s) |")
+    print("|---|---|---|---|")
+    for policy in ("PASSIVE", "ACTIVE"):
+        env = {**os.environ, "OMP_WAIT_POLICY": policy}
+        for label, neighbour in (("alone", False), ("one CPU-bound neighbour", True)):
+            runs = []
+            for _ in range(args.repeats):
+                loop = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if neighbour else None
+                try:
+                    runs.append(run_child(command, env)[:2])
+                finally:
+                    if loop is not None:
+                        loop.kill()
+                        loop.wait()
+            note = " (egoallo's default)" if policy == "PASSIVE" else " (spinning)"
+            print(f"| {label} | {policy}{note} | {_summary([w for w, _ in runs])} | {min(c for _, c in runs):.2f} |",
+                  flush=True)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    parser.add_argument("--seconds", type=float, nargs="+", default=[4.3, 60.0])
-    parser.add_argument("--samples", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--threads", type=int, default=None)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--inputs", nargs="+", default=["example", "60"], help='"example" or seconds')
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--guidance", choices=["off", "feet"], nargs="+", default=["off", "feet"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--busy", action="store_true", help="add the busy-machine rows")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    config, denoiser = load_denoiser(args.checkpoint)
-    body = BodyModel.load_default()
-    base = read_trajectory(EXAMPLE_TRAJECTORY, device_is_cpf=True).resample(30.0)
-    print(f"checkpoint {args.checkpoint} ({sum(p.numel() for p in denoiser.parameters()) / 1e6:.2f} M parameters), "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
-    print("\n| motion | frames | samples | wall time (s) | compute s per motion s | x real time |")
-    print("|---|---|---|---|---|---|")
-    for seconds in args.seconds:
-        trajectory = looped(base, int(round(seconds * 30)))
-        floor = floor_from_trajectory(trajectory.T_world_cpf[:, 2, 3], standing_eye_height(body))
-        for samples in args.samples:
-            estimate_body_motion(trajectory, denoiser, body, floor_z=floor.z, config=SamplingConfig(num_samples=samples, num_steps=2))
-            start = time.perf_counter()
-            estimate_body_motion(trajectory, denoiser, body, floor_z=floor.z, config=SamplingConfig(num_samples=samples))
-            wall = time.perf_counter() - start
-            motion_s = len(trajectory) / 30.0
-            print(f"| {motion_s:.1f} s | {len(trajectory)} | {samples} | {wall:.2f} | {wall / motion_s:.3f} | {motion_s / wall:.1f} |")
+    if args.child:
+        name, threads, guidance, folder = json.loads(args.child)
+        print(json.dumps(in_process(name, threads, guidance, Path(folder))))
+        return
+    load = os.getloadavg()[0]
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average {load:.2f} at start; "
+          f"{args.repeats} runs each\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        benchmark(args, Path(tmp))
+        if args.busy:
+            busy(args, Path(tmp))
 
 
 if __name__ == "__main__":

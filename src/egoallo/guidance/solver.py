@@ -1,11 +1,15 @@
-"""Levenberg–Marquardt over per-frame rotation blocks with a block-banded normal-equation solve.
+"""Levenberg–Marquardt over per-frame rotation blocks with a banded normal-equation solve.
 
 Variables are `J` rotations per frame, `(S, T, J, 3, 3)` for `S` independent
 samples, updated on the right: `R ← R·exp(δ)` with `δ (S, T, J·3)`. Each cost
 term's residuals live on windows of `span ≤ 3` consecutive frames, so `JᵀJ`
-only has blocks on frame offsets 0, 1 and 2. It is assembled as those blocks
-and solved with a block Cholesky over pairs of frames (a block-tridiagonal
-matrix of `2·3J` blocks): cost linear in `T`, never a dense `(T·3J)²` matrix.
+only has blocks on frame offsets 0, 1 and 2. Position terms touch only the
+rotations on the chains between the head and their joints; every other rotation
+has per-joint terms alone and is coupled to nothing but itself over time. So the
+damped system splits into one banded system over the touched rotations and a
+3-wide banded system per remaining rotation, each solved by LAPACK's banded
+Cholesky (`pbsv`): cost linear in `T`, no loop over frames, never a dense
+`(T·3J)²` matrix.
 """
 
 from __future__ import annotations
