@@ -60,7 +60,7 @@ def gen1_T_device_cpf(subtype: str) -> np.ndarray:
 # Aria Gen 1, DVT-S (the default frame size). It equals `get_transform_device_cpf()` of the
 # factory calibration in ../shared/aria/aea_recording_rgb8frames.vrs (projectaria-tools 2.3);
 # the MPS online calibration in ../shared/aria/ (another DVT-S device) gives the same matrix;
-# DVT-L (adt_video_rgb3frames.vrs) differs by 2.3 mm in translation, not in rotation.
+# DVT-L (adt_video_rgb3frames.vrs) differs by 2.4 mm in translation, not in rotation.
 DEFAULT_ARIA_T_DEVICE_CPF = gen1_T_device_cpf("DVT-S")
 DEFAULT_ARIA_T_DEVICE_CPF.setflags(write=False)
 
@@ -161,7 +161,7 @@ def from_device_calibration(device: Any, source: str, description: str) -> AriaC
     return AriaCalibration(T_device_cpf, rgb, source, description)
 
 
-def rgb_camera_from_aria(camera: Any, T_device_cpf: np.ndarray, source: str = "") -> RgbCamera:
+def rgb_camera_from_aria(camera: Any, T_device_cpf: np.ndarray, source: str = "projectaria-tools calibration") -> RgbCamera:
     """From a projectaria-tools `CameraCalibration` (FISHEYE624 or LINEAR) and `T_device_cpf (4, 4)`."""
     name = str(camera.get_model_name()).rsplit(".", 1)[-1]
     kinds = {"FISHEYE624": "fisheye624", "LINEAR": "pinhole"}
