@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from egoallo.cli.main import commands, main, normalize_args, resolve
@@ -65,9 +66,9 @@ def test_help_imports_no_command_module():
     assert "egoallo infer" in done.stdout and "--verbose" in done.stdout
 
 
-def test_a_missing_input_is_reported_before_torch_is_imported(tmp_path):
+def test_a_missing_input_is_reported_before_anything_is_imported(tmp_path):
     done = _run_python(LOADED_AFTER.format(args=["infer", "missing.csv"]), cwd=tmp_path)
-    assert done.stdout.splitlines()[-1] == "2 ['tyro'] ['egoallo.cli.infer']"
+    assert done.stdout.splitlines()[-1] == "2 [] []"
     assert done.stderr == (
         "egoallo: error: missing.csv: file not found; expected a head trajectory (Aria MPS .csv, TUM .txt or .npz).\n"
     )
@@ -101,3 +102,31 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
     monkeypatch.setattr(sys, "stderr", _Terminal())
     assert not progress_bar(range(3)).disable
     assert progress_bar(range(3), enabled=False).disable
+
+
+# Flags that put the input file second, so that the command's own check reports it.
+FLAGS_FIRST = {
+    "infer": ["--steps", "1"],
+    "render": ["--sample", "0"],
+    "export": ["--to", "bvh", "--out", "x.bvh"],
+    "view": ["--port", "8080"],
+    "data make-case": ["--out", "case"],
+    "hands detect": ["--every", "1"],
+    "hands import-hamer": ["--out", "h.npz"],
+}
+
+
+def test_the_early_input_check_says_what_the_command_says(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with_input = {name for name, command in commands() if command.input}
+    assert with_input == set(FLAGS_FIRST)
+    for name, flags in FLAGS_FIRST.items():
+        words = name.split()
+        assert main([*words, "missing.file", *flags]) == 2  # checked before tyro and the command's module
+        early = capsys.readouterr().err
+        assert main([*words, *flags, "missing.file"]) == 2  # checked by the command
+        assert capsys.readouterr().err == early
+        assert early.startswith("egoallo: error: missing.file: file not found; expected ")
+    with pytest.raises(SystemExit):  # asking for help is not an error about the file
+        main(["infer", "missing.file", "--help"])
+    assert "usage: egoallo infer" in capsys.readouterr().out

@@ -4,7 +4,8 @@ Commands are plain functions whose signatures tyro turns into flags; some are
 grouped (`egoallo body render`, `egoallo data build`), others stand alone
 (`egoallo train`). A command's module is imported only when that command runs:
 `egoallo --help` prints the one-line summaries kept here (`tests/test_cli.py`
-checks them against the functions' docstrings).
+checks them against the functions' docstrings), and an input file given first
+that does not exist is reported before anything is imported.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import UserError
+from ..files import require_file
 from ..thirdparty import set_verbose
 
 
@@ -24,12 +26,18 @@ class Command:
     """"module:function" in this package."""
     summary: str
     """The first line of the function's docstring."""
+    input: str | None = None
+    """What the first positional argument names (an input file), as the command's own check says it."""
 
+
+TRAJECTORY = "a head trajectory (Aria MPS .csv, TUM .txt or .npz)"
+RESULT = "a result.npz from egoallo infer"
 
 COMMANDS: dict[str, Command | dict[str, Command]] = {
     "infer": Command(
         "infer:infer",
         "Estimate body motion from a head trajectory (Aria MPS CSV, TUM text or .npz) and write result.npz.",
+        TRAJECTORY,
     ),
     "train": Command("train:train", "Train the diffusion motion prior (resumes from OUT/latest; scale out with torchrun)."),
     "eval": Command(
@@ -39,14 +47,18 @@ COMMANDS: dict[str, Command | dict[str, Command]] = {
     "render": Command(
         "render:render",
         "Draw a result.npz: a PNG of several instants along the head trajectory, or a GIF/MP4 animation.",
+        RESULT,
     ),
     "export": Command(
         "export:export",
         "Export one sample of a result.npz: BVH of the 52-joint skeleton, an AMASS-style .npz (for SMPL-H users), "
         "or an animated body mesh (.glb).",
+        RESULT,
     ),
     "view": Command(
-        "view:view", "Open a result.npz in the browser: bodies over time, head trajectory, floor, foot contacts, points."
+        "view:view",
+        "Open a result.npz in the browser: bodies over time, head trajectory, floor, foot contacts, points.",
+        RESULT,
     ),
     "data": {
         "build": Command(
@@ -56,6 +68,7 @@ COMMANDS: dict[str, Command | dict[str, Command]] = {
             "data:make_case",
             "Turn a motion-capture clip (BVH of a known skeleton) into an evaluation case: "
             "OUT/trajectory.csv + OUT/gt.npz.",
+            "a BVH motion-capture clip",
         ),
     },
     "body": {
@@ -67,10 +80,14 @@ COMMANDS: dict[str, Command | dict[str, Command]] = {
     },
     "hands": {
         "detect": Command(
-            "hands:detect", "Detect both hands in an Aria VRS or a video (MediaPipe Hands, CPU) and write hands.npz."
+            "hands:detect",
+            "Detect both hands in an Aria VRS or a video (MediaPipe Hands, CPU) and write hands.npz.",
+            "an Aria .vrs recording or a video",
         ),
         "import-hamer": Command(
-            "hands:import_hamer", "Convert per-frame HaMeR outputs (.npz or .json, docs/hands.md) to hands.npz."
+            "hands:import_hamer",
+            "Convert per-frame HaMeR outputs (.npz or .json, docs/hands.md) to hands.npz.",
+            "HaMeR outputs (.npz or .json)",
         ),
     },
 }
@@ -128,10 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         print(usage(), file=sys.stderr)
         return 2
     set_verbose(verbose)
-    import tyro
-
+    args = argv[words:]
     try:
-        tyro.cli(resolve(entry.target), args=argv[words:], prog="egoallo " + " ".join(argv[:words]))
+        if entry.input and args and not args[0].startswith("-") and not {"-h", "--help"} & set(args):
+            require_file(args[0], entry.input)  # before tyro and the command's imports: a typo fails fast
+        import tyro
+
+        tyro.cli(resolve(entry.target), args=args, prog="egoallo " + " ".join(argv[:words]))
     except UserError as e:
         print(f"egoallo: error: {e}", file=sys.stderr)
         return 2
