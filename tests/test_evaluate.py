@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from egoallo.body import BodyModel
 from egoallo.cli.main import main
 from egoallo.data.dataset import MotionDataset
+from egoallo.evaluation.baselines import rest_pose_predictor
+from egoallo.evaluation.benchmark import EvalConfig, evaluate, summarize
 from egoallo.prior.checkpoint import save_project_checkpoint
 from egoallo.prior.network import PRESETS, EgoDenoiser
 
@@ -38,7 +41,7 @@ def test_eval_skips_and_lists_bad_cases(tiny_dataset, tmp_path):
     split = "test" if len(MotionDataset(tiny_dataset, "test")) else "train"
     calls = []
 
-    def flaky(trajectory, seed, window):
+    def flaky(trajectory, seed, window, floor_z):
         calls.append(seed)
         joints = window["joints_world"][None].astype(np.float64)
         if len(calls) == 2:
@@ -61,3 +64,35 @@ def test_eval_source_filter_and_clear_errors(tiny_dataset, tmp_path, capsys):
     assert "has no clips from ['nosuchsource']" in capsys.readouterr().err
     assert main([*args, "--checkpoint", str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_given_floor_modes():
+    from egoallo.evaluation.benchmark import EvalConfig, given_floor
+
+    assert given_floor(EvalConfig(floor="true"), 5, None) == 0.0
+    points = [given_floor(EvalConfig(floor="points"), seed, None) for seed in range(400)]
+    assert points[:3] == [given_floor(EvalConfig(floor="points"), seed, None) for seed in range(3)]  # seeded
+    assert 0.017 < np.std(points) < 0.023 and abs(np.mean(points)) < 0.004
+    assert given_floor(EvalConfig(floor="trajectory"), 5, -0.07) == -0.07
+
+
+def test_eval_floor_from_the_trajectory_and_groups(tiny_dataset, tmp_path):
+    body = BodyModel.load_default()
+    seen = []
+
+    def hang(trajectory, seed, window, floor_z):
+        seen.append(floor_z)
+        return rest_pose_predictor(body)(trajectory, seed, window, floor_z)
+
+    config = EvalConfig(window=32, floor="trajectory")
+    results, _ = evaluate(tiny_dataset, hang, body, config, split="test", progress=False)
+    floors = {}
+    for r, z in zip(results, seen):
+        floors.setdefault(r.clip_id, set()).add(z)
+    assert results and all(len(zs) == 1 for zs in floors.values())  # one estimate per clip (recording)
+    assert all(abs(z) < 0.5 for z in seen)
+    assert {r.group for r in results} <= {"held-out performers", "held-out styles"}
+    assert all(r.metrics["floor_error_cm"] == pytest.approx(100 * abs(z)) for r, z in zip(results, seen))
+    summary = summarize(results)
+    assert set(summary) == {"all", "groups", "sources", "activities"}
+    assert all("/" in name for name in summary["activities"])

@@ -43,6 +43,7 @@ def evaluate_cli(
     window_step: int = 1,
     baselines: bool = False,
     guidance: tuple[Literal["off", "feet", "wrist3d"], ...] = ("off",),
+    floor: Literal["points", "trajectory", "true"] = "points",
     split: str = "test",
     sources: tuple[str, ...] | None = None,
     body_model: Path | None = None,
@@ -59,6 +60,7 @@ def evaluate_cli(
         window_step: Only every N-th window (a cheaper run that still covers every clip type).
         baselines: Also evaluate the rest-pose and nearest-neighbour baselines.
         guidance: Guidance after sampling (feet, wrist3d with exact true wrist/palm observations), combinable.
+        floor: The floor the method gets: points (a SLAM point cloud's, simulated as the true floor plus 2 cm Gaussian error), trajectory (no point cloud: estimated from the clip's head trajectory), true (an upper bound no user has).
         sources: Only clips of these sources (e.g. `cmu` for the cross-dataset test).
     """
     if not dataset.is_file():
@@ -69,12 +71,13 @@ def evaluate_cli(
     for window in windows:
         modes = frozenset(guidance) - {"off"}
         config = EvalConfig(window=window, samples=samples, num_steps=steps, seed=seed, max_windows=max_windows,
-                            window_step=window_step, guidance=modes)
-        name = "egoallo" + "".join(f"+{m}" for m in sorted(modes))
+                            window_step=window_step, guidance=modes, floor=floor)
+        suffix = "" if floor == "points" else f"_floor-{floor}"
+        name = "egoallo" + "".join(f"+{m}" for m in sorted(modes)) + suffix
         predictors = {name: diffusion_predictor(denoiser, body, config)}
         if baselines:
-            predictors["rest_pose"] = rest_pose_predictor(body)
-            predictors["nearest_neighbour"] = NearestNeighbourPredictor(body, dataset, window)
+            predictors["rest_pose" + suffix] = rest_pose_predictor(body)
+            predictors["nearest_neighbour" + suffix] = NearestNeighbourPredictor(body, dataset, window)
         for name, predict in predictors.items():
             results, skipped = evaluate(dataset, predict, body, config, split=split, sources=sources)
             meta = {"checkpoint": str(checkpoint), "checkpoint_sha256": checkpoint_digest(checkpoint),

@@ -33,7 +33,7 @@ def _place(body: BodyModel, betas: torch.Tensor, body_rotations: torch.Tensor, t
 def rest_pose_predictor(body: BodyModel):
     """The mean body (β = 0) in its rest pose, hung from the head."""
 
-    def predict(trajectory: HeadTrajectory, seed: int, window: dict):
+    def predict(trajectory: HeadTrajectory, seed: int, window: dict, floor_z: float = 0.0):
         T = len(trajectory)
         return _place(body, torch.zeros(body.num_betas), torch.eye(3).expand(T, 21, 3, 3), trajectory)
 
@@ -62,8 +62,10 @@ class NearestNeighbourPredictor:
                 self.entries.append((w["betas"][:16].copy(), w["body_rotations"].copy()))
         self.keys = np.stack(keys).astype(np.float32)
 
-    def __call__(self, trajectory: HeadTrajectory, seed: int, window: dict):
-        query = _descriptor(trajectory.T_world_cpf, self.frame_stride).astype(np.float32)
+    def __call__(self, trajectory: HeadTrajectory, seed: int, window: dict, floor_z: float = 0.0):
+        above_floor = trajectory.T_world_cpf.copy()
+        above_floor[:, 2, 3] -= floor_z  # the training windows' floors are at z = 0
+        query = _descriptor(above_floor, self.frame_stride).astype(np.float32)
         nearest = int(np.argmin(((self.keys - query) ** 2).sum(axis=1)))
         betas, rotations = self.entries[nearest]
         return _place(self.body, torch.from_numpy(betas), torch.from_numpy(rotations), trajectory)

@@ -1,11 +1,25 @@
 """Held-out evaluation: windows of test clips through the inference path, the paper's metrics.
 
 Each test clip of a built `dataset.h5` is cut into consecutive windows of
-`window` frames; every window is one input sequence (its true head trajectory,
-the floor at z = 0 as a SLAM point cloud would give it), sampled `samples`
-times with fixed seeds through `estimate_body_motion` — the code path of
-`egoallo infer`. Metrics are averaged per window, then reported as mean ±
-standard error over windows, overall and per activity.
+`window` frames; every window is one input sequence (its true head trajectory),
+sampled `samples` times with fixed seeds through `estimate_body_motion` — the
+code path of `egoallo infer` — with the floor a user would have
+(`EvalConfig.floor`):
+
+- `"points"` (default): a SLAM point cloud's floor, simulated as the true
+  floor (z = 0) plus Gaussian error of `floor_noise_m` (2 cm: the floor
+  finder's histogram bin; semi-dense SLAM points on a floor scatter by about
+  that much), drawn per window with the window's seed;
+- `"trajectory"`: no point cloud, the floor `floor_without_points` estimates
+  from the whole clip's head trajectory (a user has the whole recording);
+- `"true"`: the true floor, an upper bound no user has.
+
+Metrics are averaged per window, then reported as mean ± standard error over
+windows: overall, per group (held-out performers: CMU, CMU Daz, ReActIdle;
+held-out styles of seen performers: Bandai Namco), per source and per
+activity. Besides the paper's metrics: the floor's error, and how often the
+predicted feet sink into the true floor (`egoallo.body.plausibility`, against
+the true body's standing foot heights).
 """
 
 from __future__ import annotations
@@ -16,24 +30,32 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from ..body import BodyModel
+from ..body.plausibility import plausibility
 from ..data.dataset import MotionDataset
 from ..files import write_bytes_atomic
 from ..guidance import GuidanceWeights, Observations, wrist_observations
-from ..inference import SamplingConfig, estimate_body_motion
+from ..inference import SamplingConfig, estimate_body_motion, standing_eye_height
+from ..inputs.gait import floor_without_points
 from ..inputs.trajectory import HeadTrajectory
 from ..prior.network import EgoDenoiser
 from ..prior.state import MotionState
 from .metrics import BODY_JOINTS, body_metrics, stature_error_cm
 
-METRICS = ("mpjpe", "pa_mpjpe", "pa_mpjpe_reference", "T_head", "foot_contact", "foot_skate", "wrist_error_mm", "stature_error_cm")
+METRICS = ("mpjpe", "pa_mpjpe", "pa_mpjpe_reference", "T_head", "foot_contact", "foot_skate", "wrist_error_mm",
+           "stature_error_cm", "floor_error_cm", "penetration_share", "deepest_penetration_cm")
 WRISTS = [20, 21]
-UNITS = {"mpjpe": "mm", "pa_mpjpe": "mm", "pa_mpjpe_reference": "mm", "wrist_error_mm": "mm", "T_head": "m", "foot_contact": "", "foot_skate": "", "stature_error_cm": "cm"}
+UNITS = {"mpjpe": "mm", "pa_mpjpe": "mm", "pa_mpjpe_reference": "mm", "wrist_error_mm": "mm", "T_head": "m", "foot_contact": "",
+         "foot_skate": "", "stature_error_cm": "cm", "floor_error_cm": "cm", "penetration_share": "", "deepest_penetration_cm": "cm"}
+HELD_OUT_PERFORMER_SOURCES = ("cmu", "cmu_daz", "reactidle", "amass")
+"""Sources split by performer: their val/test windows come from people the prior has not seen."""
+FloorMode = Literal["points", "trajectory", "true"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +73,10 @@ class EvalConfig:
     guidance: frozenset[str] = frozenset()
     """Guidance modes after sampling; "wrist3d" observes the true wrists and palms exactly."""
     guidance_weights: GuidanceWeights = dataclasses.field(default_factory=GuidanceWeights)
+    floor: FloorMode = "points"
+    """Which floor the method gets (see the module docstring)."""
+    floor_noise_m: float = 0.02
+    """Standard deviation of the simulated point-cloud floor's error."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +84,9 @@ class WindowResult:
     clip_id: str
     activity: str
     start: int
+    source: str
+    group: str
+    """"held-out performers" or "held-out styles" (seen performers)."""
     metrics: dict[str, float]
     per_joint_mm: list[float]
     """(22,) mean error of each body joint over the window's frames and samples."""
@@ -84,15 +113,16 @@ def _check_prediction(joints: np.ndarray, stature: np.ndarray, num_frames: int) 
         raise ValueError("prediction contains NaN or infinite values")
 
 
-Predictor = Callable[[HeadTrajectory, int, dict], tuple[np.ndarray, np.ndarray]]
-"""`predict(trajectory (z-up, floor at 0), seed, window) -> (joints_world (S, T, 52, 3), stature_m (S,))`;
-`window` is the dataset window (ground truth), which only synthetic observations may use."""
+Predictor = Callable[[HeadTrajectory, int, dict, float], tuple[np.ndarray, np.ndarray]]
+"""`predict(trajectory (z-up, true floor at 0), seed, window, floor_z) -> (joints_world (S, T, 52, 3), stature_m (S,))`;
+`floor_z` is the floor the method is given; `window` is the dataset window (ground truth), which only
+synthetic observations may use."""
 
 
 def diffusion_predictor(denoiser: EgoDenoiser, body: BodyModel, config: EvalConfig) -> Predictor:
     """The system under test: `estimate_body_motion`, as `egoallo infer` runs it (no guidance)."""
 
-    def predict(trajectory: HeadTrajectory, seed: int, window: dict):
+    def predict(trajectory: HeadTrajectory, seed: int, window: dict, floor_z: float = 0.0):
         sampling = SamplingConfig(num_samples=config.samples, num_steps=config.num_steps, eta=config.eta, seed=seed,
                                   guidance=config.guidance, guidance_weights=config.guidance_weights)
         observations = None
@@ -105,7 +135,7 @@ def diffusion_predictor(denoiser: EgoDenoiser, body: BodyModel, config: EvalConf
             )
             T_world_cpf = torch.from_numpy(trajectory.T_world_cpf)
             observations = Observations(wrist3d=wrist_observations(body.to(dtype=torch.float64), truth, T_world_cpf))
-        result = estimate_body_motion(trajectory, denoiser, body, floor_z=0.0, config=sampling, observations=observations)
+        result = estimate_body_motion(trajectory, denoiser, body, floor_z=floor_z, config=sampling, observations=observations)
         return result.joints_world, result.stature_m
 
     return predict
@@ -130,16 +160,31 @@ def evaluate(
     ]
     windows = test_windows(dataset, config.window)[:: config.window_step][: config.max_windows]
     results = []
+    clip_floors: dict[int, float] = {}
     for clip, start in tqdm(windows, desc=f"eval w{config.window}", disable=not progress):
         try:
-            results.append(_evaluate_window(dataset, clip, start, predict, body, config))
+            if config.floor == "trajectory" and clip not in clip_floors:
+                whole = dataset.window(clip, 0, int(dataset.lengths[clip]))["T_world_cpf"].astype(np.float64)
+                clip_floors[clip] = floor_without_points(whole, 30.0, standing_eye_height(body)).z
+            results.append(_evaluate_window(dataset, clip, start, predict, body, config, clip_floors.get(clip)))
         except (ValueError, RuntimeError, OSError, KeyError) as e:
             skipped.append(SkippedCase(dataset.clip_ids[clip], start, f"{type(e).__name__}: {e}"))
     return results, skipped
 
 
+def given_floor(config: EvalConfig, seed: int, trajectory_floor: float | None) -> float:
+    """The floor height (the truth is z = 0) the method gets for one window."""
+    if config.floor == "true":
+        return 0.0
+    if config.floor == "points":
+        return float(np.random.default_rng(seed).normal(0.0, config.floor_noise_m))
+    if trajectory_floor is None:
+        raise ValueError("floor mode 'trajectory' needs the clip's floor estimate")
+    return trajectory_floor
+
+
 def _evaluate_window(dataset: MotionDataset, clip: int, start: int, predict: Predictor, body: BodyModel,
-                     config: EvalConfig) -> WindowResult:
+                     config: EvalConfig, trajectory_floor: float | None = None) -> WindowResult:
     w = dataset.window(clip, start, config.window)
     if not all(np.isfinite(w[k]).all() for k in ("T_world_cpf", "joints_world", "betas")):
         raise ValueError("ground truth contains NaN or infinite values")
@@ -147,15 +192,22 @@ def _evaluate_window(dataset: MotionDataset, clip: int, start: int, predict: Pre
     timestamps = np.round(np.arange(config.window) * 1e9 / 30.0).astype(np.int64)
     trajectory = HeadTrajectory(timestamps, w["T_world_cpf"].astype(np.float64), info.clip_id, {}, np.eye(3))
     # The seed depends on the window, not its position in the list: runs over different subsets pair up.
-    joints, stature = predict(trajectory, config.seed + 100_003 * clip + start, w)
+    seed = config.seed + 100_003 * clip + start
+    floor_z = given_floor(config, seed, trajectory_floor)
+    joints, stature = predict(trajectory, seed, w, floor_z)
     _check_prediction(joints, stature, config.window)
     values = body_metrics(joints, w["joints_world"])
     values["wrist_error_mm"] = 1000.0 * np.linalg.norm(joints[:, :, WRISTS] - w["joints_world"][None, :, WRISTS], axis=-1).mean(axis=(1, 2))
-    gt_stature = float(body.with_shape(torch.from_numpy(w["betas"])).stature)
-    values["stature_error_cm"] = stature_error_cm(stature, gt_stature)
+    truth = body.with_shape(torch.from_numpy(w["betas"]))
+    values["stature_error_cm"] = stature_error_cm(stature, float(truth.stature))
+    values["floor_error_cm"] = np.array([100.0 * abs(floor_z)])
+    figures = plausibility(joints, 0.0, truth.rest_joint_heights.double().numpy(), 30.0)
+    values["penetration_share"] = figures.penetration_share
+    values["deepest_penetration_cm"] = 100.0 * figures.deepest_penetration_m
     per_joint = 1000.0 * np.linalg.norm(joints[:, :, list(BODY_JOINTS)] - w["joints_world"][None, :, list(BODY_JOINTS)], axis=-1).mean(axis=(0, 1))
-    return WindowResult(info.clip_id, info.activity, start, {m: float(np.mean(values[m])) for m in METRICS},
-                        [round(float(e), 2) for e in per_joint])
+    group = "held-out performers" if info.source in HELD_OUT_PERFORMER_SOURCES else "held-out styles"
+    return WindowResult(info.clip_id, info.activity, start, info.source, group,
+                        {m: float(np.mean(values[m])) for m in METRICS}, [round(float(e), 2) for e in per_joint])
 
 
 def summarize(results: list[WindowResult]) -> dict:
@@ -168,10 +220,14 @@ def summarize(results: list[WindowResult]) -> dict:
             out[m] = {"mean": float(v.mean()), "stderr": float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0}
         return out
 
-    groups: dict[str, list[WindowResult]] = defaultdict(list)
-    for r in results:
-        groups[r.activity].append(r)
-    return {"all": stats(results), "activities": {a: stats(rows) for a, rows in sorted(groups.items())}}
+    def by(key: Callable[[WindowResult], str]) -> dict:
+        groups: dict[str, list[WindowResult]] = defaultdict(list)
+        for r in results:
+            groups[key(r)].append(r)
+        return {name: stats(rows) for name, rows in sorted(groups.items())}
+
+    return {"all": stats(results), "groups": by(lambda r: r.group), "sources": by(lambda r: r.source),
+            "activities": by(lambda r: f"{r.source}/{r.activity}")}
 
 
 def markdown_table(summary: dict, title: str) -> str:
@@ -183,6 +239,8 @@ def markdown_table(summary: dict, title: str) -> str:
         return f"| {name} | {s['windows']} | " + " | ".join(cells) + " |"
 
     lines.append(row("**all**", summary["all"]))
+    lines += [row(f"*{g}*", s) for g, s in summary.get("groups", {}).items()]
+    lines += [row(f"source {name}", s) for name, s in summary.get("sources", {}).items()]
     lines += [row(a, s) for a, s in summary["activities"].items()]
     return "\n".join(lines)
 

@@ -28,6 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .points import FloorEstimate, floor_from_trajectory
+
+GAIT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "gait_height.json"
+"""The shipped gait floor model (see its `provenance`)."""
+
 WINDOW_S = 4.0
 HOP_S = 1.0
 SPEED_RANGE_M_S = (0.5, 2.2)
@@ -144,3 +149,24 @@ class GaitHeightModel:
     @staticmethod
     def load(path: str | Path) -> GaitHeightModel:
         return GaitHeightModel(**json.loads(Path(path).read_text()))
+
+
+def floor_without_points(
+    T_world_cpf: np.ndarray, fps: float, standing_eye_height: float, model: GaitHeightModel | None = None
+) -> FloorEstimate:
+    """The floor under a head trajectory `(T, 4, 4)` (z up) without a point cloud.
+
+    From the walking windows with the gait model (`model`, default the shipped
+    one) when there are at least `MIN_WINDOWS` of them (method `"gait"`),
+    else the trajectory rule: the 95th percentile head height minus
+    `standing_eye_height` (method `"trajectory"`).
+    """
+    positions = np.asarray(T_world_cpf, dtype=np.float64)[:, :3, 3]
+    if model is None and GAIT_MODEL.is_file():
+        model = GaitHeightModel.load(GAIT_MODEL)
+    if model is not None:
+        windows = gait_windows(positions, fps)
+        z = model.floor_z(windows)
+        if z is not None:
+            return FloorEstimate(z, len(windows), "gait")
+    return floor_from_trajectory(positions[:, 2], standing_eye_height)
