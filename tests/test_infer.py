@@ -26,7 +26,7 @@ def test_infer_on_the_example(tiny_checkpoint, tmp_path, capsys):
     # Eq. 5 puts every sampled body's CPF exactly on the input head pose.
     np.testing.assert_allclose(cpf_of_result(result, BodyModel.load_default()), np.broadcast_to(result.T_world_cpf, (2, 330, 4, 4)), atol=2e-4)
     assert 1.3 < result.stature_m.min() and result.stature_m.max() < 2.2
-    assert result.metadata["floor"]["method"] == "trajectory"
+    assert result.metadata["floor"]["method"] in ("gait", "trajectory")  # walking: gait when the model ships
     # The same command again refuses to overwrite.
     assert main(["infer", "--example", "--out", str(out), "--checkpoint", str(tiny_checkpoint)]) == 2
     assert "exists; pass --force" in capsys.readouterr().err
@@ -152,4 +152,19 @@ def test_infer_floor_from_points_with_fallback(tiny_checkpoint, tmp_path, capsys
     np.save(tmp_path / "walls.npy", walls)
     assert main([*base, "--points", str(tmp_path / "walls.npy"), "--out", str(tmp_path / "b.npz")]) == 0
     assert "walls.npy" in capsys.readouterr().out
-    assert InferenceResult.load(tmp_path / "b.npz").metadata["floor"]["method"] == "trajectory"
+    assert InferenceResult.load(tmp_path / "b.npz").metadata["floor"]["method"] in ("gait", "trajectory")
+
+
+def test_infer_with_a_known_floor(tiny_checkpoint, tmp_path, capsys):
+    base = ["infer", "--example", "--checkpoint", str(tiny_checkpoint), "--steps", "1"]
+    assert main([*base, "--floor-z", "0.0", "--out", str(tmp_path / "a.npz")]) == 0
+    result = InferenceResult.load(tmp_path / "a.npz")
+    assert result.floor_z == 0.0 and result.metadata["floor"] == {"z": 0.0, "method": "given"}
+    figures = result.metadata["plausibility"]
+    assert set(figures) == {"penetration_share", "deepest_penetration_m", "skating_share", "pelvis_height_min_m", "pelvis_height_max_m"}
+    assert all(len(v) == 1 for v in figures.values()) and figures["pelvis_height_min_m"][0] <= figures["pelvis_height_max_m"][0]  # random weights: any body
+    assert main([*base, "--floor-z", "1.5", "--out", str(tmp_path / "b.npz")]) == 2  # the head is at about 1.5 m
+    assert "is not a floor under this head" in capsys.readouterr().err and not (tmp_path / "b.npz").exists()
+    np.save(tmp_path / "room.npy", np.zeros((10, 3)))
+    assert main([*base, "--floor-z", "0", "--points", str(tmp_path / "room.npy"), "--out", str(tmp_path / "c.npz")]) == 2
+    assert "give one of them" in capsys.readouterr().err

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from .body import BodyModel
+from .body.plausibility import plausibility
 from .geometry import se3
 from .guidance import GuidanceWeights, Observations
 from .guidance.segments import guide_in_segments
@@ -204,6 +205,9 @@ def estimate_body_motion(
             "guidance": guidance_log,
             "network": dataclasses.asdict(net),
             "body_model": body.name,
+            "plausibility": plausibility(
+                joints.double().numpy(), float(floor_z), shaped.rest_joint_heights.double().numpy(), fps
+            ).to_json(),
             "timing_s": {"sampling": sampled_s, "total": time.perf_counter() - started},
         },
     )

@@ -22,6 +22,7 @@ def infer(
     example: bool = False,
     checkpoint: Path | None = None,
     points: Path | None = None,
+    floor_z: float | None = None,
     calibration: Path | None = None,
     device_is_cpf: bool = False,
     up: str | None = None,
@@ -46,6 +47,7 @@ def infer(
         example: Run on the shipped example trajectory (no data needed); writes example_result.npz unless --out is given.
         checkpoint: Model directory (this project's, or an official EgoAllo release); default: the shipped one.
         points: SLAM point cloud for the floor (Aria global_points.csv.gz, .ply, .npy/.npz).
+        floor_z: The floor's height along the up axis in the trajectory's world frame, when known (e.g. 0 for VR headsets and SLAM systems that put the floor at z = 0); instead of --points.
         calibration: Aria VRS or calibration JSON giving the device-to-CPF transform (else the Aria default) and, for --guidance hands, the RGB camera (else the camera stored in the --hands file).
         device_is_cpf: The trajectory's poses are already CPF poses (identity calibration).
         up: Up axis of a TUM/npz world without gravity information (z, y, -y, ...).
@@ -75,6 +77,8 @@ def infer(
         raise UserError(f"--guidance off cannot be combined with {sorted(modes)}.")
     if ("wrist3d" in modes) != (wrist_palm is not None):
         raise UserError("--guidance wrist3d and --wrist-palm FILE go together.")
+    if floor_z is not None and points is not None:
+        raise UserError("--floor-z gives the floor and --points estimates it; give one of them.")
     if vrs is not None and hands is not None:
         raise UserError("--vrs detects the hands itself; give --vrs or --hands, not both.")
     if vrs is not None and vrs.suffix.lower() != ".vrs":
@@ -97,7 +101,8 @@ def infer(
     from ..body import BodyModel
     from ..guidance import Observations
     from ..inference import SamplingConfig, estimate_body_motion, standing_eye_height
-    from ..inputs.points import PointCloudError, estimate_floor_z, floor_from_trajectory, read_points
+    from ..inputs.gait import floor_without_points
+    from ..inputs.points import PointCloudError, estimate_floor_z, floor_given, read_points
     from ..inputs.trajectory import read_trajectory
     from ..prior.checkpoint import load_denoiser
 
@@ -117,7 +122,12 @@ def infer(
             print("warning: official EgoAllo checkpoints predict SMPL-H shapes; pass the SMPL-H model with --body-model.")
 
     head_z = resampled.T_world_cpf[:, 2, 3]
-    floor = floor_from_trajectory(head_z, standing_eye_height(body))
+    floor = floor_without_points(resampled.T_world_cpf, 30.0, standing_eye_height(body))
+    if floor_z is not None:
+        try:
+            floor = floor_given(floor_z, head_z)
+        except ValueError as e:
+            raise UserError(str(e)) from None
     if points is not None:
         cloud = read_points(points)
         try:
