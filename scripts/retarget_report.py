@@ -1,6 +1,7 @@
 """Retarget a few clips per motion-capture source and draw source skeleton vs fitted body.
 
     python scripts/retarget_report.py --clips-per-source 5 --out-dir docs
+    python scripts/retarget_report.py --sources cmu_daz --activity sit --clips-per-source 3
 
 Prints the per-source mean joint error (raw: source joint to body joint; and
 after the per-clip constant joint offsets) and writes `retarget_<source>.png`.
@@ -41,13 +42,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clips-per-source", type=int, default=5)
     parser.add_argument("--out-dir", type=Path, default=Path("docs"))
+    parser.add_argument("--sources", nargs="+", default=list(ARCHIVE_SOURCES), choices=ARCHIVE_SOURCES)
+    parser.add_argument("--activity", default=None, help="only clips of this activity (e.g. sit)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = BodyModel.load_default()
-    for source in ARCHIVE_SOURCES:
+    for source in args.sources:
         errors, marker_errors, frames, seconds = [], [], 0, 0.0
         first = None
-        for info, text in itertools.islice(iter_archive_clips(archive_path(source)), args.clips_per_source):
+        clips = (c for c in iter_archive_clips(archive_path(source)) if args.activity in (None, c[0].activity))
+        for info, text in itertools.islice(clips, args.clips_per_source):
             start = time.perf_counter()
             result = retarget(parse_bvh(text, source=info.clip_id), model)
             seconds += time.perf_counter() - start

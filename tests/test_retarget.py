@@ -4,8 +4,17 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from egoallo.body import BodyModel, skeleton
-from egoallo.data.bvh import parse_bvh, read_bvh
-from egoallo.data.retarget import RetargetError, _kabsch, _swing, contact_labels, resample, retarget
+from egoallo.data.bvh import BvhError, parse_bvh, read_bvh
+from egoallo.data.retarget import (
+    RetargetError,
+    _kabsch,
+    _swing,
+    clean_frames,
+    contact_labels,
+    repair_glitches,
+    resample,
+    retarget,
+)
 
 FEET = [skeleton.JOINT_INDEX[n] for n in ("left_ankle", "right_ankle", "left_foot", "right_foot")]
 
@@ -85,3 +94,49 @@ def test_resample_halves_a_60fps_clip_exactly():
     pos, rot = resample(times, positions, rotations, np.arange(4) / 30.0)
     np.testing.assert_allclose(pos, positions[::2], atol=1e-12)
     np.testing.assert_allclose(rot, rotations[::2], atol=1e-9)
+
+
+def _rotations_about_z(degrees: np.ndarray) -> np.ndarray:
+    """(F, 1, 3, 3) rotations about z by `degrees (F,)`."""
+    return Rotation.from_euler("z", np.asarray(degrees)[:, None], degrees=True).as_matrix()[:, None]
+
+
+def test_clean_frames_repairs_a_glitch_and_cuts_at_a_flip():
+    fps = 120.0
+    angles = np.linspace(0.0, 30.0, 200)  # a joint turning at 18 deg/s
+    positions = np.zeros((200, 2, 3))
+    glitch = angles.copy()
+    glitch[50:52] += 170.0  # flips away for two frames and back
+    clean = clean_frames(positions, _rotations_about_z(glitch), fps, 3000.0)
+    assert (clean.start, clean.stop, clean.repaired_frames, clean.flip_frames) == (0, 200, (50, 51), 0)
+    flipped = angles.copy()
+    flipped[120:] += 112.0  # flips and stays: the longer side is kept
+    clean = clean_frames(positions, _rotations_about_z(flipped), fps, 3000.0)
+    assert (clean.start, clean.stop, clean.repaired_frames, clean.flip_frames) == (0, 120, (), 1)
+    with_nan = positions.copy()
+    with_nan[:30] = np.nan
+    clean = clean_frames(with_nan, _rotations_about_z(angles), fps, 3000.0)
+    assert (clean.start, clean.stop, clean.non_finite_frames) == (30, 200, 30)
+
+
+def test_glitch_frames_are_interpolated():
+    positions = np.arange(10.0)[:, None, None] * np.ones((10, 1, 3))
+    rotations = _rotations_about_z(np.arange(10.0) * 2.0)
+    positions[4], rotations[4] = 99.0, np.eye(3)
+    fixed_p, fixed_R = repair_glitches(positions, rotations, (4,))
+    np.testing.assert_allclose(fixed_p[4], 4.0)
+    np.testing.assert_allclose(fixed_R[4], _rotations_about_z(np.array([8.0]))[0], atol=1e-9)
+    assert positions[4, 0, 0] == 99.0  # the input is not modified
+
+
+def test_daz_clip_of_calibration_frames_only_or_all_nan_is_refused(model, bvh_samples):
+    text = bvh_samples["11_01"].read_text()
+    header, frames = text.split("Frame Time:")
+    lines = frames.splitlines()
+    only_tpose = header.replace("Frames:\t598", "Frames:\t6") + "Frame Time:" + "\n".join(lines[:7]) + "\n"
+    with pytest.raises(RetargetError, match="lead-in"):
+        retarget(parse_bvh(only_tpose, source="tpose.bvh"), model)
+    values = [line.split() for line in lines[1:]]
+    nan_text = header + "Frame Time:" + lines[0] + "\n" + "\n".join(" ".join(["nan"] * len(v)) for v in values) + "\n"
+    with pytest.raises(BvhError, match=r"nan.bvh:276: non-finite value nan in frame 0"):
+        parse_bvh(nan_text, source="nan.bvh")
