@@ -226,6 +226,7 @@ def test_unwritable_output_is_a_clear_error(result_path, tmp_path, capsys, kind,
     ("glb", "missing/out.glb", "missing: output directory does not exist"),
 ])
 def test_output_path_is_checked_before_reading_the_result(tmp_path, capsys, kind, name, message):
-    # The result does not exist: the output path is refused first, before any work.
-    assert main(["export", str(tmp_path / "none.npz"), "--to", kind, "--out", str(tmp_path / name)]) == 2
+    # The result is not a valid npz: the output path is refused first, before any work.
+    (tmp_path / "in.npz").write_bytes(b"not read")
+    assert main(["export", str(tmp_path / "in.npz"), "--to", kind, "--out", str(tmp_path / name)]) == 2
     assert message in capsys.readouterr().err
