@@ -214,8 +214,8 @@ def build_dataset(
     if set(splits) - set(SPLITS):
         raise BuildError(f"unknown split(s) {sorted(set(splits) - set(SPLITS))}; expected some of {SPLITS}.")
     train_fraction = dict(sorted((train_fraction or {}).items()))
-    if any(not 0.0 < f <= 1.0 for f in train_fraction.values()) or set(train_fraction) - set(streams):
-        raise BuildError(f"train fractions must be in (0, 1] for sources being built; got {train_fraction}.")
+    if any(not 0.0 < f <= 1.0 for f in train_fraction.values()) or set(train_fraction) - set(ARCHIVE_SOURCES):
+        raise BuildError(f"train fractions must be in (0, 1] for archive sources {ARCHIVE_SOURCES}; got {train_fraction}.")
     prepare_out_dir(out_dir, _settings(model, config, min_duration_s, train_fraction), force=force)
     log_path = out_dir / "build_log.jsonl"
     done = {entry["clip_id"] for entry in _read_log(log_path)}
