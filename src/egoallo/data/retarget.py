@@ -45,6 +45,7 @@ class RetargetConfig:
     """Weight (m² per unit squared Frobenius distance) of the step-3 orientations."""
     smoothness_weight: float = 1e-2
     beta_prior_weight: float = 1e-5
+    """Shape prior (per squared beta); a source skeleton may override it (`SourceSkeleton.beta_prior_weight`)."""
     marker_offset_weight: float = 0.1
     """Weight of the per-joint constant offsets that absorb differing joint definitions between rigs."""
     contact_height: float = 0.05
@@ -255,6 +256,8 @@ def retarget(
 ) -> RetargetResult:
     """Fit `model` to a BVH clip of a known skeleton; returns the motion at `config.fps`."""
     source = source or identify_skeleton(bvh)
+    if source.beta_prior_weight is not None:
+        config = dataclasses.replace(config, beta_prior_weight=source.beta_prior_weight)
     with np.errstate(invalid="ignore"):
         pose = bvh.forward_kinematics(unit_scale=source.unit_scale)
     start = source.lead_in_frames

@@ -55,7 +55,11 @@ the ankle, 4 cm lower: the ball of the foot) -> foot; arms
 `lShldr/lForeArm/lHand`. Not mapped: `lCollar` (never rotates in these files
 and sits 95 % up, 7 cm from SMPL-H's collar), `lButtock` (a helper between
 root and thigh) and the two-segment fingers. `l*` is the performer's left
-(checked as above).
+(checked as above). All subjects share the rig's bone lengths, whose odd
+proportions (37 cm thighs, 45 cm shins, narrow shoulders) fitted freely give
+an extreme body (|beta| 5.8 on 14_27) for no better fit (31.8 vs 31.7 mm with
+a strong shape prior, stature 1.68 vs 1.69 m), so its `beta_prior_weight` keeps
+the shape near the mean.
 
 ReActIdle (Blender metarig, metres, markerless capture): `pelvis` root at
 the hip joints' height, `spine` at the root, `spine.001` at 48 % -> spine2
@@ -95,6 +99,9 @@ class SourceSkeleton:
     """Metres per file unit."""
     lowpass_hz: float | None = None
     """Cut-off of the zero-phase low-pass filter applied to the source motion (markerless capture jitters)."""
+    beta_prior_weight: float | None = None
+    """Overrides `RetargetConfig.beta_prior_weight`: strong where every performer was retargeted onto one
+    rig before us, so its bone lengths say nothing about the performer and the body stays near the mean shape."""
 
     def __post_init__(self) -> None:
         unknown = set(self.joint_map) - set(JOINT_NAMES)
@@ -200,6 +207,7 @@ DAZ = SourceSkeleton(
     ),
     orientation_joints=_LEAF_ORIENTATIONS,
     lead_in_frames=10,
+    beta_prior_weight=1e-2,
 )
 
 REACTIDLE = SourceSkeleton(
