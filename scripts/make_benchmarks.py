@@ -190,49 +190,23 @@ def per_joint_plot(reports: dict[str, dict], path: Path) -> None:
 
 def predicted_vs_true(dataset: Path, report: dict, checkpoint: Path, path: Path, frames: int = 5) -> str:
     """Render the window whose MPJPE is the report's median: predicted mesh (blue) next to the truth (grey)."""
-    import torch
-
     from egoallo.body import BodyModel
     from egoallo.data.dataset import MotionDataset
-    from egoallo.inference import SamplingConfig, estimate_body_motion
-    from egoallo.inputs.trajectory import HeadTrajectory
+    from egoallo.evaluation.pictures import predicted_and_true
+    from egoallo.inference import SamplingConfig
     from egoallo.prior.checkpoint import load_denoiser
-    from egoallo.viz.render import View, render_meshes
 
     meta = report["meta"]
     windows = sorted(report["windows"], key=lambda w: w["metrics"]["mpjpe"])
     chosen = windows[len(windows) // 2]
     data = MotionDataset(dataset, meta["split"])
     clip = data.clip_ids.index(chosen["clip_id"])
-    length = meta["config"]["window"]
-    w = data.window(clip, chosen["start"], length)
-    timestamps = np.round(np.arange(length) * 1e9 / 30.0).astype(np.int64)
-    trajectory = HeadTrajectory(timestamps, w["T_world_cpf"].astype(np.float64), chosen["clip_id"], {}, np.eye(3))
-    body = BodyModel.load_default()
     _, denoiser = load_denoiser(checkpoint)
     seed = meta["config"]["seed"] + 100_003 * clip + chosen["start"]
     config = SamplingConfig(num_samples=1, seed=seed, guidance=frozenset(meta["config"]["guidance"]))
-    result = estimate_body_motion(trajectory, denoiser, body, floor_z=0.0, config=config)
-    picks = np.linspace(0, length - 1, frames).round().astype(int)
-    pred = body.with_shape(torch.from_numpy(result.betas[0]).float()).with_pose(
-        torch.from_numpy(result.T_world_root[0, picks]).float(), torch.from_numpy(result.local_rotations[0, picks]).float())
-    local = np.concatenate([w["body_rotations"], w["hand_rotations"]], axis=1)[picks]
-    true = body.with_shape(torch.from_numpy(w["betas"][:16]).float()).with_pose(
-        torch.from_numpy(w["T_world_root"][picks]).float(), torch.from_numpy(local).float())
-    pred_mesh, true_mesh = pred.mesh(), true.mesh()
-    faces = pred_mesh.faces.numpy()
-    meshes = []
-    for k, frame in enumerate(picks):
-        # Each frame turned about the true pelvis to face the camera (-y); truth and prediction side by side.
-        forward = w["T_world_root"][frame, :3, :3] @ np.array([0.0, 0.0, 1.0])
-        yaw = np.arctan2(forward[1], forward[0]) + np.pi / 2
-        c, s = np.cos(-yaw), np.sin(-yaw)
-        turn = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-        centre = np.r_[w["joints_world"][frame, 0, :2], 0.0]
-        for vertices, dx in ((true_mesh.vertices[k], 0.0), (pred_mesh.vertices[k], 0.85)):
-            meshes.append(((vertices.numpy() - centre) @ turn.T + [2.0 * k + dx, 0.0, 0.0], faces))
-    render_meshes(path, meshes, [View(azimuth_deg=0.0, elevation_deg=10.0)], colors=[(0.65, 0.65, 0.65), (0.25, 0.45, 0.85)],
-                  panel_size=10.0, panel_aspect=0.3)
+    length = meta["config"]["window"]
+    predicted_and_true(data, chosen["clip_id"], chosen["start"], length, denoiser, BodyModel.load_default(), config,
+                       0.0, path, frames)
     return f"{chosen['clip_id']} frames {chosen['start']}–{chosen['start'] + length - 1} ({chosen['activity']}), MPJPE {chosen['metrics']['mpjpe']:.1f} mm"
 
 
