@@ -272,13 +272,14 @@ def project(M: Tensor) -> Tensor:
     the SVD `M = U S V^T`.
     """
     X = M / torch.linalg.det(M).abs().clamp(min=1e-12)[..., None, None] ** (1.0 / 3.0)
-    for _ in range(_POLAR_ITERATIONS):
-        X = 0.5 * (X + _inverse_transpose(X))
     eye = torch.eye(3, dtype=M.dtype, device=M.device)
     tolerance = 1e-5 if M.dtype == torch.float32 else 1e-10
-    converged = ((X.transpose(-1, -2) @ X - eye).abs().amax(dim=(-1, -2)) < tolerance) & (torch.linalg.det(X) > 0)
-    if bool(converged.all()):
-        return X
+    for iteration in range(_POLAR_ITERATIONS):
+        X = 0.5 * (X + _inverse_transpose(X))
+        if iteration >= 2:  # stop once every entry has converged
+            converged = ((X.transpose(-1, -2) @ X - eye).abs().amax(dim=(-1, -2)) < tolerance) & (torch.linalg.det(X) > 0)
+            if bool(converged.all()):
+                return X
     X = X.clone()
     X[~converged] = _project_svd(M[~converged])
     return X
@@ -288,11 +289,16 @@ _POLAR_ITERATIONS = 8
 
 
 def _inverse_transpose(X: Tensor) -> Tensor:
-    """`X^-T` for `X (..., 3, 3)`: columns `(b x c, c x a, a x b) / det X` for columns a, b, c."""
-    a, b, c = X[..., :, 0], X[..., :, 1], X[..., :, 2]
-    bc = torch.linalg.cross(b, c)
-    det = (a * bc).sum(dim=-1)
-    return torch.stack([bc, torch.linalg.cross(c, a), torch.linalg.cross(a, b)], dim=-1) / det[..., None, None]
+    """`X^-T` for `X (..., 3, 3)`: the cofactor matrix over the determinant, entry by entry."""
+    (a, b, c), (d, e, f), (g, h, i) = (row.unbind(-1) for row in X.unbind(-2))
+    cofactor = torch.stack(
+        [e * i - f * h, f * g - d * i, d * h - e * g,
+         c * h - b * i, a * i - c * g, b * g - a * h,
+         b * f - c * e, c * d - a * f, a * e - b * d],
+        dim=-1,
+    )  # fmt: skip
+    det = a * cofactor[..., 0] + b * cofactor[..., 1] + c * cofactor[..., 2]
+    return (cofactor / det[..., None]).unflatten(-1, (3, 3))
 
 
 def _project_svd(M: Tensor) -> Tensor:
