@@ -7,7 +7,8 @@ Inputs: the shipped example (11 s) and, given in seconds, the example looped (pl
 forwards then backwards, so the head moves continuously) to that length.
 Each configuration runs in a fresh process, `--repeats` times:
 
-* in-process: `estimate_body_motion` after one warm-up call (seconds, × real time);
+* in-process: `estimate_body_motion` after one warm-up call (seconds, × real time), with
+  OpenMP threads that sleep while they wait, as `egoallo` sets up (`egoallo.threads`);
 * whole process: `egoallo infer TRAJ --guidance G --threads N`, start-up included;
 * peak RAM: the largest resident set of that `egoallo infer` process (`wait4`);
 * CPU seconds (user + system) of both, which a machine shared with other jobs inflates less than wall time.
@@ -155,6 +156,9 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        from egoallo.threads import prefer_passive_waiting
+
+        prefer_passive_waiting()  # before torch is imported, as the egoallo command does
         name, threads, guidance, folder = json.loads(args.child)
         print(json.dumps(in_process(name, threads, guidance, Path(folder))))
         return
