@@ -120,14 +120,16 @@ def benchmark(args: argparse.Namespace, folder: Path) -> None:
                 walls, motion = [r["wall"] for r in inside], inside[0]["frames"] / 30.0
                 whole_walls = [w for w, _, _ in whole]
                 print(f"| {motion:.1f} s | {threads} | {guidance} | {_summary(walls)} | {motion / min(walls):.1f} | "
-                      f"{min(r['cpu'] for r in inside):.2f} | {_summary(whole_walls)} | {motion / min(whole_walls):.1f} | "
-                      f"{min(c for _, c, _ in whole):.2f} | {max(r for _, _, r in whole):.2f} |", flush=True)
+                      f"{min(r['cpu'] for r in inside):.2f} | {_summary(whole_walls)} | "
+                      f"{motion / min(whole_walls):.1f} | {min(c for _, c, _ in whole):.2f} | "
+                      f"{max(r for _, _, r in whole):.2f} |", flush=True)
 
 
 def busy(args: argparse.Namespace, folder: Path) -> None:
     """`egoallo infer --example --guidance feet` (default threads) alone and next to a busy neighbour."""
     command = ["egoallo", "infer", "--example", "--guidance", "feet", "--out", str(folder / "result.npz"), "--force"]
-    print("\n| `egoallo infer --example --guidance feet` | OpenMP waiting | whole process (s), min / median | CPU (s) |")
+    print("\n| `egoallo infer --example --guidance feet` | OpenMP waiting | whole process (s), min / median | "
+          "CPU (s) |")
     print("|---|---|---|---|")
     for policy in ("PASSIVE", "ACTIVE"):
         env = {**os.environ, "OMP_WAIT_POLICY": policy}

@@ -28,11 +28,11 @@ STARTUP_IMPORT = "import egoallo.cli.infer"
 
 
 def startup(threads: int) -> tuple[float, list[tuple[float, str]]]:
-    """Wall seconds of a fresh interpreter importing the infer command, and the 8 slowest packages it imports (cumulative)."""
+    """Wall seconds of a fresh interpreter importing the infer command; its 8 slowest packages (cumulative)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-X", "importtime", "-c", STARTUP_IMPORT], env=env, capture_output=True,
-                         text=True, check=True)
+    command = [sys.executable, "-X", "importtime", "-c", STARTUP_IMPORT]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - start
     slowest: dict[str, float] = {}
     for line in out.stderr.splitlines():
@@ -179,7 +179,8 @@ def main() -> None:
           f"{args.repeats} runs; wall seconds unless the stage says CPU time\n")
     print("| stage | min (s) | median (s) |")
     print("|---|---|---|")
-    print(f"| start-up: `{STARTUP_IMPORT}` in a fresh interpreter | {min(walls):.3f} | {statistics.median(walls):.3f} |")
+    startup_label = f"start-up: `{STARTUP_IMPORT}` in a fresh interpreter"
+    print(f"| {startup_label} | {min(walls):.3f} | {statistics.median(walls):.3f} |")
     for label in runs[0]:
         values = [run.get(label, float("nan")) for run in runs]
         print(f"| {label} | {min(values):.3f} | {statistics.median(values):.3f} |")

@@ -70,9 +70,10 @@ def place_in_world(body: BodyModel, state: MotionState, T_world_cpf: Tensor) -> 
     shaped = body.with_shape(betas[:, None, :])
     roots, joints = [], []
     for start in range(0, T_world_cpf.shape[0], PLACEMENT_CHUNK):
-        local = state.local_rotations[:, start : start + PLACEMENT_CHUNK]
+        frames = slice(start, start + PLACEMENT_CHUNK)
+        local = state.local_rotations[:, frames]
         at_root = shaped.with_pose(se3.identity((), dtype=local.dtype), local)
-        T_world_root = T_world_cpf[None, start : start + PLACEMENT_CHUNK].to(local.dtype) @ se3.inverse(at_root.T_world_cpf)
+        T_world_root = T_world_cpf[None, frames].to(local.dtype) @ se3.inverse(at_root.T_world_cpf)
         roots.append(T_world_root)
         joints.append(shaped.with_pose(T_world_root, local).joints_world)
     return betas, torch.cat(roots, dim=1), torch.cat(joints, dim=1)

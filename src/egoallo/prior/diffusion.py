@@ -143,7 +143,8 @@ def ddim_sample(
             part = slice(a, a + FRAME_CHUNK)
             eps = (x[:, part] - ab.sqrt() * x0[:, part]) / (1 - ab).sqrt()
             noise = torch.randn(x[:, part].shape, generator=generator, device=device)
-            x[:, part] = ab_next.sqrt() * x0[:, part] + (1 - ab_next - sigma**2).clamp(min=0).sqrt() * eps + sigma * noise
+            direction = (1 - ab_next - sigma**2).clamp(min=0).sqrt() * eps
+            x[:, part] = ab_next.sqrt() * x0[:, part] + direction + sigma * noise
     return x0
 
 
