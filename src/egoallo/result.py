@@ -1,7 +1,11 @@
 """The `result.npz` that `egoallo infer` writes and the viewer/exporters read.
 
 Arrays are in the input trajectory's own world frame (metres). `S` samples,
-`T` frames at `fps`.
+`T` frames at `fps`; a recording split by tracking gaps holds its segments one
+after the other (`metadata["segments"]`, `metadata["gaps"]`). `load` refuses
+anything `infer` would not write: missing keys, other shapes or dtypes,
+non-finite values, non-rotations, timestamps that do not increase, metadata
+that is not a JSON object.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from .errors import UserError
 from .files import read_npz, write_npz
 
 FORMAT_VERSION = 1
+ROTATION_TOLERANCE = 1e-3
+"""Largest |R^T R - I| entry of a stored rotation (float32 rotations are within 1e-6)."""
 
 _ARRAYS = {
     "timestamps_ns": ("T",),
@@ -39,9 +45,9 @@ class InferenceResult:
     T_world_cpf: np.ndarray
     """(T, 4, 4) the input head poses (CPF), resampled."""
     joints_world: np.ndarray
-    """(S, T, 52, 3)"""
+    """(S, T, 52, 3) float64 (large world coordinates keep their precision)."""
     T_world_root: np.ndarray
-    """(S, T, 4, 4) pelvis poses."""
+    """(S, T, 4, 4) pelvis poses, float64."""
     local_rotations: np.ndarray
     """(S, T, 51, 3, 3) joints 1..51 relative to their parents."""
     betas: np.ndarray
@@ -96,9 +102,63 @@ class InferenceResult:
             )
             if not ok:
                 raise UserError(f"{path}: '{key}' has shape {shape}, expected {spec} (with {dims}).")
+        for key in ("floor_z", "fps", "metadata"):
+            if key not in data:
+                raise UserError(f"{path}: missing key '{key}'.")
+            if data[key].shape != ():
+                raise UserError(f"{path}: '{key}' has shape {data[key].shape}, expected a single value.")
+        arrays = {k: _checked_values(path, k, data[k]) for k in (*_ARRAYS, "floor_z", "fps")}
+        _check_layout(path, arrays)
         return InferenceResult(
-            **{k: data[k] for k in _ARRAYS},
-            floor_z=float(data["floor_z"]),
-            fps=float(data["fps"]),
-            metadata=json.loads(str(data["metadata"])),
+            **{k: arrays[k] for k in _ARRAYS},
+            floor_z=float(arrays["floor_z"]),
+            fps=float(arrays["fps"]),
+            metadata=_metadata(path, data["metadata"]),
         )
+
+
+def _checked_values(path: Path, key: str, values: np.ndarray) -> np.ndarray:
+    """`values` if they are finite real numbers (integers for the timestamps), else a `UserError` at the first bad one."""
+    expected = np.integer if key == "timestamps_ns" else np.floating
+    if not np.issubdtype(values.dtype, expected) and not (expected is np.floating and np.issubdtype(values.dtype, np.integer)):
+        kind = "integers" if key == "timestamps_ns" else "real numbers"
+        raise UserError(f"{path}: '{key}' has dtype {values.dtype}; expected {kind}.")
+    bad = np.argwhere(~np.isfinite(values))
+    if bad.size:
+        raise UserError(f"{path}: '{key}' at {tuple(int(i) for i in bad[0])}: {values[tuple(bad[0])]}; expected finite values.")
+    return values
+
+
+def _check_layout(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Increasing timestamps, a positive frame rate, rotations and rigid transforms where they belong."""
+    if arrays["timestamps_ns"].size == 0 or arrays["joints_world"].shape[0] == 0:
+        raise UserError(f"{path}: {arrays['joints_world'].shape[1]} frames of {arrays['joints_world'].shape[0]} "
+                        "samples; expected at least one of each.")
+    step = np.diff(arrays["timestamps_ns"].astype(np.int64))
+    if np.any(step <= 0):
+        i = int(np.argmax(step <= 0))
+        raise UserError(f"{path}: 'timestamps_ns' at ({i + 1},) does not increase; expected increasing timestamps.")
+    if not arrays["fps"] > 0:
+        raise UserError(f"{path}: 'fps' is {arrays['fps']}; expected a positive frame rate.")
+    for key in ("local_rotations", "T_world_root", "T_world_cpf", "T_input_zup"):
+        M = arrays[key].astype(np.float64)
+        R = M if key == "local_rotations" else M[..., :3, :3]
+        error = np.abs(np.swapaxes(R, -1, -2) @ R - np.eye(3)).max(axis=(-1, -2))
+        if key != "local_rotations":
+            error = np.maximum(error, np.abs(M[..., 3, :] - [0.0, 0.0, 0.0, 1.0]).max(axis=-1))
+        wrong = np.argwhere((error > ROTATION_TOLERANCE) | (np.linalg.det(R) < 0))
+        if wrong.size:
+            what = "rotation" if key == "local_rotations" else "rigid transform (rotation, last row 0 0 0 1)"
+            raise UserError(f"{path}: '{key}' at {tuple(int(i) for i in wrong[0])} is not a {what}; expected one "
+                            f"within {ROTATION_TOLERANCE}.")
+
+
+def _metadata(path: Path, value: np.ndarray) -> dict:
+    """The metadata JSON object, or a `UserError`."""
+    try:
+        metadata = json.loads(str(value))
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}: 'metadata' is not valid JSON ({error}); expected a JSON object.") from None
+    if not isinstance(metadata, dict):
+        raise UserError(f"{path}: 'metadata' is a JSON {type(metadata).__name__}; expected a JSON object.")
+    return metadata

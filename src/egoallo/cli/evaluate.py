@@ -11,6 +11,7 @@ from typing import Literal
 from ..assets import DEFAULT_CHECKPOINT
 from ..body import BodyModel
 from ..errors import UserError
+from .checks import check_dataset, check_seed
 from ..evaluation.baselines import NearestNeighbourPredictor, rest_pose_predictor
 from ..evaluation.benchmark import (
     EvalConfig,
@@ -63,8 +64,8 @@ def evaluate_cli(
         floor: The floor the method gets: points (a SLAM point cloud's, simulated as the true floor plus 2 cm Gaussian error), trajectory (no point cloud: estimated from the clip's head trajectory), true (an upper bound no user has).
         sources: Only clips of these sources (e.g. `cmu` for the cross-dataset test).
     """
-    if not dataset.is_file():
-        raise UserError(f"{dataset}: dataset file not found (build one with `egoallo data build --out DIR`).")
+    check_dataset(dataset)
+    check_seed(seed)
     body = BodyModel.load_from_env_or_default(body_model)
     checkpoint = checkpoint or DEFAULT_CHECKPOINT
     _, denoiser = load_denoiser(checkpoint)

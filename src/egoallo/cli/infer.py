@@ -11,6 +11,7 @@ from ..assets import DEFAULT_CHECKPOINT, EXAMPLE_TRAJECTORY
 from ..errors import UserError
 from ..threads import choose_threads, cores_here
 from ..files import check_output, require_file
+from .checks import check_seed
 
 EXAMPLE_OUT = Path("example_result.npz")
 """What `--example` writes without `--out`, replacing what an earlier `--example` run wrote there."""
@@ -72,6 +73,7 @@ def infer(
     out = check_output(out or Path("result.npz"), (".npz",), force=force)
     if samples < 1 or steps < 1:
         raise UserError("--samples and --steps must be at least 1.")
+    check_seed(seed)
     modes = frozenset(guidance) - {"off"}
     if "off" in guidance and modes:
         raise UserError(f"--guidance off cannot be combined with {sorted(modes)}.")
@@ -100,17 +102,23 @@ def infer(
 
     from ..body import BodyModel
     from ..guidance import Observations
-    from ..inference import SamplingConfig, estimate_body_motion, standing_eye_height
+    from ..inference import SamplingConfig, standing_eye_height
     from ..inputs.gait import floor_without_points
+    from ..inputs.head_checks import head_warnings
     from ..inputs.points import PointCloudError, estimate_floor_z, floor_given, read_points
-    from ..inputs.trajectory import read_trajectory
+    from ..inputs.trajectory import read_trajectory_segments
     from ..prior.checkpoint import load_denoiser
+    from ..recording import estimate_recording
+    from ..resources import MemoryNeed, available_memory, check_memory
 
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for, but no CUDA device is available.")
-    head = read_trajectory(trajectory, calibration=calibration, device_is_cpf=device_is_cpf, up=up)
-    resampled = head.resample(30.0)  # refuses fewer than 2 frames
-    count, warning = choose_threads(threads, cores_here(), len(resampled) * samples)
+    read = read_trajectory_segments(trajectory, calibration=calibration, device_is_cpf=device_is_cpf, up=up)
+    need = MemoryNeed(tuple(int(s.duration_s * 30.0) + 1 for s in read), samples)
+    check_memory(need, str(trajectory), available_memory())
+    segments = [segment.resample(30.0) for segment in read]  # refuses fewer than 2 frames
+    head = max(segments, key=len)  # the floor and the metadata come from the longest segment
+    count, warning = choose_threads(threads, cores_here(), len(head) * samples)
     if warning:
         print(f"warning: {warning}")
     torch.set_num_threads(count)
@@ -121,8 +129,8 @@ def infer(
         if body.posedirs is None:
             print("warning: official EgoAllo checkpoints predict SMPL-H shapes; pass the SMPL-H model with --body-model.")
 
-    head_z = resampled.T_world_cpf[:, 2, 3]
-    floor = floor_without_points(resampled.T_world_cpf, 30.0, standing_eye_height(body))
+    head_z = np.concatenate([segment.T_world_cpf[:, 2, 3] for segment in segments])
+    floor = floor_without_points(head.T_world_cpf, 30.0, standing_eye_height(body))
     if floor_z is not None:
         try:
             floor = floor_given(floor_z, head_z)
@@ -134,58 +142,75 @@ def infer(
             floor = estimate_floor_z(cloud.points @ head.R_zup_input.T, head_z=head_z, source=str(points))
         except PointCloudError as e:
             print(f"warning: {e}; using the floor from the trajectory instead.")
-    wrist3d, wrist_info = None, None
+    warnings = head.metadata["warnings"] + head_warnings(segments, floor.z, 30.0)
+    for warning in warnings:
+        print(f"warning: {trajectory}: {warning}")
+    track = None
     if wrist_palm is not None:
         from ..inputs.wrist_palm import read_wrist_palm, to_world_observations
 
         T_device_cpf = np.asarray(head.metadata["T_pose_cpf"], dtype=np.float64)
-        wrist3d, wrist_info = to_world_observations(read_wrist_palm(wrist_palm), resampled, T_device_cpf)
-        for warning in wrist_info.get("warnings", []):
-            print(f"warning: {wrist_palm}: {warning}")
-    hand_observations, hands_info = None, None
+        track = read_wrist_palm(wrist_palm)
+    camera = None
     if hands is not None:
         from ..inputs.cameras import load_aria_rgb_camera
         from ..inputs.hands import load_hand_observations
 
         camera = load_aria_rgb_camera(calibration) if calibration is not None else None
-        hand_observations, hands_info = load_hand_observations(hands, resampled, camera)
-        for warning in hands_info["warnings"]:
-            print(f"warning: {hands}: {warning}")
-    if vrs is not None:
-        from ..hands import summarize
-        from ..hands.observations import detected_hand_observations
 
-        hand_observations, hands_info, run = detected_hand_observations(vrs, resampled)
-        print(f"{vrs}: " + (f"reused cached detections {run.cache_file}" if run.cache_hit else summarize(run.detections)))
-        for warning in hands_info["warnings"]:
-            print(f"warning: {vrs}: {warning}")
-    observations = Observations(wrist3d=wrist3d, hands=hand_observations)
+    def observe(segment):
+        """The guidance observations of one (re-centred) segment, and what they were."""
+        wrist3d, hand_observations, observed = None, None, {"wrist_palm": None, "hands": None}
+        if track is not None:
+            wrist3d, observed["wrist_palm"] = to_world_observations(track, segment, T_device_cpf)
+            for warning in observed["wrist_palm"].get("warnings", []):
+                print(f"warning: {wrist_palm}: {warning}")
+        if hands is not None:
+            hand_observations, observed["hands"] = load_hand_observations(hands, segment, camera)
+            for warning in observed["hands"]["warnings"]:
+                print(f"warning: {hands}: {warning}")
+        if vrs is not None:
+            from ..hands import summarize
+            from ..hands.observations import detected_hand_observations
+
+            hand_observations, observed["hands"], run = detected_hand_observations(vrs, segment)
+            print(f"{vrs}: " + (f"reused cached detections {run.cache_file}" if run.cache_hit else summarize(run.detections)))
+            for warning in observed["hands"]["warnings"]:
+                print(f"warning: {vrs}: {warning}")
+        return Observations(wrist3d=wrist3d, hands=hand_observations), observed
+
     config = SamplingConfig(
         num_samples=samples, num_steps=steps, seed=seed, device=device, guidance=modes, guidance_inner=guidance_inner
     )
-    result = estimate_body_motion(
-        resampled,
+    result = estimate_recording(
+        segments,
         denoiser,
         body,
         floor_z=floor.z,
         config=config,
-        observations=observations,
+        observe=observe,
+        checkpoint=str(checkpoint),
         metadata={
-            "wrist_palm": wrist_info,
-            "hands": hands_info,
-            "trajectory": {"path": str(trajectory), **resampled.metadata},
+            "trajectory": {"path": str(trajectory), **head.metadata},
             "checkpoint": str(checkpoint),
             "floor": {"z": floor.z, "method": floor.method},
+            "warnings": warnings,
         },
         progress=True,
     )
     result.save(out, force=force)
-    seconds = len(resampled) / 30.0
+    frames = len(result.timestamps_ns)
+    seconds = frames / 30.0
     compute = result.metadata["timing_s"]["total"]
+    covered = result.metadata["coverage"]
+    pieces = "" if len(segments) == 1 else (
+        f" in {len(segments)} segments ({covered['frames_estimated']} of the {covered['frames_tracked']} tracked "
+        f"frames; gaps marked in the metadata)"
+    )
     print(
-        f"wrote {out}: {result.num_samples} sample(s) x {len(resampled)} frames ({seconds:.1f} s of motion) "
+        f"wrote {out}: {result.num_samples} sample(s) x {frames} frames ({seconds:.1f} s of motion){pieces} "
         f"in {compute:.1f} s ({seconds / compute:.1f}x real time); floor z = {floor.z:.3f} m ({floor.method}); "
         f"stature {', '.join(f'{s:.2f}' for s in result.stature_m)} m"
     )
-    if repairs := resampled.metadata.get("repairs"):
+    if repairs := head.metadata.get("repairs"):
         print(f"note: input repairs: {repairs}")

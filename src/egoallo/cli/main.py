@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import importlib
 import sys
+import tempfile
+import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -146,6 +149,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     set_verbose(verbose)
     args = argv[words:]
+    previous, warnings.formatwarning = warnings.formatwarning, one_line_warning
+    try:
+        return run(entry, args, argv, words)
+    finally:
+        warnings.formatwarning = previous
+
+
+def run(entry: Command, args: list[str], argv: list[str], words: int) -> int:
+    """Run a command; bad input (a `UserError`) exits 2, a bug 1 with the trace written to a file."""
     try:
         if entry.input and args and not args[0].startswith("-") and not {"-h", "--help"} & set(args):
             require_file(args[0], entry.input)  # before tyro and the command's imports: a typo fails fast
@@ -153,9 +165,38 @@ def main(argv: list[str] | None = None) -> int:
 
         tyro.cli(resolve(entry.target), args=args, prog="egoallo " + " ".join(argv[:words]))
     except UserError as e:
-        print(f"egoallo: error: {e}", file=sys.stderr)
+        print(f"egoallo: error: {one_line(str(e))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("egoallo: interrupted.", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug, not bad input: one line here, the full trace in a file
+        print(f"egoallo: internal error: {one_line(f'{type(e).__name__}: {e}', 300)} "
+              f"(full trace in {write_trace(e, argv)}; please report it)", file=sys.stderr)
+        return 1
     return 0
+
+
+def one_line(message: str, limit: int | None = None) -> str:
+    """`message` on one line (line breaks become " | "), cut to `limit` characters when given."""
+    joined = " | ".join(line.strip() for line in message.strip().splitlines() if line.strip())
+    return joined if limit is None or len(joined) <= limit else joined[: limit - 3] + "..."
+
+
+def one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 (warnings' signature)
+    """A Python warning as one line, without the source line."""
+    return f"warning: {one_line(f'{category.__name__}: {message}', 300)}\n"
+
+
+def write_trace(error: BaseException, argv: list[str]) -> str:
+    """Write the command `argv` and `error`'s full traceback to a new temporary file; its path (or why not written)."""
+    text = "".join(traceback.format_exception(error))
+    try:
+        with tempfile.NamedTemporaryFile("w", prefix="egoallo-error-", suffix=".txt", delete=False) as f:
+            f.write(f"egoallo {' '.join(argv)}\n\n{text}")
+        return f.name
+    except OSError as failure:
+        return f"nowhere: {failure.strerror or failure}"
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import tyro
 from ..errors import UserError
 from ..files import check_output, require_file
 from ..thirdparty import require
+from .checks import check_range
 
 
 def render(
@@ -36,6 +37,11 @@ def render(
         body_model: The body model the result was made with (default: $EGOALLO_SMPLH_MODEL or the shipped one).
     """
     suffix = check_output(out, (".png", ".gif", ".mp4"), force=force).suffix.lower()
+    check_range("--frames", frames, 1, 100)
+    check_range("--stride", stride, 1)
+    check_range("--fps", fps, 0.1, 1000.0)
+    check_range("--azimuth", azimuth, -360.0, 360.0)
+    check_range("--elevation", elevation, -90.0, 90.0)
     if suffix == ".mp4":
         require("imageio_ffmpeg", "writing .mp4")
     require_file(result, "a result.npz from egoallo infer")

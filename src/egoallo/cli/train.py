@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import UserError
+from .checks import check_dataset, check_seed
 from ..prior.network import PRESETS
 from ..prior.training import TrainConfig, train as train_prior
 
@@ -50,8 +51,8 @@ def train(
         balance_power: Draw each (source, activity) group of training windows in proportion to its windows to this power: 1 = every window alike, 0.5 = square-root balance (rare activities such as sitting, stairs and idle drawn more), 0 = every group alike.
         init_from: Start from this checkpoint directory's weights (fine-tuning); a resumed run ignores it.
     """
-    if not dataset.is_file():
-        raise UserError(f"{dataset}: dataset file not found (build one with `egoallo data build --out DIR`).")
+    check_dataset(dataset)
+    check_seed(seed)
     if not 0 < retime_speeds[0] <= retime_speeds[1]:
         raise UserError(f"--retime-speeds must be two positive speeds, slowest first; got {retime_speeds[0]} {retime_speeds[1]}.")
     if not 0.0 <= balance_power <= 1.0:

@@ -9,6 +9,7 @@ import tyro
 
 from ..files import require_file
 from ..thirdparty import require
+from .checks import check_range
 
 
 def view(
@@ -27,6 +28,7 @@ def view(
         points: SLAM point cloud to draw (Aria global_points.csv.gz, .ply, .npy/.npz), e.g. the one given to `egoallo infer --points`.
         body_model: The body model the result was made with (default: $EGOALLO_SMPLH_MODEL or the shipped one).
     """
+    check_range("--port", port, 1, 65535)
     require_file(result, "a result.npz from egoallo infer")
     if points is not None:
         require_file(points, "a point cloud")

@@ -31,9 +31,11 @@ def read_numeric_columns(
             fields = line.split(",")
             for c in columns:
                 try:
-                    parse(fields[c])
+                    value = parse(fields[c])
+                    if parse is int and not -(2**63) <= value < 2**63:
+                        raise ValueError
                 except ValueError:
-                    kind = "an integer" if parse is int else "a number"
+                    kind = "an integer within int64" if parse is int else "a number"
                     raise error(path, f"column {header[c]!r} holds {fields[c]!r}; expected {kind}", f"line {label}") from None
         raise error(path, f"cannot parse the numeric columns ({failure})") from None
 

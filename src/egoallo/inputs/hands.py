@@ -43,6 +43,7 @@ OPTIONAL = {
     "T_cpf_camera": (4, 4),
 }
 """Numeric arrays and their shapes: "F" the number of rows, "P" any length."""
+MAX_IMAGE_SIDE = 65536
 CAMERA_KEYS = ("camera_model", "camera_params", "image_size", "T_cpf_camera")
 
 
@@ -153,9 +154,17 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         raise HandsFileError(
             path, f"timestamps_ns must increase strictly; row {i} has {timestamps[i]} after {timestamps[i - 1]}"
         )
+    if "image_size" in arrays:
+        _check_image_size(path, arrays["image_size"].astype(np.float64))
     floats = {k: v.astype(np.float64) for k, v in arrays.items() if k in REQUIRED or k in OPTIONAL}
     del floats["timestamps_ns"]
     return arrays | floats | {"timestamps_ns": timestamps.astype(np.int64)}
+
+
+def _check_image_size(path: Path, pixels: np.ndarray) -> None:
+    """A `HandsFileError` unless `pixels (2,)` are whole numbers from 1 to `MAX_IMAGE_SIDE`."""
+    if not ((pixels >= 1) & (pixels <= MAX_IMAGE_SIDE) & (pixels == np.round(pixels))).all():
+        raise HandsFileError(path, f"image_size {pixels.tolist()}; expected two whole numbers of pixels from 1 to {MAX_IMAGE_SIDE}")
 
 
 def _with_wrist(keypoints: np.ndarray | None, wrist: np.ndarray | None) -> np.ndarray | None:

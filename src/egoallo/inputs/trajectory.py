@@ -19,6 +19,8 @@ pose index) and what was expected:
 | TUM timestamps in ms, µs or ns (median pose interval 1 ms-1 s in that unit) | read in that unit, noted in the repairs |
 | TUM pose interval 1 ms-1 s in none of s, ms, µs, ns | error |
 | gap > `max_gap_s`, `graph_uid`/`session_uid` change | split into segments; `read_trajectory` keeps the longest |
+| position jump faster than a person moves (> `max_speed_mps` over > `min_jump_m`) | split there, like a gap |
+| timestamp beyond the int64 nanosecond range, coordinate beyond `MAX_COORDINATE_M` | error (line) |
 | fewer than `min_poses` poses or shorter than `min_duration_s` | error |
 | gravity columns all zero/NaN | error (unless `up` is given) |
 | no gravity information | z-up assumed (`metadata["assumptions"]`), or error with `require_gravity` |
@@ -32,6 +34,7 @@ norms (zero quaternions become NaN rotations), so the CSV is parsed here, driven
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -61,6 +64,8 @@ _AXES = {"x": 0, "y": 1, "z": 2}
 # its poses, taken to lie between 1 ms and 1 s (1 to 1000 poses per second) in the right unit.
 TUM_TIME_UNITS = (("seconds", 0), ("milliseconds", 3), ("microseconds", 6), ("nanoseconds", 9))
 TUM_POSE_INTERVAL_S = (1e-3, 1.0)
+MAX_TIMESTAMP_NS = 2**63 - 1  # timestamps are int64 nanoseconds
+MAX_COORDINATE_M = 1e10  # float64 still resolves 2 um here; beyond it a head's motion would be lost to rounding
 
 
 class TrajectoryError(InputFileError):
@@ -72,6 +77,8 @@ class ReadOptions:
     """Limits applied by the readers."""
 
     max_gap_s: float = 0.5  # split where consecutive poses are further apart
+    max_speed_mps: float = 12.0  # split where the head jumps faster than this (a sprint peaks near 10 m/s) ...
+    min_jump_m: float = 0.5  # ... over more than this (shorter jumps are tracking noise at any pose rate)
     min_poses: int = 2
     min_duration_s: float = 0.1
     require_gravity: bool = False  # error instead of assuming z-up when gravity is unknown
@@ -165,7 +172,19 @@ def read_trajectory(
     segments = read_trajectory_segments(
         path, calibration=calibration, device_is_cpf=device_is_cpf, up=up, options=options
     )
-    return max(segments, key=lambda s: (s.duration_s, len(s)))
+    longest = max(segments, key=lambda s: (s.duration_s, len(s)))
+    summaries = longest.metadata["segments"]
+    if len(summaries) == 1:
+        return longest
+    kept = summaries[longest.metadata["segment_index"]]
+    dropped = sum(s["poses"] for s in summaries) - kept["poses"]
+    note = f"read_trajectory keeps the longest segment ({kept['rows']}) and drops {dropped} poses"
+    metadata = {
+        **longest.metadata,
+        "repairs": [*longest.metadata["repairs"], note],
+        "counts": {**longest.metadata["counts"], "poses_in_other_segments": dropped},
+    }
+    return dataclasses.replace(longest, metadata=metadata)
 
 
 def read_trajectory_segments(
@@ -176,13 +195,18 @@ def read_trajectory_segments(
     up: str | None = None,
     options: ReadOptions = ReadOptions(),
 ) -> list[HeadTrajectory]:
-    """Like `read_trajectory`, but every usable segment (split at gaps and graph changes), in time order."""
+    """Like `read_trajectory`, but every usable segment (split at gaps, jumps and graph changes), in time order.
+
+    `metadata["segments"]` summarises every piece, usable or not; `metadata["segment_index"]` is this one's.
+    """
     path = Path(path)
     rows = _parse(path)
     T_pose_cpf, calibration_note = _T_pose_cpf(path, rows.pose_frame, calibration, device_is_cpf)
     index, repairs, counts = _clean(path, rows)
-    pieces, splits = _split(rows, index, options.max_gap_s)
+    pieces, splits, jumps = _split(rows, index, options)
     summaries = [_summary(rows, piece) for piece in pieces]
+    for summary, reason in zip(summaries[1:], splits):
+        summary["after"] = reason
     usable = [i for i, s in enumerate(summaries) if _long_enough(s, options)]
     if not usable:
         longest = max(summaries, key=lambda s: s["duration_s"])
@@ -192,14 +216,16 @@ def read_trajectory_segments(
             f"{longest['duration_s']:.3f} s; expected >= {options.min_poses} poses spanning >= "
             f"{options.min_duration_s} s",
         )
-    longest = max(usable, key=lambda i: (summaries[i]["duration_s"], summaries[i]["poses"]))
     if len(pieces) > 1:
-        dropped = sum(s["poses"] for i, s in enumerate(summaries) if i != longest)
+        repairs.append(f"split into {len(pieces)} segments ({'; '.join(splits)})")
+    if short := [s for i, s in enumerate(summaries) if i not in usable]:
         repairs.append(
-            f"split into {len(pieces)} segments ({'; '.join(splits)}); read_trajectory keeps the longest "
-            f"({summaries[longest]['rows']}) and drops {dropped} poses"
+            f"{len(short)} segment(s) too short to use ({', '.join(s['rows'] for s in short)}: "
+            f"{sum(s['poses'] for s in short)} poses); expected >= {options.min_poses} poses spanning "
+            f">= {options.min_duration_s} s"
         )
-        counts["poses_in_other_segments"] = dropped
+    counts["poses_in_short_segments"] = sum(s["poses"] for s in short)
+    counts["jumps_split"] = len(jumps)
     shared = {
         "format": rows.fmt,
         "source": str(path),
@@ -211,6 +237,7 @@ def read_trajectory_segments(
         "counts": counts,
         "segments": summaries,
         "repairs": repairs,
+        "warnings": [f"the head jumps {jump}: a tracking failure, not motion; split there" for jump in jumps],
     }
     return [
         _segment_trajectory(path, rows, pieces[i], T_pose_cpf, up, options, {**shared, "segment_index": i})
@@ -290,6 +317,7 @@ def _parse_mps_csv(path: Path, lines: list[str]) -> _Rows:
     if present and len(present) < 3:
         raise TrajectoryError(path, f"has {', '.join(present)} but not all of {', '.join(gravity_columns)}", "line 1")
     rotation, renormalised, renormalised_note = _rotations_from_quaternions(path, pose[:, 3:], labels)
+    _check_time_range(path, np.abs(timestamps_us) > MAX_TIMESTAMP_NS // 1000, labels, "line")
     return _Rows(
         fmt=fmt,
         pose_frame="device",
@@ -341,15 +369,17 @@ def _parse_tum(path: Path, lines: list[str]) -> _Rows:
     if not values:
         raise TrajectoryError(path, "no poses (only comments); expected lines 'timestamp tx ty tz qx qy qz qw'")
     unit, digits, median = _tum_time_unit(path, stamps)
-    pose = np.array(values)
+    nanoseconds = [round(stamp.scaleb(9 - digits)) for stamp in stamps]
     label_array = np.array(labels)
+    _check_time_range(path, np.array([abs(ns) > MAX_TIMESTAMP_NS for ns in nanoseconds]), label_array, "line")
+    pose = np.array(values)
     rotation, renormalised, renormalised_note = _rotations_from_quaternions(path, pose[:, 3:], label_array)
     return _Rows(
         fmt="tum",
         pose_frame="camera",
         label_kind="line",
         labels=label_array,
-        timestamps_ns=np.array([round(stamp * 10 ** (9 - digits)) for stamp in stamps], dtype=np.int64),
+        timestamps_ns=np.array(nanoseconds, dtype=np.int64),
         translation=pose[:, :3],
         rotation=rotation,
         timestamp_note=f"TUM {unit} x 1e{9 - digits}",
@@ -399,16 +429,22 @@ def _parse_npz(path: Path) -> _Rows:
         )
     if len(stamps) == 0:
         raise TrajectoryError(path, "no poses (T = 0)")
+    labels = np.arange(len(stamps))
+    if not np.issubdtype(stamps.dtype, np.integer if time_keys[0] == "timestamps_ns" else np.number):
+        expected = "integers" if time_keys[0] == "timestamps_ns" else "numbers"
+        raise TrajectoryError(path, f"{time_keys[0]} has dtype {stamps.dtype}; expected {expected}")
+    if not np.issubdtype(poses.dtype, np.number) or np.iscomplexobj(poses):
+        raise TrajectoryError(path, f"{pose_keys[0]} has dtype {poses.dtype}; expected real numbers")
     if time_keys[0] == "timestamps_ns":
-        if not np.issubdtype(stamps.dtype, np.integer):
-            raise TrajectoryError(path, f"timestamps_ns has dtype {stamps.dtype}; expected integers")
+        _check_time_range(path, stamps.astype(np.uint64) > MAX_TIMESTAMP_NS if stamps.dtype.kind == "u" else stamps < -MAX_TIMESTAMP_NS, labels, "pose")
         timestamps_ns = stamps.astype(np.int64)
     else:
-        bad = np.flatnonzero(~np.isfinite(stamps.astype(np.float64)))
+        seconds = stamps.astype(np.float64)
+        bad = np.flatnonzero(~np.isfinite(seconds))
         if bad.size:
             raise TrajectoryError(path, "timestamps_s is not finite; expected seconds", f"pose {bad[0]}")
-        timestamps_ns = np.round(stamps.astype(np.float64) * 1e9).astype(np.int64)
-    labels = np.arange(len(stamps))
+        _check_time_range(path, np.abs(seconds) * 1e9 >= 2.0**63, labels, "pose")
+        timestamps_ns = np.round(seconds * 1e9).astype(np.int64)
     translation, rotation, renormalised, renormalised_note = _rotations_from_matrices(
         path, poses.astype(np.float64), labels
     )
@@ -424,6 +460,15 @@ def _parse_npz(path: Path) -> _Rows:
         renormalised=renormalised,
         renormalised_note=renormalised_note,
     )
+
+
+def _check_time_range(path: Path, beyond: np.ndarray, labels: np.ndarray, kind: str) -> None:
+    """A `TrajectoryError` at the first row where `beyond` is set: a time int64 nanoseconds cannot hold."""
+    if beyond.any():
+        raise TrajectoryError(
+            path, "timestamp out of range; expected a time within 292 years of 0 (int64 nanoseconds)",
+            f"{kind} {labels[np.argmax(beyond)]}",
+        )
 
 
 def _rotations_from_quaternions(
@@ -485,6 +530,13 @@ def _clean(path: Path, rows: _Rows) -> tuple[np.ndarray, list[str], dict[str, in
     """Indices of the rows kept (finite, increasing time), repair notes and counts."""
     repairs = [rows.unit_note] if rows.unit_note else []
     repairs += [rows.renormalised_note] if rows.renormalised else []
+    magnitude = np.where(np.isfinite(rows.translation), np.abs(rows.translation), 0.0)
+    far = np.flatnonzero(magnitude.max(axis=1) > MAX_COORDINATE_M)
+    if far.size:
+        raise TrajectoryError(
+            path, f"position {rows.translation[far[0]].tolist()}; expected coordinates within {MAX_COORDINATE_M:g} m "
+            "(metres; beyond that float64 cannot resolve a head's motion)", rows.at(far[0]),
+        )
     valid = np.isfinite(rows.translation).all(axis=1) & np.isfinite(rows.rotation).all(axis=(1, 2))
     invalid = np.flatnonzero(~valid)
     if invalid.size == len(valid):
@@ -508,20 +560,31 @@ def _clean(path: Path, rows: _Rows) -> tuple[np.ndarray, list[str], dict[str, in
     return index, repairs, counts
 
 
-def _split(rows: _Rows, index: np.ndarray, max_gap_s: float) -> tuple[list[np.ndarray], list[str]]:
-    """`index` cut where the time gap exceeds `max_gap_s` or the segment id changes; with reasons."""
+def _split(rows: _Rows, index: np.ndarray, options: ReadOptions) -> tuple[list[np.ndarray], list[str], list[str]]:
+    """`index` cut where the time gap exceeds `max_gap_s`, the segment id changes or the position jumps faster
+    than a person moves; with the reasons of every cut, and of the jumps alone."""
     t = rows.timestamps_ns[index]
-    gap = np.diff(t) > max_gap_s * 1e9
+    seconds = np.diff(t) / 1e9
+    gap = seconds > options.max_gap_s
     ids = rows.segment_ids[index] if rows.segment_ids is not None else None
     changed = ids[1:] != ids[:-1] if ids is not None else np.zeros_like(gap)
-    cuts = np.flatnonzero(gap | changed) + 1
+    distance = np.linalg.norm(np.diff(rows.translation[index], axis=0), axis=-1)
+    jump = (distance > options.min_jump_m) & (distance > options.max_speed_mps * seconds) & ~gap & ~changed
+    cuts = np.flatnonzero(gap | changed | jump) + 1
+    jumps = [
+        f"{distance[c - 1]:.2f} m in {seconds[c - 1]:.3f} s ({distance[c - 1] / seconds[c - 1]:.0f} m/s) before "
+        f"{rows.at(index[c])}"
+        for c in np.flatnonzero(jump) + 1
+    ]
     reasons = [
         f"{rows.segment_column} {ids[c - 1]} -> {ids[c]} at {rows.at(index[c])}"
         if changed[c - 1]
-        else f"gap of {(t[c] - t[c - 1]) / 1e9:.3f} s before {rows.at(index[c])}"
+        else f"gap of {seconds[c - 1]:.3f} s before {rows.at(index[c])}"
+        if gap[c - 1]
+        else f"jump of {distance[c - 1]:.2f} m before {rows.at(index[c])}"
         for c in cuts
     ]
-    return np.split(index, cuts), reasons
+    return np.split(index, cuts), reasons, jumps
 
 
 def _summary(rows: _Rows, piece: np.ndarray) -> dict[str, Any]:
@@ -589,7 +652,7 @@ def _segment_trajectory(
             "poses (y down) need calibration=T_camera_cpf",
         )
     assumptions = [note for note in (metadata["calibration"], gravity_note) if note.startswith("assumed")]
-    warnings = (
+    warnings = metadata["warnings"] + (
         [f"the CPF's up axis is {np.degrees(np.arccos(np.clip(upright, -1, 1))):.0f} deg from world up on average; "
          "if the wearer was upright, check `up` and the calibration"]
         if upright < UPRIGHT_WARN

@@ -114,9 +114,9 @@ def read_release_config(path: Path) -> EgoDenoiserConfig:
     if not path.is_file():
         raise CheckpointError(f"{path}: config file not found.")
     try:
-        fields = yaml.load(path.read_text(), Loader=_ReleaseConfigLoader)
-    except yaml.YAMLError as e:
-        raise CheckpointError(f"{path}: not a readable denoiser config: {e}") from e
+        fields = yaml.load(path.read_text(encoding="utf-8"), Loader=_ReleaseConfigLoader)
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: not a readable denoiser config: {e}") from None
     if not isinstance(fields, dict):
         raise CheckpointError(f"{path}: expected a mapping of config fields, got {type(fields).__name__}.")
     return config_from_dict(fields, path, defaults=PRESETS["paper"])
@@ -152,6 +152,10 @@ def build_model(
         problems.append(f"mis-shaped tensors: {_listing(misshaped)}")
     if problems:
         raise CheckpointError(f"{source}: weights do not fit the config: " + "; ".join(problems) + ".")
+    non_finite = [name for name, tensor in weights.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
+    if non_finite:
+        raise CheckpointError(f"{source}: NaN or infinite values in {_listing(sorted(non_finite))}; expected finite "
+                              "weights (the file is corrupt).")
     model.load_state_dict(weights)
     return model.to(device).eval()
 
@@ -210,9 +214,9 @@ def read_config(path: Path) -> EgoDenoiserConfig:
     if not path.is_file():
         raise CheckpointError(f"{path}: config file not found.")
     try:
-        content = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}: not valid JSON: {e}") from e
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: not valid JSON: {e}") from None
     if not isinstance(content, dict) or content.get("format") != CONFIG_FORMAT:
         raise CheckpointError(f"{path}: not a denoiser config (expected \"format\": \"{CONFIG_FORMAT}\").")
     if content.get("version") != CONFIG_VERSION:

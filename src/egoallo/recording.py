@@ -1,0 +1,258 @@
+"""A whole recording -> one result: every usable segment estimated, none dropped, the gaps marked.
+
+A trajectory split at tracking gaps, jumps or SLAM graph changes (`read_trajectory_segments`) is
+estimated segment by segment. Each segment is first moved near the origin in float64 (`recentred`),
+so world frames with large coordinates (UTM, ECEF) lose nothing to the model's float32, and moved
+back afterwards; every output is checked to be finite before anything is written. With several
+segments, every sample's bodies are re-placed (Eq. 5: the CPF stays on the head) with the body
+shape averaged over the segments: one wearer, one shape. The result's frames are the segments'
+frames one after the other; `metadata["segments"]` and `metadata["gaps"]` say where each begins
+and what lies between them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from .body import BodyModel
+from .body.plausibility import plausibility
+from .errors import UserError
+from .guidance import Observations
+from .inference import SamplingConfig, estimate_body_motion, place_in_world
+from .inputs.trajectory import HeadTrajectory
+from .prior.network import EgoDenoiser
+from .prior.state import MotionState
+from .result import InferenceResult
+
+ORIGIN_STEP_M = 1.0
+"""The re-centring origin is rounded to whole metres (readable offsets; rounding costs no precision)."""
+
+Observe = Callable[[HeadTrajectory], tuple[Observations, dict[str, Any]]]
+"""A segment (re-centred) -> its observations for guidance, and what to record about them."""
+
+
+class ModelOutputError(UserError):
+    """The model produced NaN or infinite values (corrupt weights): reported before anything is written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """One segment's estimate in its re-centred frame, with the offset `origin` (3,) that moves it back."""
+
+    result: InferenceResult
+    origin: np.ndarray
+    segment: HeadTrajectory
+    observed: dict[str, Any]
+
+
+def recentred(trajectory: HeadTrajectory) -> tuple[HeadTrajectory, np.ndarray]:
+    """`trajectory` moved (in float64) so its mean head position lies within a metre of the origin, and the
+    offset (3,) that was subtracted."""
+    mean = trajectory.T_world_cpf[:, :3, 3].mean(axis=0)
+    origin = np.round(mean / ORIGIN_STEP_M) * ORIGIN_STEP_M + 0.0  # (+ 0.0: no negative zeros)
+    T = trajectory.T_world_cpf.copy()
+    T[:, :3, 3] -= origin
+    return dataclasses.replace(trajectory, T_world_cpf=T), origin
+
+
+def estimate_recording(
+    segments: list[HeadTrajectory],
+    denoiser: EgoDenoiser,
+    body: BodyModel,
+    *,
+    floor_z: float,
+    config: SamplingConfig,
+    observe: Observe,
+    checkpoint: str,
+    metadata: dict[str, Any],
+    fps: float = 30.0,
+    progress: bool = False,
+) -> InferenceResult:
+    """Every segment (resampled at `fps`, z-up, in time order) estimated and joined into one result.
+
+    `observe` gives each re-centred segment's guidance observations; `checkpoint` names the weights in
+    errors; `metadata` is added to the result's. Raises `ModelOutputError` on non-finite outputs.
+    """
+    parts = [
+        estimate_part(segment, denoiser, body, floor_z=floor_z, config=config, observe=observe,
+                      checkpoint=checkpoint, index=i, progress=progress)
+        for i, segment in enumerate(segments)
+    ]
+    if len(parts) > 1:
+        betas = shared_betas([part.result for part in parts])
+        parts = [dataclasses.replace(part, result=with_betas(body, part.result, betas)) for part in parts]
+    return joined(parts, body, floor_z, metadata)
+
+
+def estimate_part(
+    segment: HeadTrajectory,
+    denoiser: EgoDenoiser,
+    body: BodyModel,
+    *,
+    floor_z: float,
+    config: SamplingConfig,
+    observe: Observe,
+    checkpoint: str,
+    index: int,
+    progress: bool,
+) -> Part:
+    """One segment estimated in its re-centred frame, checked to be finite."""
+    local, origin = recentred(segment)
+    observations, observed = observe(local)
+    try:
+        result = estimate_body_motion(local, denoiser, body, floor_z=floor_z - float(origin[2]), config=config,
+                                      observations=observations, progress=progress)
+    except torch.linalg.LinAlgError as error:  # SVD projections of NaN rotations inside the sampler
+        if "non-finite" not in str(error):
+            raise
+        raise ModelOutputError(non_finite_message(checkpoint, "rotations while sampling", index)) from None
+    for name in ("joints_world", "T_world_root", "local_rotations", "betas", "contacts", "stature_m"):
+        if not np.isfinite(getattr(result, name)).all():
+            raise ModelOutputError(non_finite_message(checkpoint, name, index))
+    return Part(result, origin, segment, observed)
+
+
+def non_finite_message(checkpoint: str, what: str, index: int) -> str:
+    return (
+        f"{checkpoint}: the model produced NaN or infinite {what} (segment {index}); expected finite values: "
+        "the weights are corrupt or do not belong to this model; nothing was written"
+    )
+
+
+def shared_betas(results: list[InferenceResult]) -> np.ndarray:
+    """(S, B) every sample's body shape averaged over the segments, weighted by their frames."""
+    frames = np.array([len(r.timestamps_ns) for r in results], dtype=np.float64)
+    stacked = np.stack([r.betas.astype(np.float64) for r in results])  # (K, S, B)
+    return (stacked * frames[:, None, None]).sum(axis=0) / frames.sum()
+
+
+def with_betas(body: BodyModel, result: InferenceResult, betas: np.ndarray) -> InferenceResult:
+    """`result` with body shape `betas (S, B)`, re-placed by Eq. 5 so the CPF stays on the head pose."""
+    S, T = result.local_rotations.shape[:2]
+    local = torch.from_numpy(result.local_rotations)
+    shape = torch.from_numpy(betas).float()
+    state = MotionState(shape[:, None].expand(S, T, -1), local[:, :, :21], torch.from_numpy(result.contacts),
+                        local[:, :, 21:])
+    T_input_zup = result.T_input_zup
+    T_zup_cpf = np.linalg.inv(T_input_zup) @ result.T_world_cpf
+    _, T_zup_root, joints = place_in_world(body, state, torch.from_numpy(T_zup_cpf))
+    return dataclasses.replace(
+        result,
+        betas=betas.astype(np.float32),
+        T_world_root=(T_input_zup @ T_zup_root.double().numpy()).astype(np.float32),
+        joints_world=(joints.double().numpy() @ T_input_zup[:3, :3].T).astype(np.float32),
+        stature_m=body.with_shape(shape).stature.numpy().astype(np.float32),
+    )
+
+
+def moved_back(part: Part) -> InferenceResult:
+    """A part's result in the input's world frame, in float64: the re-centring offset added back, and the
+    head poses exactly as read."""
+    result = part.result
+    shift = result.T_input_zup[:3, :3] @ part.origin
+    T_world_root = result.T_world_root.astype(np.float64)
+    T_world_root[..., :3, 3] += shift
+    return dataclasses.replace(
+        result,
+        joints_world=result.joints_world.astype(np.float64) + shift,
+        T_world_root=T_world_root,
+        T_world_cpf=part.segment.T_input_world @ part.segment.T_world_cpf,
+    )
+
+
+def joined(parts: list[Part], body: BodyModel, floor_z: float, metadata: dict[str, Any]) -> InferenceResult:
+    """The parts, moved back, one after the other in one result; segments and gaps in its metadata."""
+    results = [moved_back(part) for part in parts]
+    longest = max(range(len(parts)), key=lambda i: len(results[i].timestamps_ns))
+    first, main = results[0], results[longest]
+
+    def along_time(name: str, axis: int) -> np.ndarray:
+        return np.concatenate([getattr(r, name) for r in results], axis=axis)
+
+    joints = along_time("joints_world", 1)
+    R_input_zup = first.T_input_zup[:3, :3]
+    heights = body.with_shape(torch.from_numpy(first.betas)).rest_joint_heights.double().numpy()
+    figures = plausibility(joints @ R_input_zup, floor_z, heights, first.fps).to_json()
+    return dataclasses.replace(
+        first,
+        timestamps_ns=along_time("timestamps_ns", 0),
+        T_world_cpf=along_time("T_world_cpf", 0),
+        joints_world=joints,
+        T_world_root=along_time("T_world_root", 1),
+        local_rotations=along_time("local_rotations", 1),
+        contacts=along_time("contacts", 1),
+        floor_z=float(floor_z),
+        metadata={
+            **main.metadata,
+            **parts[longest].observed,
+            **metadata,
+            "plausibility": figures,
+            "timing_s": {key: sum(r.metadata["timing_s"][key] for r in results) for key in main.metadata["timing_s"]},
+            "segments": segment_entries(parts, results),
+            "gaps": gaps(parts),
+            "coverage": coverage(parts),
+        },
+    )
+
+
+def segment_rows(segment: HeadTrajectory) -> dict[str, Any]:
+    """The reader's summary of the piece of the file `segment` came from (empty when not from a reader)."""
+    summaries = segment.metadata.get("segments") or []
+    index = segment.metadata.get("segment_index")
+    return summaries[index] if index is not None and index < len(summaries) else {}
+
+
+def segment_entries(parts: list[Part], results: list[InferenceResult]) -> list[dict[str, Any]]:
+    """Per segment: its first frame in the result, frames, start time, rows, offset and guidance log."""
+    entries, first_frame = [], 0
+    t0 = int(results[0].timestamps_ns[0])
+    for part, result in zip(parts, results):
+        frames = len(result.timestamps_ns)
+        entries.append({
+            "first_frame": first_frame,
+            "frames": frames,
+            "start_s": (int(result.timestamps_ns[0]) - t0) / 1e9,
+            "rows": segment_rows(part.segment).get("rows", part.segment.source),
+            "recentred_by_m": part.origin.tolist(),
+            "guidance": result.metadata["guidance"],
+            **part.observed,
+        })
+        first_frame += frames
+    return entries
+
+
+def gaps(parts: list[Part]) -> list[dict[str, Any]]:
+    """Between consecutive segments: the result frame the gap follows, its length, the reader's reasons for the
+    splits and the pieces between them too short to estimate."""
+    found, frame = [], 0
+    for before, after in zip(parts, parts[1:]):
+        frame += len(before.segment)
+        summaries = after.segment.metadata.get("segments") or []
+        a, b = before.segment.metadata.get("segment_index"), after.segment.metadata.get("segment_index")
+        between = summaries[a + 1 : b + 1] if a is not None and b is not None else []
+        found.append({
+            "after_frame": frame - 1,
+            "seconds": float(after.segment.timestamps_ns[0] - before.segment.timestamps_ns[-1]) / 1e9,
+            "reasons": [s["after"] for s in between if "after" in s],
+            "too_short_to_estimate": [s["rows"] for s in between[:-1]],
+        })
+    return found
+
+
+def coverage(parts: list[Part]) -> dict[str, Any]:
+    """Frames estimated against the frames of every tracked piece of the recording (too short ones included)."""
+    fps = parts[0].result.fps
+    summaries = parts[0].segment.metadata.get("segments") or [
+        {"duration_s": part.segment.duration_s} for part in parts
+    ]
+    return {
+        "frames_estimated": sum(len(part.segment) for part in parts),
+        "frames_tracked": sum(int(np.floor(s["duration_s"] * fps + 1e-4)) + 1 for s in summaries),
+        "segments_estimated": len(parts),
+        "segments_tracked": len(summaries),
+    }

@@ -1,0 +1,454 @@
+"""Fuzzing the readers and the result/export path: every input gives a clear error of the project's type
+(`UserError`, one line naming the file) or a valid result, never anything else.
+
+Each test starts from a small valid file and damages it: truncation, byte flips, NaN/inf and extreme
+values, shuffled, duplicated and dropped rows or fields, wrong shapes and dtypes, unicode file names.
+Examples are few and derandomised (the same ones on every run), so the suite stays fast and stable.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from egoallo.body import BodyModel
+from egoallo.data.bvh import BvhError, read_bvh
+from egoallo.errors import UserError
+from egoallo.export import result_motion, write_amass_npz, write_bvh
+from egoallo.geometry import se3, so3
+from egoallo.guidance import Observations
+from egoallo.hands.hamer import read_hamer
+from egoallo.inference import SamplingConfig
+from egoallo.inputs.calibration import load_calibration
+from egoallo.inputs.hands import load_hand_observations
+from egoallo.inputs.points import read_points
+from egoallo.inputs.trajectory import HeadTrajectory, read_trajectory_segments
+from egoallo.inputs.wrist_palm import read_wrist_palm
+from egoallo.prior.checkpoint import load_denoiser
+from egoallo.recording import estimate_recording
+from egoallo.result import InferenceResult
+
+
+def fuzz(examples: int) -> settings:
+    """Few, derandomised examples without a deadline (the machine may be busy)."""
+    return settings(
+        max_examples=examples, deadline=None, derandomize=True, database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
+EXTREMES = ["nan", "inf", "-inf", "1e308", "-1e308", "1e30", "-1e30", "9223372036854775807", "-9223372036854775809",
+            "1e-320", "0", "-0", "", "x", "１", "0x10", "1_000", " "]
+NAMES = st.text(st.characters(categories=["L", "N"], exclude_characters="\0/"), min_size=1, max_size=16)
+"""File names: letters and digits of any script (é, 漢, ß, ...)."""
+
+
+def one_line_error(error: UserError, path: Path) -> None:
+    """A project error is one line naming the file."""
+    message = str(error)
+    assert "\n" not in message.strip() and path.name in message, message
+
+
+@st.composite
+def damaged_text(draw: st.DrawFn, text: str) -> bytes:
+    """`text` after 1-3 random edits of its lines and fields, then maybe a truncation or byte flips."""
+    lines = text.splitlines()
+    for _ in range(draw(st.integers(1, 3))):
+        op = draw(st.sampled_from(["value", "shuffle", "duplicate", "drop_line", "drop_field", "swap_fields"]))
+        if not lines:
+            break
+        i = draw(st.integers(0, len(lines) - 1))
+        fields = lines[i].replace(",", " , ").split(" ")
+        if op == "value":
+            numbers = [k for k, f in enumerate(fields) if f.strip(",")]
+            if numbers:
+                fields[draw(st.sampled_from(numbers))] = draw(st.sampled_from(EXTREMES))
+            lines[i] = " ".join(fields).replace(" , ", ",")
+        elif op == "shuffle":
+            lines = draw(st.permutations(lines))
+        elif op == "duplicate":
+            lines.insert(i, lines[i])
+        elif op == "drop_line":
+            del lines[i]
+        elif op == "drop_field" and len(fields) > 1:
+            del fields[draw(st.integers(0, len(fields) - 1))]
+            lines[i] = " ".join(fields).replace(" , ", ",")
+        elif op == "swap_fields" and len(fields) > 2:
+            a, b = draw(st.integers(0, len(fields) - 1)), draw(st.integers(0, len(fields) - 1))
+            fields[a], fields[b] = fields[b], fields[a]
+            lines[i] = " ".join(fields).replace(" , ", ",")
+    data = ("\n".join(lines) + "\n").encode()
+    return draw(damaged_bytes(data)) if draw(st.booleans()) else data
+
+
+@st.composite
+def damaged_bytes(draw: st.DrawFn, data: bytes) -> bytes:
+    """`data` truncated at a random point, or with 1-8 random bytes XOR-flipped."""
+    raw = bytearray(data)
+    if raw and draw(st.booleans()):
+        return bytes(raw[: draw(st.integers(0, len(raw) - 1))])
+    for _ in range(draw(st.integers(1, 8))):
+        if raw:
+            raw[draw(st.integers(0, len(raw) - 1))] ^= draw(st.integers(1, 255))
+    return bytes(raw)
+
+
+def walk_poses(T: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """(T,) seconds and (T, 7) `tx ty tz qx qy qz qw` of a head walking along x at 1.6 m, upright (CPF +y up)."""
+    t = np.arange(T) / 30.0
+    q = np.tile([0.5, 0.5, 0.5, 0.5], (T, 1))  # CPF +y along world +z, +z along world +x
+    return t, np.c_[0.8 * t, 0.02 * np.sin(t), np.full(T, 1.6), q]
+
+
+def tum_text() -> str:
+    t, pose = walk_poses()
+    return "".join(f"{s:.6f} " + " ".join(f"{v:.6f}" for v in row) + "\n" for s, row in zip(t, pose))
+
+
+def mps_text() -> str:
+    t, pose = walk_poses()
+    header = ("graph_uid,tracking_timestamp_us,tx_world_device,ty_world_device,tz_world_device,qx_world_device,"
+              "qy_world_device,qz_world_device,qw_world_device,gravity_x_world,gravity_y_world,gravity_z_world")
+    rows = [f"g,{round(s * 1e6)}," + ",".join(f"{v:.6f}" for v in row) + ",0,0,-9.81" for s, row in zip(t, pose)]
+    return "\n".join([header, *rows]) + "\n"
+
+
+def check_segments(segments: list[HeadTrajectory]) -> None:
+    """Readers return at least one segment of finite rigid poses with increasing int64 timestamps."""
+    assert segments
+    for segment in segments:
+        R = segment.T_world_cpf[:, :3, :3]
+        assert segment.timestamps_ns.dtype == np.int64 and np.all(np.diff(segment.timestamps_ns) > 0)
+        assert np.isfinite(segment.T_world_cpf).all()
+        np.testing.assert_allclose(R @ np.swapaxes(R, 1, 2), np.broadcast_to(np.eye(3), R.shape), atol=1e-6)
+        resampled = segment.resample(30.0)
+        assert np.isfinite(resampled.T_world_cpf).all()
+
+
+def read_or_refuse(read, path: Path):  # noqa: ANN001, ANN201 (any reader)
+    """`read(path)`, or None after checking that a refusal is a one-line project error naming the file."""
+    try:
+        return read(path)
+    except UserError as error:
+        one_line_error(error, path)
+        return None
+
+
+@fuzz(60)
+@given(data=st.data(), name=NAMES, fmt=st.sampled_from(["tum", "mps"]))
+def test_trajectory_text_readers(tmp_path_factory, data, name, fmt) -> None:
+    text = tum_text() if fmt == "tum" else mps_text()
+    path = tmp_path_factory.mktemp("traj") / f"{name}.{'txt' if fmt == 'tum' else 'csv'}"
+    path.write_bytes(data.draw(damaged_text(text)))
+    segments = read_or_refuse(read_trajectory_segments, path)
+    if segments is not None:
+        check_segments(segments)
+
+
+ARRAY_DTYPES = st.sampled_from(["int8", "uint64", "int64", "float16", "float32", "float64", "complex64", "bool", "U4"])
+
+
+@st.composite
+def trajectory_arrays(draw: st.DrawFn) -> dict[str, np.ndarray]:
+    """Valid npz arrays, then damaged: values, order, shapes, dtypes or keys."""
+    t, pose = walk_poses(20)
+    T = np.tile(np.eye(4), (20, 1, 1))
+    T[:, :3, 3] = pose[:, :3]
+    T[:, :3, :3] = [[0, 0, 1], [1, 0, 0], [0, 1, 0]]
+    arrays = {"timestamps_ns": np.round(t * 1e9).astype(np.int64), "T_world_cpf": T}
+    op = draw(st.sampled_from(["value", "shuffle", "duplicate", "shape", "dtype", "keys", "seconds"]))
+    key = draw(st.sampled_from(sorted(arrays)))
+    value = arrays[key]
+    if op == "value":
+        flat = value.reshape(-1).copy()
+        extreme = draw(st.sampled_from([np.nan, np.inf, -np.inf, 1e308, 1e30, -1e12, 2.0**63, 0.0]))
+        flat[draw(st.integers(0, flat.size - 1))] = extreme if value.dtype.kind == "f" else int(min(abs(extreme), 2**62))
+        arrays[key] = flat.reshape(value.shape)
+    elif op in ("shuffle", "duplicate"):
+        order = draw(st.permutations(range(len(value)))) if op == "shuffle" else sorted([*range(len(value)), 3])
+        arrays[key] = value[list(order)]
+    elif op == "shape":
+        arrays[key] = value.reshape(-1)[: draw(st.integers(0, value.size))]
+    elif op == "dtype":
+        with np.errstate(over="ignore", invalid="ignore"):
+            arrays[key] = value.astype(draw(ARRAY_DTYPES))
+    elif op == "keys":
+        arrays[draw(st.sampled_from(["T_world_head", "timestamps_s", "junk"]))] = arrays.pop(key)
+    else:
+        arrays = {"timestamps_s": t * draw(st.sampled_from([1.0, 1e-9, 1e12, -1.0])), "T_world_cpf": T}
+    return arrays
+
+
+@fuzz(60)
+@given(arrays=trajectory_arrays(), name=NAMES)
+def test_trajectory_npz_reader(tmp_path_factory, arrays, name) -> None:
+    path = tmp_path_factory.mktemp("npz") / f"{name}.npz"
+    np.savez(path, **arrays)
+    segments = read_or_refuse(read_trajectory_segments, path)
+    if segments is not None:
+        check_segments(segments)
+
+
+def point_files() -> dict[str, bytes]:
+    rng = np.random.default_rng(0)
+    xyz = np.c_[rng.uniform(-3, 3, (30, 2)), rng.normal(0, 0.01, 30)]
+    csv = "uid,graph_uid,px_world,py_world,pz_world,inv_dist_std,dist_std\n" + "".join(
+        f"{i},g,{x:.4f},{y:.4f},{z:.4f},50,0.02\n" for i, (x, y, z) in enumerate(xyz)
+    )
+    ply = "ply\nformat ascii 1.0\nelement vertex 30\nproperty float x\nproperty float y\nproperty float z\nend_header\n"
+    ply += "".join(f"{x:.4f} {y:.4f} {z:.4f}\n" for x, y, z in xyz)
+    binary = ply.replace("ascii", "binary_little_endian").split("end_header\n")[0].encode() + b"end_header\n"
+    buffer = io.BytesIO()
+    np.save(buffer, xyz)
+    return {".csv": csv.encode(), ".ply": ply.encode(), "_bin.ply": binary + xyz.astype("<f4").tobytes(),
+            ".npy": buffer.getvalue()}
+
+
+POINT_FILES = point_files()
+
+
+@fuzz(60)
+@given(data=st.data(), name=NAMES, suffix=st.sampled_from(sorted(POINT_FILES)))
+def test_point_cloud_readers(tmp_path_factory, data, name, suffix) -> None:
+    valid = POINT_FILES[suffix]
+    text = suffix in (".csv", ".ply")
+    path = tmp_path_factory.mktemp("points") / f"{name}{suffix}"
+    path.write_bytes(data.draw(damaged_text(valid.decode()) if text else damaged_bytes(valid)))
+    cloud = read_or_refuse(read_points, path)
+    if cloud is not None:
+        assert cloud.points.ndim == 2 and cloud.points.shape[1] == 3 and len(cloud.points) >= 1
+        assert np.isfinite(cloud.points).all()
+
+
+WRIST_HEADER = ("tracking_timestamp_us,left_tracking_confidence,tx_left_wrist_device,ty_left_wrist_device,"
+                "tz_left_wrist_device,tx_left_palm_device,ty_left_palm_device,tz_left_palm_device,"
+                "right_tracking_confidence,tx_right_wrist_device,ty_right_wrist_device,tz_right_wrist_device,"
+                "tx_right_palm_device,ty_right_palm_device,tz_right_palm_device")
+
+
+def wrist_text() -> str:
+    rows = [f"{1000 + 33333 * i},0.9,0.2,-0.3,0.3,0.22,-0.32,0.38,0.8,-0.2,-0.3,0.3,-0.22,-0.32,0.38" for i in range(20)]
+    return "\n".join([WRIST_HEADER, *rows]) + "\n"
+
+
+@fuzz(40)
+@given(data=st.data(), name=NAMES)
+def test_wrist_and_palm_reader(tmp_path_factory, data, name) -> None:
+    path = tmp_path_factory.mktemp("wrist") / f"{name}.csv"
+    path.write_bytes(data.draw(damaged_text(wrist_text())))
+    track = read_or_refuse(read_wrist_palm, path)
+    if track is not None:
+        assert np.all(np.diff(track.timestamps_ns) > 0) and track.wrist_device.shape == (len(track.timestamps_ns), 2, 3)
+        assert np.isfinite(track.confidence).all()
+
+
+def hands_arrays() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    F = 8
+    return {
+        "timestamps_ns": 33_333_333 * np.arange(F, dtype=np.int64),
+        "keypoints_2d": rng.uniform(100, 500, (F, 2, 21, 2)).astype(np.float32),
+        "confidence": np.full((F, 2), 0.9, np.float32),
+        "camera_model": np.array("pinhole"),
+        "camera_params": np.array([500.0, 500.0, 320.0, 240.0]),
+        "image_size": np.array([640, 480]),
+        "T_cpf_camera": np.eye(4),
+    }
+
+
+@st.composite
+def damaged_arrays(draw: st.DrawFn, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`arrays` with one key's values, shape or dtype damaged, or the key dropped."""
+    arrays = dict(arrays)
+    key = draw(st.sampled_from(sorted(arrays)))
+    value = np.asarray(arrays[key])
+    op = draw(st.sampled_from(["value", "shape", "dtype", "drop", "scalar"]))
+    if op == "value" and value.size and value.dtype.kind in "fiu":
+        flat = value.astype(np.float64).reshape(-1)
+        flat[draw(st.integers(0, flat.size - 1))] = draw(st.sampled_from([np.nan, np.inf, -1e30, 1e30, -1.0, 0.0]))
+        arrays[key] = flat.reshape(value.shape).astype(value.dtype) if value.dtype.kind == "f" else flat.reshape(value.shape)
+    elif op == "shape":
+        arrays[key] = value.reshape(-1)[: draw(st.integers(0, max(value.size - 1, 0)))]
+    elif op == "dtype":
+        arrays[key] = value.astype(draw(ARRAY_DTYPES)) if value.dtype.kind != "U" else np.zeros(3)
+    elif op == "drop":
+        del arrays[key]
+    else:
+        arrays[key] = np.array(7)
+    return arrays
+
+
+@fuzz(50)
+@given(arrays=damaged_arrays(hands_arrays()), name=NAMES)
+def test_hands_npz_reader(tmp_path_factory, arrays, name) -> None:
+    path = tmp_path_factory.mktemp("hands") / f"{name}.npz"
+    with np.errstate(invalid="ignore"):
+        np.savez(path, **arrays)
+    trajectory = HeadTrajectory(33_333_333 * np.arange(10), np.tile(np.eye(4), (10, 1, 1)), "t")
+    loaded = read_or_refuse(lambda p: load_hand_observations(p, trajectory), path)
+    if loaded is not None:
+        observations, info = loaded
+        assert observations.keypoints_2d.shape == (10, 2, 21, 2) and info["source"] == str(path)
+
+
+def hamer_json() -> str:
+    """Three frames of a right hand (identity MANO rotations) and a pinhole camera, as docs/hands.md describes."""
+    hand = {"is_right": True, "keypoints_2d": [[300.0 + j, 200.0] for j in range(21)],
+            "keypoints_3d": [[0.01 * j, 0.0, 0.5] for j in range(21)], "global_orient": np.eye(3).tolist(),
+            "hand_pose": [np.eye(3).tolist()] * 15}
+    frames = [{"timestamp_ns": 33_333_333 * i, "hands": [hand]} for i in range(3)]
+    camera = {"model": "pinhole", "width": 640, "height": 480, "fx": 500.0, "fy": 500.0, "cx": 320.0, "cy": 240.0,
+              "T_cpf_camera": np.eye(4).tolist()}
+    return json.dumps({"camera": camera, "frames": frames}, indent=0)
+
+
+@fuzz(40)
+@given(data=st.data(), name=NAMES)
+def test_hamer_reader(tmp_path_factory, data, name) -> None:
+    path = tmp_path_factory.mktemp("hamer") / f"{name}.json"
+    path.write_bytes(data.draw(damaged_text(hamer_json())))
+    detections = read_or_refuse(read_hamer, path)
+    if detections is not None:
+        assert np.all(np.diff(detections.timestamps_ns) > 0)
+
+
+@fuzz(30)
+@given(data=st.data(), name=NAMES)
+def test_calibration_json_reader(tmp_path_factory, data, name, shared_dir) -> None:
+    text = (shared_dir / "aria" / "mps_online_calibration_first_line.jsonl").read_text()
+    path = tmp_path_factory.mktemp("calib") / f"{name}.jsonl"
+    path.write_bytes(data.draw(damaged_text(text.replace(",", ",\n"))))
+    calibration = read_or_refuse(load_calibration, path)
+    if calibration is not None:
+        T = calibration.T_device_cpf
+        assert T.shape == (4, 4) and np.isfinite(T).all()
+        np.testing.assert_allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def body() -> BodyModel:
+    return BodyModel.load_default()
+
+
+def small_result(body: BodyModel) -> InferenceResult:
+    """A valid 1-sample, 6-frame result in a z-up world."""
+    g = torch.Generator().manual_seed(0)
+    S, T = 1, 6
+    betas = torch.randn(S, 16, generator=g)
+    local = so3.exp(0.3 * torch.randn(S, T, 51, 3, generator=g))
+    T_world_root = se3.exp(torch.cumsum(0.05 * torch.randn(S, T, 6, generator=g), dim=1)).double()
+    posed = body.with_shape(betas[:, None]).with_pose(T_world_root.float(), local)
+    return InferenceResult(
+        timestamps_ns=np.arange(T) * 33_333_333, T_world_cpf=posed.T_world_cpf[0].double().numpy(),
+        joints_world=posed.joints_world.double().numpy(), T_world_root=T_world_root.numpy(),
+        local_rotations=local.numpy(), betas=betas.numpy(), contacts=np.zeros((S, T, 21), np.float32),
+        stature_m=body.with_shape(betas).stature.numpy(), floor_z=0.0, T_input_zup=np.eye(4), fps=30.0,
+        metadata={"segments": []},
+    )
+
+
+def result_arrays(result: InferenceResult, tmp: Path) -> dict[str, np.ndarray]:
+    path = result.save(tmp / "valid.npz")
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+
+
+def check_exports(result: InferenceResult, body: BodyModel, folder: Path) -> None:
+    """Every exporter writes its file from a result that loaded."""
+    motion = result_motion(result, 0)
+    assert write_bvh(folder / "m.bvh", motion, body).stat().st_size > 0
+    amass = write_amass_npz(folder / "m.npz", motion, body)
+    with np.load(amass) as f:
+        assert np.isfinite(f["poses"]).all() and np.isfinite(f["trans"]).all()
+
+
+@fuzz(40)
+@given(data=st.data(), name=NAMES)
+def test_result_load_and_export(tmp_path_factory, body, data, name) -> None:
+    folder = tmp_path_factory.mktemp("result")
+    arrays = result_arrays(small_result(body), folder)
+    path = folder / f"{name}.npz"
+    if data.draw(st.booleans()):
+        with np.errstate(invalid="ignore"):
+            np.savez(path, **data.draw(damaged_arrays(arrays)))
+    else:
+        path.write_bytes(data.draw(damaged_bytes((folder / "valid.npz").read_bytes())))
+    result = read_or_refuse(InferenceResult.load, path)
+    if result is not None:
+        check_exports(result, body, folder)
+
+
+@fuzz(20)
+@given(data=st.data(), shuffle=st.booleans())
+def test_result_rows_shuffled_or_duplicated(tmp_path_factory, body, data, shuffle) -> None:
+    """Frames out of order or repeated (every per-frame array alike) are refused by their timestamps."""
+    folder = tmp_path_factory.mktemp("rows")
+    arrays = result_arrays(small_result(body), folder)
+    T = len(arrays["timestamps_ns"])
+    order = list(data.draw(st.permutations(range(T)))) if shuffle else sorted([*range(T), data.draw(st.integers(0, T - 1))])
+    for key in ("timestamps_ns", "T_world_cpf"):
+        arrays[key] = arrays[key][order]
+    for key in ("joints_world", "T_world_root", "local_rotations", "contacts"):
+        arrays[key] = arrays[key][:, order]
+    np.savez(folder / "r.npz", **arrays)
+    result = read_or_refuse(InferenceResult.load, folder / "r.npz")
+    assert (result is not None) == (order == list(range(T)))
+
+
+@fuzz(25)
+@given(data=st.data())
+def test_bvh_reader(tmp_path_factory, body, data) -> None:
+    """The BVH reader (egoallo data make-case) on damaged exports: a `BvhError` naming the file, or a clip."""
+    folder = tmp_path_factory.mktemp("bvh")
+    valid = write_bvh(folder / "valid.bvh", result_motion(small_result(body), 0), body).read_text()
+    path = folder / "clip.bvh"
+    path.write_bytes(data.draw(damaged_text(valid)))
+    try:
+        clip = read_bvh(path)
+    except BvhError as error:
+        assert "clip.bvh" in str(error) and "\n" not in str(error).strip()
+        return
+    assert clip.num_frames >= 1 and np.isfinite(clip.forward_kinematics().positions).all()
+
+
+@fuzz(20)
+@given(data=st.data(), which=st.sampled_from(["weights", "config"]))
+def test_damaged_checkpoints(tmp_path_factory, body, tiny_checkpoint, data, which) -> None:
+    """A damaged checkpoint is refused when loaded, or its non-finite outputs are, or it gives finite bodies."""
+    folder = tmp_path_factory.mktemp("ckpt")
+    weights, config = (tiny_checkpoint / "model.safetensors").read_bytes(), (tiny_checkpoint / "config.json").read_bytes()
+    if which == "weights":
+        header = int.from_bytes(weights[:8], "little") + 8
+        flips = data.draw(st.lists(st.integers(header, len(weights) - 1), min_size=1, max_size=200))
+        raw = bytearray(weights)
+        for i in flips:
+            raw[i] ^= data.draw(st.sampled_from([0x7F, 0x80, 0xFF, 0x40]))
+        weights = bytes(raw) if data.draw(st.booleans()) else data.draw(damaged_bytes(weights))
+    else:
+        config = data.draw(damaged_text(config.decode()))
+    (folder / "model.safetensors").write_bytes(weights)
+    (folder / "config.json").write_bytes(config)
+    try:
+        _, denoiser = load_denoiser(folder)
+    except UserError as error:
+        assert "\n" not in str(error).strip() and str(folder) in str(error)
+        return
+    t, pose = walk_poses(8)
+    T = np.tile(np.eye(4), (8, 1, 1))
+    T[:, :3, 3] = pose[:, :3]
+    T[:, :3, :3] = [[0, 0, 1], [1, 0, 0], [0, 1, 0]]
+    segment = HeadTrajectory(np.round(t * 1e9).astype(np.int64), T, "t")
+    try:
+        result = estimate_recording([segment], denoiser, body, floor_z=0.0, config=SamplingConfig(num_steps=1),
+                                    observe=lambda s: (Observations(), {}), checkpoint=str(folder), metadata={})
+    except UserError as error:
+        assert str(folder) in str(error) and "NaN or infinite" in str(error)
+        return
+    assert np.isfinite(result.joints_world).all()
