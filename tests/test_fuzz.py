@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +21,6 @@ from egoallo.body import BodyModel
 from egoallo.data.bvh import BvhError, read_bvh
 from egoallo.errors import UserError
 from egoallo.export import result_motion, write_amass_npz, write_bvh
-from egoallo.geometry import se3, so3
 from egoallo.guidance import Observations
 from egoallo.hands.hamer import read_hamer
 from egoallo.inference import SamplingConfig
@@ -34,6 +32,7 @@ from egoallo.inputs.wrist_palm import read_wrist_palm
 from egoallo.prior.checkpoint import load_denoiser
 from egoallo.recording import estimate_recording
 from egoallo.result import InferenceResult
+from hostile_inputs import mps_text, small_result, tum_text, walk_poses
 
 
 def fuzz(examples: int) -> settings:
@@ -98,26 +97,6 @@ def damaged_bytes(draw: st.DrawFn, data: bytes) -> bytes:
         if raw:
             raw[draw(st.integers(0, len(raw) - 1))] ^= draw(st.integers(1, 255))
     return bytes(raw)
-
-
-def walk_poses(T: int = 40) -> tuple[np.ndarray, np.ndarray]:
-    """(T,) seconds and (T, 7) `tx ty tz qx qy qz qw` of a head walking along x at 1.6 m, upright (CPF +y up)."""
-    t = np.arange(T) / 30.0
-    q = np.tile([0.5, 0.5, 0.5, 0.5], (T, 1))  # CPF +y along world +z, +z along world +x
-    return t, np.c_[0.8 * t, 0.02 * np.sin(t), np.full(T, 1.6), q]
-
-
-def tum_text() -> str:
-    t, pose = walk_poses()
-    return "".join(f"{s:.6f} " + " ".join(f"{v:.6f}" for v in row) + "\n" for s, row in zip(t, pose))
-
-
-def mps_text() -> str:
-    t, pose = walk_poses()
-    header = ("graph_uid,tracking_timestamp_us,tx_world_device,ty_world_device,tz_world_device,qx_world_device,"
-              "qy_world_device,qz_world_device,qw_world_device,gravity_x_world,gravity_y_world,gravity_z_world")
-    rows = [f"g,{round(s * 1e6)}," + ",".join(f"{v:.6f}" for v in row) + ",0,0,-9.81" for s, row in zip(t, pose)]
-    return "\n".join([header, *rows]) + "\n"
 
 
 def check_segments(segments: list[HeadTrajectory]) -> None:
@@ -335,23 +314,6 @@ def test_calibration_json_reader(tmp_path_factory, data, name, shared_dir) -> No
 @pytest.fixture(scope="module")
 def body() -> BodyModel:
     return BodyModel.load_default()
-
-
-def small_result(body: BodyModel) -> InferenceResult:
-    """A valid 1-sample, 6-frame result in a z-up world."""
-    g = torch.Generator().manual_seed(0)
-    S, T = 1, 6
-    betas = torch.randn(S, 16, generator=g)
-    local = so3.exp(0.3 * torch.randn(S, T, 51, 3, generator=g))
-    T_world_root = se3.exp(torch.cumsum(0.05 * torch.randn(S, T, 6, generator=g), dim=1)).double()
-    posed = body.with_shape(betas[:, None]).with_pose(T_world_root.float(), local)
-    return InferenceResult(
-        timestamps_ns=np.arange(T) * 33_333_333, T_world_cpf=posed.T_world_cpf[0].double().numpy(),
-        joints_world=posed.joints_world.double().numpy(), T_world_root=T_world_root.numpy(),
-        local_rotations=local.numpy(), betas=betas.numpy(), contacts=np.zeros((S, T, 21), np.float32),
-        stature_m=body.with_shape(betas).stature.numpy(), floor_z=0.0, T_input_zup=np.eye(4), fps=30.0,
-        metadata={"segments": []},
-    )
 
 
 def result_arrays(result: InferenceResult, tmp: Path) -> dict[str, np.ndarray]:

@@ -78,7 +78,7 @@ def check_memory(need: MemoryNeed, source: str, available: float | None) -> None
     total = sum(need.frames)
     fitting = need.samples_fitting(available)
     ways = [f"--samples {fitting}"] if 0 < fitting < need.samples else []
-    ways.append(f"cut the trajectory into pieces of at most {need.minutes_fitting(available):.0f} min and run each")
+    ways.append(f"a trajectory cut into pieces of at most {need.minutes_fitting(available):.0f} min, each run alone")
     raise UserError(
         f"{source}: {total} frames ({total / FPS / 3600:.1f} h at {FPS:g} fps) x {need.samples} sample(s) need about "
         f"{need.bytes / 1e9:.1f} GB of memory, and {available / 1e9:.1f} GB is available; expected a run that fits: "

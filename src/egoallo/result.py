@@ -20,6 +20,7 @@ import numpy as np
 from .body import skeleton
 from .errors import UserError
 from .files import read_npz, write_npz
+from .inputs.trajectory import MAX_COORDINATE_M
 
 FORMAT_VERSION = 1
 ROTATION_TOLERANCE = 1e-3
@@ -140,6 +141,13 @@ def _check_layout(path: Path, arrays: dict[str, np.ndarray]) -> None:
         raise UserError(f"{path}: 'timestamps_ns' at ({i + 1},) does not increase; expected increasing timestamps.")
     if not arrays["fps"] > 0:
         raise UserError(f"{path}: 'fps' is {arrays['fps']}; expected a positive frame rate.")
+    positions = {"joints_world": arrays["joints_world"], "floor_z": arrays["floor_z"]}
+    positions |= {key: arrays[key][..., :3, 3] for key in ("T_world_root", "T_world_cpf", "T_input_zup")}
+    for key, values in positions.items():
+        far = np.argwhere(np.abs(values) > MAX_COORDINATE_M)
+        if far.size:
+            raise UserError(f"{path}: '{key}' at {tuple(int(i) for i in far[0])} lies {float(np.abs(values).max()):.3g} m "
+                            f"from the origin; expected positions within {MAX_COORDINATE_M:g} m.")
     for key in ("local_rotations", "T_world_root", "T_world_cpf", "T_input_zup"):
         M = arrays[key].astype(np.float64)
         R = M if key == "local_rotations" else M[..., :3, :3]
