@@ -1,0 +1,139 @@
+"""A whole recording: every segment estimated with the gaps marked, large world coordinates kept exactly,
+plausibility warnings, and the memory a run needs checked before it starts."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from egoallo.assets import EXAMPLE_TRAJECTORY
+from egoallo.body import BodyModel
+from egoallo.cli.main import main
+from egoallo.errors import UserError
+from egoallo.inputs.head_checks import below_floor, frozen, head_warnings, large_coordinates, longest_run, too_fast
+from egoallo.inputs.trajectory import HeadTrajectory, read_trajectory_segments
+from egoallo.resources import MemoryNeed, available_memory, check_memory
+from egoallo.result import InferenceResult
+from test_infer import cpf_of_result
+
+UTM_OFFSET = np.array([512_345.0, 5_412_345.0, 250.0])
+
+
+def example_rows() -> tuple[list[str], list[list[str]]]:
+    with open(EXAMPLE_TRAJECTORY, newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], rows[1:]
+
+
+def write_rows(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([header, *rows])
+    return path
+
+
+def with_gaps(path: Path) -> Path:
+    """The example (330 poses at 30 fps) with a 2 s gap after pose 110, then two poses alone (too short to
+    estimate) before a 3 s gap, then the rest."""
+    header, rows = example_rows()
+    column = header.index("tracking_timestamp_us")
+    for k, row in enumerate(rows):
+        row[column] = str(int(row[column]) + 2_000_000 * (k >= 110) + 3_000_000 * (k >= 112))
+    return write_rows(path, header, rows)
+
+
+def infer(tiny_checkpoint: Path, trajectory: Path, out: Path) -> InferenceResult:
+    args = ["infer", str(trajectory), "--device-is-cpf", "--out", str(out), "--checkpoint", str(tiny_checkpoint),
+            "--steps", "1", "--samples", "2", "--threads", "1"]
+    assert main(args) == 0
+    return InferenceResult.load(out)
+
+
+def test_every_segment_is_estimated_and_the_gaps_marked(tiny_checkpoint, tmp_path, capsys) -> None:
+    result = infer(tiny_checkpoint, with_gaps(tmp_path / "gaps.csv"), tmp_path / "r.npz")
+    assert "in 2 segments (328 of the 330 tracked frames" in capsys.readouterr().out
+    segments, gaps = result.metadata["segments"], result.metadata["gaps"]
+    assert [(s["first_frame"], s["frames"], s["rows"]) for s in segments] == [(0, 110, "lines 2-111"),
+                                                                              (110, 218, "lines 114-331")]
+    assert len(gaps) == 1 and gaps[0]["after_frame"] == 109 and gaps[0]["too_short_to_estimate"] == ["lines 112-113"]
+    assert [r.split(" before")[0] for r in gaps[0]["reasons"]] == ["gap of 2.033 s", "gap of 3.033 s"]
+    assert result.metadata["coverage"] == {"frames_estimated": 328, "frames_tracked": 330, "segments_estimated": 2,
+                                           "segments_tracked": 3}
+    # Frames keep their input times, and every body's CPF sits on the head pose (Eq. 5 with the shared shape).
+    _, rows = example_rows()
+    start = (int(rows[112][1]) + 5_000_000 - int(rows[0][1])) * 1000
+    assert result.timestamps_ns[110] - result.timestamps_ns[0] == start
+    np.testing.assert_allclose(cpf_of_result(result, BodyModel.load_default()),
+                               np.broadcast_to(result.T_world_cpf, (2, 328, 4, 4)), atol=2e-4)
+
+
+def test_a_utm_frame_gives_the_same_body_as_near_the_origin(tiny_checkpoint, tmp_path) -> None:
+    header, rows = example_rows()
+    columns = [header.index(f"t{a}_world_device") for a in "xyz"]
+    for row in rows:
+        for column, offset in zip(columns, UTM_OFFSET):
+            row[column] = f"{float(row[column]) + offset:.6f}"
+    near = infer(tiny_checkpoint, EXAMPLE_TRAJECTORY, tmp_path / "near.npz")
+    utm = infer(tiny_checkpoint, write_rows(tmp_path / "utm.csv", header, rows), tmp_path / "utm.npz")
+    assert utm.joints_world.dtype == np.float64 and utm.T_world_root.dtype == np.float64
+    assert np.abs(utm.joints_world - UTM_OFFSET - near.joints_world).max() < 1e-3  # metres
+    assert np.abs(utm.T_world_root[..., :3, 3] - UTM_OFFSET - near.T_world_root[..., :3, 3]).max() < 1e-3
+    assert abs(utm.floor_z - UTM_OFFSET[2] - near.floor_z) < 1e-6
+    assert any("re-centred in float64" in w for w in utm.metadata["warnings"])
+
+
+def walk(T: int, speed: float = 1.2, fps: float = 30.0) -> HeadTrajectory:
+    """An upright head walking along x at `speed`."""
+    poses = np.tile(np.eye(4), (T, 1, 1))
+    poses[:, :3, :3] = [[0, 0, 1], [1, 0, 0], [0, 1, 0]]
+    poses[:, 0, 3] = speed * np.arange(T) / fps
+    poses[:, 2, 3] = 1.6 + 0.02 * np.sin(np.arange(T))
+    return HeadTrajectory(np.round(np.arange(T) * 1e9 / fps).astype(np.int64), poses, "walk")
+
+
+def test_a_teleport_splits_the_trajectory_with_a_warning(tmp_path) -> None:
+    lines = [f"{i / 30:.6f} {1.2 * i / 30 + 10.0 * (i >= 60):.4f} 0 1.6 0.5 0.5 0.5 0.5" for i in range(120)]
+    (tmp_path / "jump.txt").write_text("\n".join(lines) + "\n")
+    segments = read_trajectory_segments(tmp_path / "jump.txt")
+    assert [len(s) for s in segments] == [60, 60]
+    assert "jumps 10.04 m in 0.033 s (301 m/s) before line 61" in segments[0].metadata["warnings"][0]
+
+
+def test_plausibility_warnings() -> None:
+    normal = walk(300)
+    assert head_warnings([normal], floor_z=0.0, fps=30.0) == []
+    still = walk(300)
+    poses = still.T_world_cpf.copy()
+    poses[100:200] = poses[100]
+    assert "does not move at all for 3.3 s from 3.3 s" in frozen(HeadTrajectory(still.timestamps_ns, poses, "s"), 30.0)
+    assert "moves at up to 20.0 m/s" in too_fast(walk(100, speed=20.0), 30.0)
+    assert "below the floor (z = 2.000 m) in 300 of 300 frames" in below_floor([normal], 2.0)
+    assert large_coordinates([normal]) is None
+    assert longest_run(np.array([True, False, True, True, False])) == (2, 2) and longest_run(np.zeros(3, bool)) == (0, 0)
+
+
+def test_memory_is_checked_before_a_run() -> None:
+    day = MemoryNeed((24 * 3600 * 30,), 16)
+    with pytest.raises(UserError, match=r"need about \d+\.\d GB of memory, and 64.0 GB is available; expected a run "
+                                        r"that fits: a trajectory cut into pieces of at most \d+ min"):
+        check_memory(day, "day.csv", 64e9)
+    hour = MemoryNeed((3600 * 30,), 16)
+    fitting = hour.samples_fitting(20e9)
+    assert 1 <= fitting < 16 and MemoryNeed((3600 * 30,), fitting).bytes <= 20e9 < MemoryNeed((3600 * 30,), fitting + 1).bytes
+    with pytest.raises(UserError, match=f"--samples {fitting} or a trajectory cut"):
+        check_memory(hour, "hour.csv", 20e9)
+    check_memory(hour, "hour.csv", None)  # unknown memory: no refusal
+    check_memory(MemoryNeed((330,), 1), "example.csv", 2e9)
+
+
+def test_available_memory_reads_meminfo_and_the_cgroup_limit(tmp_path) -> None:
+    (tmp_path / "meminfo").write_text("MemTotal: 8000000 kB\nMemAvailable:    4000000 kB\n")
+    (tmp_path / "cg").mkdir()
+    assert available_memory(tmp_path / "meminfo", tmp_path / "cg") == 4000000 * 1024
+    (tmp_path / "cg" / "memory.max").write_text("3000000000\n")
+    (tmp_path / "cg" / "memory.current").write_text("1000000000\n")
+    assert available_memory(tmp_path / "meminfo", tmp_path / "cg") == 2e9
+    (tmp_path / "cg" / "memory.max").write_text("max\n")
+    assert available_memory(tmp_path / "meminfo", tmp_path / "cg") == 4000000 * 1024
