@@ -39,6 +39,9 @@ def export(
     data = InferenceResult.load(result)
     if not 0 <= sample < data.num_samples:
         raise UserError(f"{result}: has {data.num_samples} sample(s); --sample {sample} is out of range.")
+    if (gaps := data.metadata.get("gaps")) and to != "glb":
+        print(f"warning: {result} holds {len(gaps) + 1} segments separated by tracking gaps; {to} frames are evenly "
+              "spaced, so the segments play back to back (--to glb keeps the times)")
     body = BodyModel.load_from_env_or_default(body_model)
     motion = result_motion(data, sample)
     if to == "glb":
