@@ -72,15 +72,16 @@ def available_memory(meminfo: Path = Path("/proc/meminfo"), cgroup: Path = Path(
 
 
 def check_memory(need: MemoryNeed, source: str, available: float | None) -> None:
-    """A `UserError` before any work when `need` exceeds `available` bytes, with the estimate and ways out."""
+    """A `UserError` before any work when `need` exceeds `available` bytes, with the estimate and a way out."""
     if available is None or need.bytes <= available:
         return
     total = sum(need.frames)
     fitting = need.samples_fitting(available)
-    ways = [f"--samples {fitting}"] if 0 < fitting < need.samples else []
-    ways.append(f"a trajectory cut into pieces of at most {need.minutes_fitting(available):.0f} min, each run alone")
+    way = (
+        f"--samples {fitting}" if fitting >= 1
+        else f"the trajectory cut into pieces of at most {need.minutes_fitting(available):.1f} min, each run alone"
+    )
     raise UserError(
-        f"{source}: {total} frames ({total / FPS / 3600:.1f} h at {FPS:g} fps) x {need.samples} sample(s) need about "
-        f"{need.bytes / 1e9:.1f} GB of memory, and {available / 1e9:.1f} GB is available; expected a run that fits: "
-        + " or ".join(ways)
+        f"{source}: {total} frames ({total / FPS / 60:.1f} min at {FPS:g} fps) x {need.samples} sample(s) need about "
+        f"{need.bytes / 1e9:.1f} GB of memory, and {available / 1e9:.1f} GB is available; expected a run that fits: {way}"
     )
