@@ -1,4 +1,5 @@
-"""The `egoallo` command. OpenMP and OpenBLAS threads sleep while they wait (set before torch is imported)."""
+"""The `egoallo` command. Before anything imports torch: OpenMP threads sleep while they wait, and LAPACK
+(scipy's OpenBLAS) runs on the calling thread (`egoallo.threads`)."""
 
 from ..threads import prefer_passive_waiting
 
