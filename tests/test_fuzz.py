@@ -44,7 +44,7 @@ def fuzz(examples: int) -> settings:
 
 
 EXTREMES = ["nan", "inf", "-inf", "1e308", "-1e308", "1e30", "-1e30", "9223372036854775807", "-9223372036854775809",
-            "1e-320", "0", "-0", "", "x", "１", "0x10", "1_000", " "]
+            "1e-320", "1e999999999", "0", "-0", "", "x", "１", "0x10", "1_000", " "]
 NAMES = st.text(st.characters(categories=["L", "N"], exclude_characters="\0/"), min_size=1, max_size=16)
 """File names: letters and digits of any script (é, 漢, ß, ...)."""
 

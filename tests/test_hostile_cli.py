@@ -55,6 +55,7 @@ def trajectory_files() -> dict[str, str | bytes]:
     upside_down = [" ".join(r.split()[:4] + ["0.5", "-0.5", "0.5", "-0.5"]) for r in t]
     return {
         "ts_1e30.txt": tum(replaced(t, 20, 0, "1e30", " ")),
+        "ts_1e999999999.txt": tum(replaced(t, 20, 0, "1e999999999", " ")),
         "ts_nan.txt": tum(replaced(t, 3, 0, "nan", " ")),
         "all_nan.txt": tum([" ".join([r.split()[0]] + ["nan"] * 7) for r in t]),
         "one_row.txt": tum(t[:1]),

@@ -80,7 +80,7 @@ def estimate_recording(
     """
     parts = [
         estimate_part(segment, denoiser, body, floor_z=floor_z, config=config, observe=observe,
-                      checkpoint=checkpoint, index=i, progress=progress)
+                      checkpoint=checkpoint, index=i, fps=fps, progress=progress)
         for i, segment in enumerate(segments)
     ]
     if len(parts) > 1:
@@ -99,6 +99,7 @@ def estimate_part(
     observe: Observe,
     checkpoint: str,
     index: int,
+    fps: float,
     progress: bool,
 ) -> Part:
     """One segment estimated in its re-centred frame, checked to be finite."""
@@ -106,7 +107,7 @@ def estimate_part(
     observations, observed = observe(local)
     try:
         result = estimate_body_motion(local, denoiser, body, floor_z=floor_z - float(origin[2]), config=config,
-                                      observations=observations, progress=progress)
+                                      observations=observations, fps=fps, progress=progress)
     except torch.linalg.LinAlgError as error:  # SVD projections of NaN rotations inside the sampler
         if "non-finite" not in str(error):
             raise
@@ -118,6 +119,7 @@ def estimate_part(
 
 
 def non_finite_message(checkpoint: str, what: str, index: int) -> str:
+    """The one-line refusal of a checkpoint whose outputs (`what`) are not finite in segment `index`."""
     return (
         f"{checkpoint}: the model produced NaN or infinite {what} (segment {index}); expected finite values: "
         "the weights are corrupt or do not belong to this model; nothing was written"
