@@ -22,6 +22,7 @@ from egoallo.data.bvh import BvhError, read_bvh
 from egoallo.errors import UserError
 from egoallo.export import result_motion, write_amass_npz, write_bvh
 from egoallo.guidance import Observations
+from egoallo.hands.detections import HandDetections
 from egoallo.hands.hamer import read_hamer
 from egoallo.inference import SamplingConfig
 from egoallo.inputs.calibration import load_calibration
@@ -296,6 +297,22 @@ def test_hamer_reader(tmp_path_factory, data, name) -> None:
     detections = read_or_refuse(read_hamer, path)
     if detections is not None:
         assert np.all(np.diff(detections.timestamps_ns) > 0)
+
+
+@fuzz(30)
+@given(data=st.data(), name=NAMES)
+def test_hands_npz_written_by_egoallo(tmp_path_factory, data, name) -> None:
+    """`HandDetections.load` (the detection cache, `hands detect` outputs) on damaged files."""
+    folder = tmp_path_factory.mktemp("detections")
+    (folder / "hamer.json").write_text(hamer_json())
+    valid = read_hamer(folder / "hamer.json").save(folder / "valid.npz")
+    with np.load(valid) as f:
+        arrays = {k: f[k] for k in f.files}
+    with np.errstate(invalid="ignore"):
+        np.savez(folder / f"{name}.npz", **data.draw(damaged_arrays(arrays)))
+    detections = read_or_refuse(HandDetections.load, folder / f"{name}.npz")
+    if detections is not None:
+        assert detections.keypoints_2d.shape == (detections.num_frames, 2, 21, 2)
 
 
 @fuzz(30)

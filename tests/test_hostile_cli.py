@@ -115,6 +115,7 @@ def result_files(folder: Path) -> None:
     save("text_joints.npz", joints_world=arrays["joints_world"].astype(str))
     save("far_away.npz", joints_world=arrays["joints_world"] + 1e300)
     save("zero_fps.npz", fps=np.float64(0.0))
+    save("metadata_nested_deeply.npz", metadata=np.array("[" * 100_000))
     (folder / "truncated_result.npz").write_bytes(valid.read_bytes()[:2000])
 
 
@@ -137,6 +138,7 @@ def other_files(folder: Path) -> None:
     np.savez(folder / "hands.npz", timestamps_ns=np.arange(3), keypoints_2d=np.zeros((3, 2, 21, 2)),
              confidence=np.zeros((3, 2)), image_size=np.array([np.nan, 480.0]))
     (folder / "calibration.json").write_text('{"CameraCalibrations": 7}\n')
+    (folder / "nested.json").write_text("[" * 100_000)
     np.savez(folder / "body_model.npz", v_template=np.zeros((10, 3)))
     (folder / "dataset.csv").write_text("clip,frames\na,1\n")
     (folder / "clip.bvh").write_text("HIERARCHY\nROOT Hips\n{\n  OFFSET 0 0\n")
@@ -175,6 +177,7 @@ FLAG_CASES = {
     "wrist file": Case((*WALK, "--guidance", "wrist3d", "--wrist-palm", "{d}/wrist.csv"), "wrist.csv"),
     "hands file": Case((*WALK, "--guidance", "hands", "--hands", "{d}/hands.npz"), "hands.npz"),
     "calibration": Case((*WALK, "--calibration", "{d}/calibration.json"), "calibration.json"),
+    "calibration nested deeply": Case((*WALK, "--calibration", "{d}/nested.json"), "nested.json"),
     "body model": Case((*WALK, "--body-model", "{d}/body_model.npz"), "body_model.npz"),
     "checkpoint empty": Case(("infer", "{d}/walk.txt", "--out", "{out}/r.npz", "--checkpoint", "{d}/empty_checkpoint"),
                              "empty_checkpoint"),
@@ -186,8 +189,9 @@ FLAG_CASES = {
                                "{d}/config_not_json"), "config.json"),
     "24 h x 16 samples": Case((INFER[0], "{d}/day_long.npz", *INFER[1:], "--samples", "16"), "GB of memory"),
 }
-RESULTS = ("nan_joints.npz", "metadata_not_json.npz", "metadata_list.npz", "missing_betas.npz", "not_rotations.npz",
-           "timestamps_backwards.npz", "text_joints.npz", "far_away.npz", "zero_fps.npz", "truncated_result.npz")
+RESULTS = ("nan_joints.npz", "metadata_not_json.npz", "metadata_list.npz", "metadata_nested_deeply.npz",
+           "missing_betas.npz", "not_rotations.npz", "timestamps_backwards.npz", "text_joints.npz", "far_away.npz",
+           "zero_fps.npz", "truncated_result.npz")
 EXPORT_CASES = {f"export {r}": Case(("export", f"{{d}}/{r}", "--to", "bvh", "--out", "{out}/m.bvh"), r) for r in RESULTS}
 EXPORT_CASES |= {
     "export glb as bvh": Case(("export", "{d}/valid_result.npz", "--to", "glb", "--out", "{out}/m.bvh"), "m.bvh"),
@@ -215,6 +219,8 @@ OTHER_CASES = {
     "make-case bad clip": Case(("data", "make-case", "{d}/clip.bvh", "--out", "{out}/case"), "clip.bvh"),
     "make-case empty clip": Case(("data", "make-case", "{d}/empty.bvh", "--out", "{out}/case"), "empty.bvh"),
     "import-hamer bad json": Case(("hands", "import-hamer", "{d}/hamer.json", "--out", "{out}/h.npz"), "hamer.json"),
+    "import-hamer nested deeply": Case(("hands", "import-hamer", "{d}/nested.json", "--out", "{out}/h.npz"),
+                                       "nested.json"),
     "import-hamer out exists": Case(("hands", "import-hamer", "{d}/hamer.json", "--out", "{d}/existing.npz"),
                                     "existing.npz"),
 }

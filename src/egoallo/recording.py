@@ -168,10 +168,14 @@ def moved_back(part: Part) -> InferenceResult:
 
 
 def joined(parts: list[Part], body: BodyModel, floor_z: float, metadata: dict[str, Any]) -> InferenceResult:
-    """The parts, moved back, one after the other in one result; segments and gaps in its metadata."""
+    """The parts, moved back, one after the other in one result; segments and gaps in its metadata.
+
+    The sampling, network and guidance records are the longest segment's; plausibility figures cover all
+    frames (for foot skating, the two sides of a gap count as consecutive frames).
+    """
     results = [moved_back(part) for part in parts]
     longest = max(range(len(parts)), key=lambda i: len(results[i].timestamps_ns))
-    first, main = results[0], results[longest]
+    first, reference = results[0], results[longest]
 
     def along_time(name: str, axis: int) -> np.ndarray:
         return np.concatenate([getattr(r, name) for r in results], axis=axis)
@@ -190,11 +194,11 @@ def joined(parts: list[Part], body: BodyModel, floor_z: float, metadata: dict[st
         contacts=along_time("contacts", 1),
         floor_z=float(floor_z),
         metadata={
-            **main.metadata,
+            **reference.metadata,
             **parts[longest].observed,
             **metadata,
             "plausibility": figures,
-            "timing_s": {key: sum(r.metadata["timing_s"][key] for r in results) for key in main.metadata["timing_s"]},
+            "timing_s": {key: sum(r.metadata["timing_s"][key] for r in results) for key in reference.metadata["timing_s"]},
             "segments": segment_entries(parts, results),
             "gaps": gaps(parts),
             "coverage": coverage(parts),

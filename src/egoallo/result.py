@@ -120,8 +120,7 @@ class InferenceResult:
 
 def _checked_values(path: Path, key: str, values: np.ndarray) -> np.ndarray:
     """`values` if they are finite real numbers (integers for the timestamps), else a `UserError` at the first bad one."""
-    expected = np.integer if key == "timestamps_ns" else np.floating
-    if not np.issubdtype(values.dtype, expected) and not (expected is np.floating and np.issubdtype(values.dtype, np.integer)):
+    if values.dtype.kind not in ("iu" if key == "timestamps_ns" else "iuf"):
         kind = "integers" if key == "timestamps_ns" else "real numbers"
         raise UserError(f"{path}: '{key}' has dtype {values.dtype}; expected {kind}.")
     bad = np.argwhere(~np.isfinite(values))
@@ -165,7 +164,7 @@ def _metadata(path: Path, value: np.ndarray) -> dict:
     """The metadata JSON object, or a `UserError`."""
     try:
         metadata = json.loads(str(value))
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, RecursionError) as error:
         raise UserError(f"{path}: 'metadata' is not valid JSON ({error}); expected a JSON object.") from None
     if not isinstance(metadata, dict):
         raise UserError(f"{path}: 'metadata' is a JSON {type(metadata).__name__}; expected a JSON object.")

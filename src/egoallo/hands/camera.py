@@ -81,7 +81,7 @@ def read_video_camera(path: str | Path) -> VideoCamera:
         spec = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputFileError(path, "camera intrinsics file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise InputFileError(path, f"not a readable JSON file ({error})") from None
     camera = camera_from_spec(path, spec, extra_keys=_VIDEO_KEYS)
     rotation = spec.get("upright_rotation_deg", 0)

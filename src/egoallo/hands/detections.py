@@ -72,9 +72,15 @@ class HandDetections:
 
     @staticmethod
     def load(path: str | os.PathLike) -> HandDetections:
-        """Read and check a hands.npz (clear errors for other versions, missing keys or shapes)."""
+        """Read and check a hands.npz (clear errors for other versions, missing keys, shapes or values)."""
         path = Path(path)
-        data = read_npz(path, what="hand detections")
+        try:
+            return HandDetections._load(path, read_npz(path, what="hand detections"))
+        except (TypeError, ValueError, OverflowError, RecursionError) as error:
+            raise UserError(f"{path}: not a valid hands.npz ({error}); expected what `egoallo hands detect` writes.") from None
+
+    @staticmethod
+    def _load(path: Path, data: dict[str, np.ndarray]) -> HandDetections:
         version = int(data.get("format_version", -1))
         if version != FORMAT_VERSION:
             raise UserError(f"{path}: hands format version {version}, this egoallo reads version {FORMAT_VERSION}.")

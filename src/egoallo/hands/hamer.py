@@ -71,7 +71,7 @@ def _npz_camera_spec(path: Path, data: dict[str, np.ndarray]) -> dict:
 def _read_json(path: Path) -> tuple[dict[str, np.ndarray], HandCamera | None]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise InputFileError(path, f"not a readable JSON file ({error})") from None
     if not isinstance(document, dict) or not isinstance(document.get("frames"), list):
         raise InputFileError(path, "expected an object with a 'frames' list (docs/hands.md)")

@@ -285,6 +285,8 @@ def _first_json_record(path: Path, text: str) -> tuple[int, Any]:
         line_no, chunk = numbered[0]
     try:
         return line_no, json.loads(chunk)
+    except RecursionError:
+        raise CalibrationError(f"{path}: line {line_no}: JSON nested too deeply; expected a calibration object") from None
     except json.JSONDecodeError as error:
         at = line_no + error.lineno - 1
         raise CalibrationError(

@@ -215,7 +215,7 @@ def read_config(path: Path) -> EgoDenoiserConfig:
         raise CheckpointError(f"{path}: config file not found.")
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise CheckpointError(f"{path}: not valid JSON: {e}") from None
     if not isinstance(content, dict) or content.get("format") != CONFIG_FORMAT:
         raise CheckpointError(f"{path}: not a denoiser config (expected \"format\": \"{CONFIG_FORMAT}\").")
