@@ -45,3 +45,14 @@ def small_result(body: BodyModel) -> InferenceResult:
         stature_m=body.with_shape(betas).stature.numpy(), floor_z=0.0, T_input_zup=np.eye(4), fps=30.0,
         metadata={"segments": []},
     )
+
+
+WRIST_HEADER = ("tracking_timestamp_us,left_tracking_confidence,tx_left_wrist_device,ty_left_wrist_device,"
+                "tz_left_wrist_device,tx_left_palm_device,ty_left_palm_device,tz_left_palm_device,"
+                "right_tracking_confidence,tx_right_wrist_device,ty_right_wrist_device,tz_right_wrist_device,"
+                "tx_right_palm_device,ty_right_palm_device,tz_right_palm_device")
+
+
+def wrist_text() -> str:
+    rows = [f"{1000 + 33333 * i},0.9,0.2,-0.3,0.3,0.22,-0.32,0.38,0.8,-0.2,-0.3,0.3,-0.22,-0.32,0.38" for i in range(20)]
+    return "\n".join([WRIST_HEADER, *rows]) + "\n"

@@ -33,7 +33,7 @@ from egoallo.inputs.wrist_palm import read_wrist_palm
 from egoallo.prior.checkpoint import load_denoiser
 from egoallo.recording import estimate_recording
 from egoallo.result import InferenceResult
-from hostile_inputs import mps_text, small_result, tum_text, walk_poses
+from hostile_inputs import mps_text, small_result, tum_text, walk_poses, wrist_text
 
 
 def fuzz(examples: int) -> settings:
@@ -205,17 +205,6 @@ def test_point_cloud_readers(tmp_path_factory, data, name, suffix) -> None:
     if cloud is not None:
         assert cloud.points.ndim == 2 and cloud.points.shape[1] == 3 and len(cloud.points) >= 1
         assert np.isfinite(cloud.points).all()
-
-
-WRIST_HEADER = ("tracking_timestamp_us,left_tracking_confidence,tx_left_wrist_device,ty_left_wrist_device,"
-                "tz_left_wrist_device,tx_left_palm_device,ty_left_palm_device,tz_left_palm_device,"
-                "right_tracking_confidence,tx_right_wrist_device,ty_right_wrist_device,tz_right_wrist_device,"
-                "tx_right_palm_device,ty_right_palm_device,tz_right_palm_device")
-
-
-def wrist_text() -> str:
-    rows = [f"{1000 + 33333 * i},0.9,0.2,-0.3,0.3,0.22,-0.32,0.38,0.8,-0.2,-0.3,0.3,-0.22,-0.32,0.38" for i in range(20)]
-    return "\n".join([WRIST_HEADER, *rows]) + "\n"
 
 
 @fuzz(40)

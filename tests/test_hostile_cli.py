@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from egoallo.body import BodyModel
 from egoallo.cli.main import main
-from hostile_inputs import mps_text, small_result, tum_text, walk_poses
+from hostile_inputs import mps_text, small_result, tum_text, walk_poses, wrist_text
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,7 @@ def other_files(folder: Path) -> None:
     """Hostile companions: point clouds, wrist CSVs, hands, calibrations, body models, datasets, BVH clips."""
     (folder / "points.ply").write_text("ply\nformat ascii 1.0\nelement vertex 5\nproperty float x\nend_header\n1\n")
     (folder / "wrist.csv").write_text("tracking_timestamp_us,left_tracking_confidence\n1,0.5\n")
+    (folder / "wrist_time.csv").write_text("\n".join(replaced(wrist_text().splitlines(), 3, 0, "9223372036854775807", ",")))
     np.savez(folder / "hands.npz", timestamps_ns=np.arange(3), keypoints_2d=np.zeros((3, 2, 21, 2)),
              confidence=np.zeros((3, 2)), image_size=np.array([np.nan, 480.0]))
     (folder / "calibration.json").write_text('{"CameraCalibrations": 7}\n')
@@ -175,6 +176,7 @@ FLAG_CASES = {
     "wrist3d without file": Case((*WALK, "--guidance", "wrist3d"), "--wrist-palm"),
     "points": Case((*WALK, "--points", "{d}/points.ply"), "points.ply"),
     "wrist file": Case((*WALK, "--guidance", "wrist3d", "--wrist-palm", "{d}/wrist.csv"), "wrist.csv"),
+    "wrist time": Case((*WALK, "--guidance", "wrist3d", "--wrist-palm", "{d}/wrist_time.csv"), "wrist_time.csv: line 4"),
     "hands file": Case((*WALK, "--guidance", "hands", "--hands", "{d}/hands.npz"), "hands.npz"),
     "calibration": Case((*WALK, "--calibration", "{d}/calibration.json"), "calibration.json"),
     "calibration nested deeply": Case((*WALK, "--calibration", "{d}/nested.json"), "nested.json"),

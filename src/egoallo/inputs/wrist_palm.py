@@ -106,6 +106,10 @@ def read_wrist_palm(path: str | Path) -> WristPalmTrack:
     body = [line for _, line in numbered]
     index = {name: i for i, name in enumerate(header)}
     timestamps_us = _numbers(path, body, labels, header, [index[TIMESTAMP_COLUMN]], np.int64)[:, 0]
+    beyond = np.flatnonzero(np.abs(timestamps_us) > (2**63 - 1) // 1000)
+    if beyond.size:
+        raise WristPalmError(path, "timestamp out of range; expected microseconds within 292 years of 0 (int64 "
+                             "nanoseconds)", f"line {labels[beyond[0]]}")
     values = _numbers(path, body, labels, header, [index[c] for c in columns], np.float64)
     confidence = values[:, :2]
     vectors = values[:, 2:].reshape(len(body), 2, -1, 3)  # (N, hand, wrist/palm[/wrist normal/palm normal], xyz)
