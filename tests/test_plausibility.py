@@ -36,6 +36,15 @@ def test_sunken_feet_and_skating_are_counted():
     assert plausibility(joints, 0.5, STANDING + 0.0, fps=30.0).to_json()["penetration_share"] == [0.3]
 
 
+def test_raised_arms_are_counted():
+    joints = _standing_track(T=10)
+    left_wrist, left_shoulder = skeleton.JOINT_INDEX["left_wrist"], skeleton.JOINT_INDEX["left_shoulder"]
+    joints[0, :, left_shoulder, 2] = 1.9
+    joints[0, :, left_wrist, 2] = 1.0
+    joints[0, 7:, left_wrist, 2] = 2.1  # the left hand raised in 3 of 10 frames
+    assert plausibility(joints, 0.5, STANDING, fps=30.0).wrist_above_shoulder_share[0] == pytest.approx(0.3)
+
+
 def test_a_floor_too_high_shows_as_penetration_per_sample():
     joints = np.concatenate([_standing_track(), _standing_track(floor=0.45)])  # sample 1 stands 5 cm lower
     figures = plausibility(joints, 0.5, np.stack([STANDING, STANDING]), fps=30.0)

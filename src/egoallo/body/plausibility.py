@@ -38,6 +38,8 @@ class Plausibility:
     pelvis_height_min_m: np.ndarray
     pelvis_height_max_m: np.ndarray
     """Range of the pelvis height above the floor."""
+    wrist_above_shoulder_share: np.ndarray
+    """Share of frames with a wrist higher than its shoulder (arms are unseen from the head: the prior's habit)."""
 
     def to_json(self) -> dict[str, list[float]]:
         return {k: np.asarray(v, dtype=np.float64).round(4).tolist() for k, v in dataclasses.asdict(self).items()}
@@ -66,4 +68,16 @@ def plausibility(joints_world: np.ndarray, floor_z: float, standing_heights: np.
         skating_share=skating.mean(axis=1) if skating.shape[1] else np.zeros(joints.shape[0]),
         pelvis_height_min_m=pelvis.min(axis=1),
         pelvis_height_max_m=pelvis.max(axis=1),
+        wrist_above_shoulder_share=wrist_above_shoulder(joints).mean(axis=1),
     )
+
+
+WRISTS_AND_SHOULDERS = tuple(
+    (skeleton.JOINT_INDEX[f"{side}_wrist"], skeleton.JOINT_INDEX[f"{side}_shoulder"]) for side in ("left", "right")
+)
+
+
+def wrist_above_shoulder(joints_world: np.ndarray) -> np.ndarray:
+    """`(..., T)` bool: some wrist is higher than its shoulder, for joints `(..., T, 52, 3)`."""
+    joints = np.asarray(joints_world)
+    return np.logical_or.reduce([joints[..., w, 2] > joints[..., s, 2] for w, s in WRISTS_AND_SHOULDERS])

@@ -17,9 +17,10 @@ code path of `egoallo infer` — with the floor a user would have
 Metrics are averaged per window, then reported as mean ± standard error over
 windows: overall, per group (held-out performers: CMU, CMU Daz, ReActIdle;
 held-out styles of seen performers: Bandai Namco), per source and per
-activity. Besides the paper's metrics: the floor's error, and how often the
+activity. Besides the paper's metrics: the floor's error, how often the
 predicted feet sink into the true floor (`egoallo.body.plausibility`, against
-the true body's standing foot heights).
+the true body's standing foot heights), and the share of frames with a wrist
+above its shoulder, predicted and true (arms are unseen from the head).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import torch
 from tqdm import tqdm
 
 from ..body import BodyModel
-from ..body.plausibility import plausibility
+from ..body.plausibility import plausibility, wrist_above_shoulder
 from ..data.dataset import MotionDataset
 from ..files import write_bytes_atomic
 from ..guidance import GuidanceWeights, Observations, wrist_observations
@@ -49,10 +50,12 @@ from ..prior.state import MotionState
 from .metrics import BODY_JOINTS, body_metrics, stature_error_cm
 
 METRICS = ("mpjpe", "pa_mpjpe", "pa_mpjpe_reference", "T_head", "foot_contact", "foot_skate", "wrist_error_mm",
-           "stature_error_cm", "floor_error_cm", "penetration_share", "deepest_penetration_cm")
+           "stature_error_cm", "floor_error_cm", "penetration_share", "deepest_penetration_cm",
+           "wrist_above_shoulder", "wrist_above_shoulder_truth")
 WRISTS = [20, 21]
 UNITS = {"mpjpe": "mm", "pa_mpjpe": "mm", "pa_mpjpe_reference": "mm", "wrist_error_mm": "mm", "T_head": "m", "foot_contact": "",
-         "foot_skate": "", "stature_error_cm": "cm", "floor_error_cm": "cm", "penetration_share": "", "deepest_penetration_cm": "cm"}
+         "foot_skate": "", "stature_error_cm": "cm", "floor_error_cm": "cm", "penetration_share": "", "deepest_penetration_cm": "cm",
+         "wrist_above_shoulder": "", "wrist_above_shoulder_truth": ""}
 HELD_OUT_PERFORMER_SOURCES = ("cmu", "cmu_daz", "reactidle", "amass")
 """Sources split by performer: their val/test windows come from people the prior has not seen."""
 FloorMode = Literal["points", "trajectory", "true"]
@@ -204,6 +207,8 @@ def _evaluate_window(dataset: MotionDataset, clip: int, start: int, predict: Pre
     figures = plausibility(joints, 0.0, truth.rest_joint_heights.double().numpy(), 30.0)
     values["penetration_share"] = figures.penetration_share
     values["deepest_penetration_cm"] = 100.0 * figures.deepest_penetration_m
+    values["wrist_above_shoulder"] = figures.wrist_above_shoulder_share
+    values["wrist_above_shoulder_truth"] = np.array([wrist_above_shoulder(w["joints_world"]).mean()])
     per_joint = 1000.0 * np.linalg.norm(joints[:, :, list(BODY_JOINTS)] - w["joints_world"][None, :, list(BODY_JOINTS)], axis=-1).mean(axis=(0, 1))
     group = "held-out performers" if info.source in HELD_OUT_PERFORMER_SOURCES else "held-out styles"
     return WindowResult(info.clip_id, info.activity, start, info.source, group,
