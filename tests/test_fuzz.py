@@ -45,7 +45,8 @@ def fuzz(examples: int) -> settings:
 
 
 EXTREMES = ["nan", "inf", "-inf", "1e308", "-1e308", "1e30", "-1e30", "9223372036854775807", "-9223372036854775809",
-            "1e-320", "1e999999999", "0", "-0", "", "x", "１", "0x10", "1_000", " "]
+            "1e-320", "1e999999999", "123456789012345678901234567890", "0", "-0", "", "x", '"x"', "true", "null",
+            "１", "0x10", "1_000", " "]
 NAMES = st.text(st.characters(categories=["L", "N"], exclude_characters="\0/"), min_size=1, max_size=16)
 """File names: letters and digits of any script (é, 漢, ß, ...)."""
 
@@ -286,6 +287,30 @@ def test_hamer_reader(tmp_path_factory, data, name) -> None:
     detections = read_or_refuse(read_hamer, path)
     if detections is not None:
         assert np.all(np.diff(detections.timestamps_ns) > 0)
+
+
+def hamer_arrays() -> dict[str, np.ndarray]:
+    """Three frames of HaMeR outputs with a stored pinhole camera (docs/hands.md)."""
+    rng = np.random.default_rng(0)
+    rotations = np.broadcast_to(np.eye(3), (3, 2, 16, 3, 3))
+    return {
+        "timestamps_ns": np.arange(3, dtype=np.int64) * 33_000_000, "is_right": np.array([[True, False]] * 3),
+        "keypoints_2d": rng.uniform(0, 600, (3, 2, 21, 2)), "keypoints_3d": rng.normal(0.3, 0.05, (3, 2, 21, 3)),
+        "global_orient": rotations[:, :, 0].copy(), "hand_pose": rotations[:, :, 1:].copy(),
+        "camera_model": np.array("pinhole"), "camera_params": np.array([500.0, 500.0, 320.0, 240.0]),
+        "image_size": np.array([640, 480]), "T_cpf_camera": np.eye(4),
+    }
+
+
+@fuzz(40)
+@given(arrays=damaged_arrays(hamer_arrays()), name=NAMES)
+def test_hamer_npz_reader(tmp_path_factory, arrays, name) -> None:
+    path = tmp_path_factory.mktemp("hamer_npz") / f"{name}.npz"
+    with np.errstate(invalid="ignore"):
+        np.savez(path, **arrays)
+    detections = read_or_refuse(read_hamer, path)
+    if detections is not None:
+        assert np.all(np.diff(detections.timestamps_ns) > 0) and detections.confidence.shape == (3, 2)
 
 
 @fuzz(30)

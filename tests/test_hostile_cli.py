@@ -145,6 +145,7 @@ def other_files(folder: Path) -> None:
     (folder / "clip.bvh").write_text("HIERARCHY\nROOT Hips\n{\n  OFFSET 0 0\n")
     (folder / "empty.bvh").write_text("")
     (folder / "hamer.json").write_text('{"frames": [{"timestamp_ns": "soon"}]}')
+    (folder / "hamer_time.json").write_text('{"frames": [{"timestamp_ns": 1000000000000000000000000000000, "hands": []}]}')
     (folder / "existing.txt").write_text("keep me")
     (folder / "existing.npz").write_text("keep me")
     t = np.arange(0, 24 * 3600, 0.4)  # 24 h at 2.5 Hz: 216,000 poses
@@ -223,6 +224,8 @@ OTHER_CASES = {
     "import-hamer bad json": Case(("hands", "import-hamer", "{d}/hamer.json", "--out", "{out}/h.npz"), "hamer.json"),
     "import-hamer nested deeply": Case(("hands", "import-hamer", "{d}/nested.json", "--out", "{out}/h.npz"),
                                        "nested.json"),
+    "import-hamer time beyond int64": Case(("hands", "import-hamer", "{d}/hamer_time.json", "--out", "{out}/h.npz"),
+                                          "hamer_time.json: frames[0]"),
     "import-hamer out exists": Case(("hands", "import-hamer", "{d}/hamer.json", "--out", "{d}/existing.npz"),
                                     "existing.npz"),
 }

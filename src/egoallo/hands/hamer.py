@@ -60,8 +60,10 @@ def _npz_camera_spec(path: Path, data: dict[str, np.ndarray]) -> dict:
     missing = [k for k in ("camera_params", "image_size", "T_cpf_camera") if k not in data]
     if missing:
         raise InputFileError(path, f"has camera_model but not {missing}")
-    model, params = str(data["camera_model"]), data["camera_params"].tolist()
-    width, height = (int(v) for v in data["image_size"])
+    model, params, size = str(data["camera_model"]), np.atleast_1d(data["camera_params"]).tolist(), data["image_size"]
+    if size.shape != (2,) or size.dtype.kind not in "iuf" or not np.all((size >= 1) & (size <= 65536) & (size == np.round(size))):
+        raise InputFileError(path, f"image_size {size.tolist()}; expected two whole numbers of pixels from 1 to 65536")
+    width, height = (int(v) for v in size)
     spec = {"model": model, "width": width, "height": height, "T_cpf_camera": data["T_cpf_camera"].tolist()}
     if model == "pinhole" and len(params) == 4:
         return {**spec, **dict(zip(("fx", "fy", "cx", "cy"), params))}
@@ -92,8 +94,11 @@ def _read_json(path: Path) -> tuple[dict[str, np.ndarray], HandCamera | None]:
 
 def _json_frame(path: Path, f: int, frame: object, data: dict[str, np.ndarray]) -> None:
     where = f"frames[{f}]"
-    if not isinstance(frame, dict) or not isinstance(frame.get("timestamp_ns"), int):
-        raise InputFileError(path, "expected an object with an integer timestamp_ns and a 'hands' list", row=where)
+    if not isinstance(frame, dict) or not _is_int64(frame.get("timestamp_ns")) or not _is_int64(frame.get("frame_index", f)):
+        raise InputFileError(
+            path, "expected an object with an integer timestamp_ns (and frame_index) within int64 and a 'hands' list",
+            row=where,
+        )
     hands = frame.get("hands", [])
     if not isinstance(hands, list) or len(hands) > 2:
         raise InputFileError(path, "'hands' must be a list of at most 2 hands", row=where)
@@ -107,13 +112,25 @@ def _json_frame(path: Path, f: int, frame: object, data: dict[str, np.ndarray]) 
                 data[key][f, slot] = np.asarray(hand[key], dtype=np.float64).reshape(shape)
             except (KeyError, TypeError, ValueError):
                 raise InputFileError(path, f"{key} must be {shape} numbers", row=f"{where}.hands[{slot}]") from None
+        confidence = hand.get("confidence", 1.0)
+        if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
+            raise InputFileError(path, f"confidence {confidence!r}; expected a number", row=f"{where}.hands[{slot}]")
         data["is_right"][f, slot] = hand["is_right"]
         data["valid"][f, slot] = True
-        data["confidence"][f, slot] = hand.get("confidence", 1.0)
+        data["confidence"][f, slot] = confidence
+
+
+def _is_int64(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
 
 
 def _to_detections(path: Path, data: dict[str, np.ndarray], camera: HandCamera) -> HandDetections:
     timestamps = _checked(path, data, "timestamps_ns", None)
+    if timestamps.dtype.kind not in "iu" or (timestamps.dtype.kind == "u" and timestamps.size and timestamps.max() > 2**63 - 1):
+        raise InputFileError(path, f"'timestamps_ns' has dtype {timestamps.dtype}; expected integers within int64")
+    if (backwards := np.flatnonzero(np.diff(timestamps.astype(np.int64)) <= 0)).size:
+        raise InputFileError(path, "timestamps_ns do not increase; expected increasing capture times",
+                             row=f"frame {backwards[0] + 1}")
     num_frames = timestamps.shape[0]
     slots = {k: _checked(path, data, k, (num_frames, 2, *shape)) for k, shape in _SLOT_ARRAYS.items()}
     is_right = _checked(path, data, "is_right", (num_frames, 2)).astype(bool)
