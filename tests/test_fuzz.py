@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from egoallo.body import BodyModel
@@ -116,10 +116,13 @@ def check_segments(segments: list[HeadTrajectory]) -> None:
 def read_or_refuse(read, path: Path):  # noqa: ANN001, ANN201 (any reader)
     """`read(path)`, or None after checking that a refusal is a one-line project error naming the file."""
     try:
-        return read(path)
+        value = read(path)
     except UserError as error:
         one_line_error(error, path)
+        event("refused with a clear error")
         return None
+    event("read")
+    return value
 
 
 @fuzz(60)
@@ -445,3 +448,25 @@ def test_damaged_checkpoints(tmp_path_factory, body, tiny_checkpoint, data, whic
         assert str(folder) in str(error) and "NaN or infinite" in str(error)
         return
     assert np.isfinite(result.joints_world).all()
+
+
+@fuzz(15)
+@given(data=st.data(), fmt=st.sampled_from(["tum", "mps"]))
+def test_infer_command_on_damaged_trajectories(tmp_path_factory, tiny_checkpoint, capsys, data, fmt) -> None:
+    """The whole `egoallo infer` path: a result (exit 0) or one line of error (exit 2), never a bug (exit 1)."""
+    from egoallo.cli.main import main
+
+    folder = tmp_path_factory.mktemp("infer")
+    path = folder / ("t.txt" if fmt == "tum" else "t.csv")
+    path.write_bytes(data.draw(damaged_text(tum_text() if fmt == "tum" else mps_text())))
+    out = folder / "r.npz"
+    code = main(["infer", str(path), "--out", str(out), "--checkpoint", str(tiny_checkpoint), "--steps", "1",
+                 "--threads", "1"])
+    err = capsys.readouterr().err.strip()
+    event(f"exit code {code}")
+    assert code in (0, 2), err
+    assert out.exists() == (code == 0)
+    if code == 2:
+        assert len(err.splitlines()) == 1 and err.startswith("egoallo: error: ")
+    else:
+        assert np.isfinite(InferenceResult.load(out).joints_world).all()
