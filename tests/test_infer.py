@@ -161,7 +161,8 @@ def test_infer_with_a_known_floor(tiny_checkpoint, tmp_path, capsys):
     result = InferenceResult.load(tmp_path / "a.npz")
     assert result.floor_z == 0.0 and result.metadata["floor"] == {"z": 0.0, "method": "given"}
     figures = result.metadata["plausibility"]
-    assert set(figures) == {"penetration_share", "deepest_penetration_m", "skating_share", "pelvis_height_min_m", "pelvis_height_max_m"}
+    assert set(figures) == {"penetration_share", "deepest_penetration_m", "skating_share", "pelvis_height_min_m",
+                            "pelvis_height_max_m", "wrist_above_shoulder_share"}
     assert all(len(v) == 1 for v in figures.values()) and figures["pelvis_height_min_m"][0] <= figures["pelvis_height_max_m"][0]  # random weights: any body
     assert main([*base, "--floor-z", "1.5", "--out", str(tmp_path / "b.npz")]) == 2  # the head is at about 1.5 m
     assert "is not a floor under this head" in capsys.readouterr().err and not (tmp_path / "b.npz").exists()
