@@ -91,7 +91,7 @@ class CleanFrames:
     repaired_frames: tuple[int, ...]
     """Glitch frames (a joint flips away and back within `MAX_GLITCH_S`), replaced by interpolation."""
     flip_frames: int
-    """Frame pairs between which a joint flipped for good (turned faster than the limit); the clip is cut there."""
+    """Flips that did not come back as a glitch (a joint turning faster than the limit): the clip is cut at each."""
     non_finite_frames: int
 
     def to_json(self) -> dict:
