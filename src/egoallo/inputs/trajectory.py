@@ -476,7 +476,8 @@ def _rotations_from_quaternions(
     path: Path, q_xyzw: np.ndarray, labels: np.ndarray
 ) -> tuple[np.ndarray, int, str]:
     """(N, 3, 3) rotations of (N, 4) xyzw quaternions (NaN where zero or not finite), renormalised count, note."""
-    norm = np.linalg.norm(q_xyzw, axis=-1)
+    with np.errstate(over="ignore", invalid="ignore"):  # 1e308 components: an infinite norm, a dropped row
+        norm = np.linalg.norm(q_xyzw, axis=-1)
     usable = np.isfinite(norm) & (norm > 1e-9)
     error = np.where(usable, np.abs(norm - 1.0), 0.0)
     far = np.flatnonzero(error > QUAT_MAX_NORM_ERROR)
