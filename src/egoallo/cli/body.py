@@ -7,6 +7,10 @@ from typing import Literal
 
 from ..errors import UserError
 from ..files import check_output, require_file
+from .checks import check_range
+
+MAX_BETA = 100.0
+"""Shape coefficients beyond this are no body (fitted ones stay within about 25)."""
 
 
 def render(
@@ -26,6 +30,8 @@ def render(
         force: Overwrite `out` if it exists.
     """
     check_output(out, (".png",), force=force)
+    for beta in betas:
+        check_range("--betas", beta, -MAX_BETA, MAX_BETA)
     if body_model is not None:
         require_file(body_model, "a body model .npz")
     import torch

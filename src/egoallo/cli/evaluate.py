@@ -11,7 +11,7 @@ from typing import Literal
 from ..assets import DEFAULT_CHECKPOINT
 from ..body import BodyModel
 from ..errors import UserError
-from .checks import check_dataset, check_seed
+from .checks import check_dataset, check_range, check_seed
 from ..evaluation.baselines import NearestNeighbourPredictor, rest_pose_predictor
 from ..evaluation.benchmark import (
     EvalConfig,
@@ -64,8 +64,11 @@ def evaluate_cli(
         floor: The floor the method gets: points (a SLAM point cloud's, simulated as the true floor plus 2 cm Gaussian error), trajectory (no point cloud: estimated from the clip's head trajectory), true (an upper bound no user has).
         sources: Only clips of these sources (e.g. `cmu` for the cross-dataset test).
     """
-    check_dataset(dataset)
+    for flag, value in (("--samples", samples), ("--steps", steps), ("--window-step", window_step),
+                        *(("--windows", w) for w in windows), *((("--max-windows", max_windows),) if max_windows else ())):
+        check_range(flag, value, 1)
     check_seed(seed)
+    check_dataset(dataset)
     body = BodyModel.load_from_env_or_default(body_model)
     checkpoint = checkpoint or DEFAULT_CHECKPOINT
     _, denoiser = load_denoiser(checkpoint)
