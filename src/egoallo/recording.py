@@ -206,13 +206,6 @@ def joined(parts: list[Part], body: BodyModel, floor_z: float, metadata: dict[st
     )
 
 
-def segment_rows(segment: HeadTrajectory) -> dict[str, Any]:
-    """The reader's summary of the piece of the file `segment` came from (empty when not from a reader)."""
-    summaries = segment.metadata.get("segments") or []
-    index = segment.metadata.get("segment_index")
-    return summaries[index] if index is not None and index < len(summaries) else {}
-
-
 def segment_entries(parts: list[Part], results: list[InferenceResult]) -> list[dict[str, Any]]:
     """Per segment: its first frame in the result, frames, start time, rows, offset and guidance log."""
     entries, first_frame = [], 0
@@ -223,7 +216,7 @@ def segment_entries(parts: list[Part], results: list[InferenceResult]) -> list[d
             "first_frame": first_frame,
             "frames": frames,
             "start_s": (int(result.timestamps_ns[0]) - t0) / 1e9,
-            "rows": segment_rows(part.segment).get("rows", part.segment.source),
+            "rows": part.segment.rows,
             "recentred_by_m": part.origin.tolist(),
             "guidance": result.metadata["guidance"],
             **part.observed,

@@ -30,13 +30,6 @@ def head_warnings(segments: list[HeadTrajectory], floor_z: float, fps: float) ->
     return [warning for warning in found if warning]
 
 
-def where(segment: HeadTrajectory) -> str:
-    """"lines 2-301" (the rows a reader's segment came from), else the file."""
-    summaries = segment.metadata.get("segments")
-    index = segment.metadata.get("segment_index")
-    return summaries[index]["rows"] if summaries and index is not None else segment.source
-
-
 def large_coordinates(segments: list[HeadTrajectory]) -> str | None:
     """A note when positions lie further than `LARGE_COORDINATE_M` from the origin."""
     furthest = max(float(np.abs(s.T_world_cpf[:, :3, 3]).max()) for s in segments)
@@ -72,7 +65,7 @@ def frozen(segment: HeadTrajectory, fps: float) -> str | None:
         return None
     return (
         f"the head does not move at all for {seconds:.1f} s from {start / fps:.1f} s into the segment "
-        f"({where(segment)}): tracking may have stalled; the body there is a guess"
+        f"({segment.rows}): tracking may have stalled; the body there is a guess"
     )
 
 
@@ -87,7 +80,7 @@ def too_fast(segment: HeadTrajectory, fps: float) -> str | None:
     if not fast.any():
         return None
     return (
-        f"the head moves at up to {speed.max():.1f} m/s ({where(segment)}; {fast.sum() / fps:.1f} s above "
+        f"the head moves at up to {speed.max():.1f} m/s ({segment.rows}; {fast.sum() / fps:.1f} s above "
         f"{MAX_SPEED_MPS:g} m/s, faster than a person runs): in a vehicle? the body there is unreliable"
     )
 

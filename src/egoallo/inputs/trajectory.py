@@ -118,6 +118,12 @@ class HeadTrajectory:
         return float(self.timestamps_ns[-1] - self.timestamps_ns[0]) / 1e9
 
     @property
+    def rows(self) -> str:
+        """The rows of the file this segment was read from ("lines 2-301"), else its source."""
+        summaries, index = self.metadata.get("segments"), self.metadata.get("segment_index")
+        return summaries[index]["rows"] if summaries and index is not None else self.source
+
+    @property
     def T_input_world(self) -> np.ndarray:
         """(4, 4) from this z-up world to the input file's world: `T_input_x = T_input_world @ T_world_x`."""
         T = np.eye(4)
