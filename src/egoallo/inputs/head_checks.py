@@ -19,7 +19,8 @@ FROZEN_STEP = 1e-7
 """Per-frame change below which the head counts as not moving (metres plus radians)."""
 SPEED_WINDOW_S = 1.0
 MAX_SPEED_MPS = 8.0
-"""Head speed over `SPEED_WINDOW_S` beyond which no one on foot moves (runners average below 7 m/s)."""
+"""Head speed over `SPEED_WINDOW_S` beyond which a wearer is rarely on foot (running is 3-6 m/s; only sprinters
+pass 8 m/s)."""
 
 
 def head_warnings(segments: list[HeadTrajectory], floor_z: float, fps: float) -> list[str]:
@@ -81,7 +82,7 @@ def too_fast(segment: HeadTrajectory, fps: float) -> str | None:
         return None
     return (
         f"the head moves at up to {speed.max():.1f} m/s ({segment.rows}; {fast.sum() / fps:.1f} s above "
-        f"{MAX_SPEED_MPS:g} m/s, faster than a person runs): in a vehicle? the body there is unreliable"
+        f"{MAX_SPEED_MPS:g} m/s, a sprint at least): in a vehicle? the body there is unreliable"
     )
 
 
