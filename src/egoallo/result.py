@@ -125,7 +125,8 @@ def _checked_values(path: Path, key: str, values: np.ndarray) -> np.ndarray:
         raise UserError(f"{path}: '{key}' has dtype {values.dtype}; expected {kind}.")
     bad = np.argwhere(~np.isfinite(values))
     if bad.size:
-        raise UserError(f"{path}: '{key}' at {tuple(int(i) for i in bad[0])}: {values[tuple(bad[0])]}; expected finite values.")
+        at = tuple(int(i) for i in bad[0])
+        raise UserError(f"{path}: '{key}' at {at}: {values[at]}; expected finite values.")
     return values
 
 

@@ -77,7 +77,9 @@ class HandDetections:
         try:
             return HandDetections._load(path, read_npz(path, what="hand detections"))
         except (TypeError, ValueError, OverflowError, RecursionError) as error:
-            raise UserError(f"{path}: not a valid hands.npz ({error}); expected what `egoallo hands detect` writes.") from None
+            raise UserError(
+                f"{path}: not a valid hands.npz ({error}); expected what `egoallo hands detect` writes."
+            ) from None
 
     @staticmethod
     def _load(path: Path, data: dict[str, np.ndarray]) -> HandDetections:

@@ -61,7 +61,8 @@ def _npz_camera_spec(path: Path, data: dict[str, np.ndarray]) -> dict:
     if missing:
         raise InputFileError(path, f"has camera_model but not {missing}")
     model, params, size = str(data["camera_model"]), np.atleast_1d(data["camera_params"]).tolist(), data["image_size"]
-    if size.shape != (2,) or size.dtype.kind not in "iuf" or not np.all((size >= 1) & (size <= 65536) & (size == np.round(size))):
+    whole = size.dtype.kind in "iuf" and np.all((size >= 1) & (size <= 65536) & (size == np.round(size)))
+    if size.shape != (2,) or not whole:
         raise InputFileError(path, f"image_size {size.tolist()}; expected two whole numbers of pixels from 1 to 65536")
     width, height = (int(v) for v in size)
     spec = {"model": model, "width": width, "height": height, "T_cpf_camera": data["T_cpf_camera"].tolist()}

@@ -164,7 +164,9 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
 def _check_image_size(path: Path, pixels: np.ndarray) -> None:
     """A `HandsFileError` unless `pixels (2,)` are whole numbers from 1 to `MAX_IMAGE_SIDE`."""
     if not ((pixels >= 1) & (pixels <= MAX_IMAGE_SIDE) & (pixels == np.round(pixels))).all():
-        raise HandsFileError(path, f"image_size {pixels.tolist()}; expected two whole numbers of pixels from 1 to {MAX_IMAGE_SIDE}")
+        raise HandsFileError(
+            path, f"image_size {pixels.tolist()}; expected two whole numbers of pixels from 1 to {MAX_IMAGE_SIDE}"
+        )
 
 
 def _with_wrist(keypoints: np.ndarray | None, wrist: np.ndarray | None) -> np.ndarray | None:

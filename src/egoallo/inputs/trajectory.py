@@ -443,7 +443,8 @@ def _parse_npz(path: Path) -> _Rows:
     if poses.dtype.kind not in "iuf":
         raise TrajectoryError(path, f"{pose_keys[0]} has dtype {poses.dtype}; expected real numbers")
     if time_keys[0] == "timestamps_ns":
-        _check_time_range(path, stamps.astype(np.uint64) > MAX_TIMESTAMP_NS if stamps.dtype.kind == "u" else stamps < -MAX_TIMESTAMP_NS, labels, "pose")
+        beyond = stamps.astype(np.uint64) > MAX_TIMESTAMP_NS if stamps.dtype.kind == "u" else stamps < -MAX_TIMESTAMP_NS
+        _check_time_range(path, beyond, labels, "pose")
         timestamps_ns = stamps.astype(np.int64)
     else:
         seconds = stamps.astype(np.float64)
