@@ -117,9 +117,9 @@ def test_plausibility_warnings() -> None:
 def test_memory_is_checked_before_a_run() -> None:
     day = MemoryNeed((24 * 3600 * 30,), 16)
     with pytest.raises(UserError, match=r"\(1440.0 min at 30 fps\) x 16 sample\(s\) need about \d+\.\d GB of memory, and "
-                                        r"64.0 GB is available; expected a run that fits: the trajectory cut into pieces "
+                                        r"32.0 GB is available; expected a run that fits: the trajectory cut into pieces "
                                         r"of at most \d+\.\d min"):
-        check_memory(day, "day.csv", 64e9)
+        check_memory(day, "day.csv", 32e9)
     hour = MemoryNeed((3600 * 30,), 16)
     fitting = hour.samples_fitting(20e9)
     assert 1 <= fitting < 16 and MemoryNeed((3600 * 30,), fitting).bytes <= 20e9 < MemoryNeed((3600 * 30,), fitting + 1).bytes
@@ -127,6 +127,9 @@ def test_memory_is_checked_before_a_run() -> None:
         check_memory(hour, "hour.csv", 20e9)
     check_memory(hour, "hour.csv", None)  # unknown memory: no refusal
     check_memory(MemoryNeed((330,), 1), "example.csv", 2e9)
+    # Guidance works on at most 2,048 frames at once: its memory grows with the samples, not the length.
+    guided = [MemoryNeed((frames,), 2, min(frames, 2048)).bytes - MemoryNeed((frames,), 2).bytes for frames in (3000, 12000)]
+    assert guided[0] == guided[1] > 0
 
 
 def test_available_memory_reads_meminfo_and_the_cgroup_limit(tmp_path) -> None:

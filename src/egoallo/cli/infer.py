@@ -114,7 +114,8 @@ def infer(
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for, but no CUDA device is available.")
     read = read_trajectory_segments(trajectory, calibration=calibration, device_is_cpf=device_is_cpf, up=up)
-    need = MemoryNeed(tuple(int(s.duration_s * 30.0) + 1 for s in read), samples)
+    lengths = tuple(int(s.duration_s * 30.0) + 1 for s in read)
+    need = MemoryNeed(lengths, samples, min(max(lengths), SamplingConfig.guidance_segment) if modes else 0)
     check_memory(need, str(trajectory), available_memory())
     segments = [segment.resample(30.0) for segment in read]  # refuses fewer than 2 frames
     head = max(segments, key=len)  # the floor and the metadata come from the longest segment
