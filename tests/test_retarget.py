@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -140,3 +142,12 @@ def test_daz_clip_of_calibration_frames_only_or_all_nan_is_refused(model, bvh_sa
     nan_text = header + "Frame Time:" + lines[0] + "\n" + "\n".join(" ".join(["nan"] * len(v)) for v in values) + "\n"
     with pytest.raises(BvhError, match=r"nan.bvh:276: non-finite value nan in frame 0"):
         parse_bvh(nan_text, source="nan.bvh")
+
+
+def test_markerless_clip_is_low_pass_filtered(model, bvh_samples):
+    bvh = read_bvh(bvh_samples["003_genuine"])
+    short = dataclasses.replace(bvh, motion=bvh.motion[:96])  # 4 s at 24 fps
+    motion = retarget(short, model).motion
+    assert motion.metadata["lowpass_hz"] == 6.0 and 0.0 < motion.metadata["jitter_removed_rms_mm"] < 5.0
+    rotations = motion.local_rotations
+    np.testing.assert_allclose(rotations @ rotations.swapaxes(-1, -2), np.broadcast_to(np.eye(3), rotations.shape), atol=1e-5)

@@ -103,9 +103,8 @@ MAX_GLITCH_S = 0.1
 
 
 def _rotation_angle_deg(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Angles between rotations `(..., 3, 3)`, degrees."""
-    cos = (np.einsum("...ab,...ab->...", A, B) - 1.0) / 2.0
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    """Angles between rotations `(..., 3, 3)`, degrees (`so3.geodesic_angle` on numpy arrays)."""
+    return np.degrees(so3.geodesic_angle(torch.from_numpy(A), torch.from_numpy(B)).numpy())
 
 
 def clean_frames(positions: np.ndarray, local_rotations: np.ndarray, fps: float, max_speed_deg_s: float) -> CleanFrames:
@@ -185,14 +184,6 @@ def _owner_joints(bvh: Bvh, names: list[str]) -> list[int]:
     index = {n: i for i, n in enumerate(bvh.point_names)}
     J = len(bvh.joint_names)
     return sorted({index[n] if index[n] < J else int(bvh.end_sites.parents[index[n] - J]) for n in names})
-
-
-def _project_rotations(R: np.ndarray) -> np.ndarray:
-    """Nearest rotation matrices of `(..., 3, 3)` (SVD)."""
-    U, _, Vt = np.linalg.svd(R)
-    D = np.ones(R.shape[:-1])
-    D[..., 2] = np.sign(np.linalg.det(U @ Vt))
-    return (U * D[..., None, :]) @ Vt
 
 
 def resample(times: np.ndarray, positions: np.ndarray, rotations: np.ndarray, new_times: np.ndarray):
@@ -286,7 +277,7 @@ def retarget(
         filtered = lowpass(positions, bvh.fps, source.lowpass_hz)
         jitter_removed_mm = float(np.sqrt(((filtered - positions) ** 2).sum(-1).mean()) * 1000.0)
         positions = filtered
-        rotations = _project_rotations(lowpass(rotations, bvh.fps, source.lowpass_hz))
+        rotations = so3.project(torch.from_numpy(np.ascontiguousarray(lowpass(rotations, bvh.fps, source.lowpass_hz)))).numpy()
 
     times = np.arange(positions.shape[0]) / bvh.fps
     new_times = np.arange(0.0, times[-1] + 1e-9, 1.0 / config.fps)

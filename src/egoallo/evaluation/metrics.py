@@ -26,12 +26,10 @@ import numpy as np
 import torch
 
 from ..body import skeleton
+from ..body.plausibility import FOOT_JOINTS
 
 BODY_JOINTS: tuple[int, ...] = tuple(range(skeleton.NUM_BODY_JOINTS))
 HEAD_JOINT: int = skeleton.JOINT_INDEX["head"]
-FOOT_JOINTS: tuple[int, ...] = tuple(
-    skeleton.JOINT_INDEX[n] for n in ("left_ankle", "right_ankle", "left_foot", "right_foot")
-)
 FOOT_HEIGHT_THRESHOLDS: tuple[float, ...] = (0.08, 0.08, 0.04, 0.04)  # ankles, toes (EgoEgo / Kinpoly)
 
 
