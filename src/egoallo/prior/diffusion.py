@@ -86,6 +86,26 @@ def blending_windows(length: int, window: int, overlap: int, device) -> tuple[Te
     return frames, weights.to(device)
 
 
+@dataclasses.dataclass(frozen=True)
+class Known:
+    """Inpainting: entries of x0 fixed to given values while the rest is sampled.
+
+    Every step's blended x0 prediction takes `x0` where `mask` is set, so the DDIM
+    update re-noises the known values and the network sees them at the current noise
+    level (replacement on the x0 prediction); the returned x0 holds them exactly.
+    Live estimation fixes the frames it already emitted and the body shape this way.
+    """
+
+    x0: Tensor
+    """(B, T, D) the known values (anything where `mask` is not set)."""
+    mask: Tensor
+    """bool, broadcastable to (B, T, D): which entries are known."""
+
+    def apply(self, x0: Tensor) -> Tensor:
+        """`x0 (B, T, D)` with the known entries replaced."""
+        return torch.where(self.mask, self.x0.to(x0), x0)
+
+
 Denoiser = Callable[[Tensor, Tensor, Tensor], Tensor]
 """`denoise(x_t (B, K, W, D), t (B,), frames (K, W)) -> x0 (B, K, W, D)` for K windows at once;
 `frames` holds each window's frame indices in the sequence."""
@@ -109,13 +129,15 @@ def ddim_sample(
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
     on_step: Callable[[int, Tensor], Tensor] | None = None,
+    known: Known | None = None,
 ) -> Tensor:
     """Sample x0 `(B, T, D)` for a sequence of any length T.
 
     Every step predicts x0 on overlapping windows, `batch_windows` windows (of all
     B samples) per `denoise` call, blends the predictions with trapezoid weights,
     projects rotations onto SO(3), and takes one DDIM step (stochasticity `eta`).
-    `on_step(level, x0)` may refine the blended x0 (e.g. guidance) before the step.
+    `on_step(level, x0)` may refine the blended x0 (e.g. guidance) before the step;
+    `known` then fixes parts of it (inpainting, see `Known`).
     Beyond the network, memory is a few copies of the `(B, T, D)` state.
     """
     B, T, D = shape
@@ -137,6 +159,8 @@ def ddim_sample(
             x0[:, part] = _project(x0[:, part] / total_weight[part, None], include_hands)
         if on_step is not None:
             x0 = on_step(next_level, x0)
+        if known is not None:
+            x0 = known.apply(x0)
         ab, ab_next = alpha_bar[level], alpha_bar[next_level]
         sigma = eta * ((1 - ab_next) / (1 - ab) * (1 - ab / ab_next)).clamp(min=0).sqrt()
         for a in range(0, T, FRAME_CHUNK):
