@@ -71,6 +71,11 @@ def test_pickled_gender_is_not_unpickled(model, tmp_path):
         (dict(trans=np.zeros((3, 3))), "'trans' has shape (3, 3), expected (12, 3)"),
         (dict(poses=np.full((12, 156), np.nan)), "non-finite value at index (0, 0)"),
         (dict(mocap_framerate=np.array(0.0)), "mocap_framerate is 0.0"),
+        (dict(mocap_framerate=np.array(1e-320)), "expected 1 to 10000 frames per second"),
+        (dict(poses=np.full((12, 156), "0.1")), "'poses' has dtype <U3, expected real numbers"),
+        (dict(betas=np.zeros(16, complex)), "'betas' has dtype complex128, expected real numbers"),
+        (dict(trans=np.full((12, 3), 1e308)), "'trans' holds 1e+308 at index (0, 0); expected finite values within"),
+        (dict(poses=np.full((12, 156), 1e30)), "'poses' holds 1e+30 at index (0, 0)"),
     ],
 )
 def test_bad_files_are_reported(model, tmp_path, overrides, message):

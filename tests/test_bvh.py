@@ -250,6 +250,17 @@ MALFORMED = {
     "missing both": (CHAIN.split("Frames:")[0], ["missing Frames:"]),
     "zero frame time": (CHAIN.replace("Frame Time: 0.0333333", "Frame Time: 0"), ["Frame Time must be positive", ":23:"]),
     "negative frame time": (CHAIN.replace("0.0333333", "-0.01"), ["Frame Time must be positive"]),
+    "tiny frame time": (CHAIN.replace("0.0333333", "1e-320"), ["Frame Time must be positive (1e-05 to 60 s), got 1e-320"]),
+    "huge value": (
+        _replace_line(CHAIN, CHAIN_FRAME_LINE, "1e308 0 0 0 0 0 0 0 0 0 0 0"),
+        [f":{CHAIN_FRAME_LINE}:", "out-of-range value 1e+308", "frame 0", "channel 0", "within +-1e+09"],
+    ),
+    "huge offset": (CHAIN.replace("OFFSET 10 0 0", "OFFSET 10 1e308 0"), ["OFFSET value '1e308'", "within +-1e+09", ":8:"]),
+    "nested too deeply": (
+        "HIERARCHY\nROOT A\n{\nOFFSET 0 0 0\nCHANNELS 1 Xrotation\n" + "JOINT B\n{\nOFFSET 0 1 0\n" * 300
+        + "}\n" * 301 + "MOTION\nFrames: 0\nFrame Time: 0.1\n",
+        ["JOINT B is nested 257 joints deep; expected at most 256"],
+    ),
     "non-numeric frame time": (CHAIN.replace("0.0333333", "fast"), ["non-numeric Frame Time", "'fast'"]),
     "non-integer Frames": (CHAIN.replace("Frames: 2", "Frames: two"), ["Frames: must be a non-negative integer"]),
     "short frame line": (

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from egoallo.body import BodyModel
+from egoallo.data.amass import AmassFileError, read_amass
 from egoallo.data.bvh import BvhError, read_bvh
 from egoallo.errors import UserError
 from egoallo.export import result_motion, write_amass_npz, write_bvh
@@ -398,20 +399,81 @@ def test_result_rows_shuffled_or_duplicated(tmp_path_factory, body, data, shuffl
     assert (result is not None) == (order == list(range(T)))
 
 
-@fuzz(25)
-@given(data=st.data())
-def test_bvh_reader(tmp_path_factory, body, data) -> None:
-    """The BVH reader (egoallo data make-case) on damaged exports: a `BvhError` naming the file, or a clip."""
+BVH_EXTREMES = ["1e308", "-1e308", "1e30", "1e12", "nan", "inf", "-inf", "1e-320", "x", ""]
+
+
+@st.composite
+def damaged_bvh(draw: st.DrawFn, text: str) -> bytes:
+    """A BVH export after text edits (then maybe truncation or byte flips), or with one OFFSET or frame value
+    replaced by an extreme or non-number."""
+    if draw(st.booleans()):
+        return draw(damaged_text(text))
+    lines = text.splitlines()
+    numeric = [i for i, line in enumerate(lines) if line.strip().startswith("OFFSET") or line[:1] in "-0123456789"]
+    i = draw(st.sampled_from(numeric))
+    words = lines[i].split()
+    k = draw(st.integers(1 if words[0] == "OFFSET" else 0, len(words) - 1))
+    words[k] = draw(st.sampled_from(BVH_EXTREMES))
+    lines[i] = " ".join(words)
+    return ("\n".join(lines) + "\n").encode()
+
+
+@fuzz(40)
+@given(data=st.data(), name=NAMES)
+def test_bvh_reader(tmp_path_factory, body, data, name) -> None:
+    """The BVH reader (egoallo data make-case) on damaged exports: a `BvhError` naming the file, or a clip whose
+    forward kinematics is finite."""
     folder = tmp_path_factory.mktemp("bvh")
     valid = write_bvh(folder / "valid.bvh", result_motion(small_result(body), 0), body).read_text()
-    path = folder / "clip.bvh"
-    path.write_bytes(data.draw(damaged_text(valid)))
+    path = folder / f"{name}.bvh"
+    path.write_bytes(data.draw(damaged_bvh(valid)))
     try:
         clip = read_bvh(path)
     except BvhError as error:
-        assert "clip.bvh" in str(error) and "\n" not in str(error).strip()
+        one_line_error(error, path)
+        event("refused with a clear error")
         return
+    event("read")
     assert clip.num_frames >= 1 and np.isfinite(clip.forward_kinematics().positions).all()
+
+
+def amass_arrays() -> dict[str, np.ndarray]:
+    """Six frames of an AMASS SMPL-H sequence ("+H G" layout)."""
+    rng = np.random.default_rng(0)
+    return {
+        "poses": rng.normal(0, 0.3, (6, 156)), "trans": np.cumsum(rng.normal(0, 0.01, (6, 3)), axis=0),
+        "betas": rng.normal(0, 1, 16), "mocap_framerate": np.array(120.0), "gender": np.array("female"),
+        "dmpls": np.zeros((6, 8)),
+    }
+
+
+AMASS_ARRAYS = amass_arrays()
+
+
+@fuzz(50)
+@given(data=st.data(), name=NAMES)
+def test_amass_reader(tmp_path_factory, body, data, name) -> None:
+    """The AMASS reader (egoallo data build --amass-dir) on damaged arrays or damaged bytes: an `AmassFileError`
+    naming the file, or a motion of finite, rigid poses."""
+    folder = tmp_path_factory.mktemp("amass")
+    path = folder / f"{name}.npz"
+    if data.draw(st.booleans()):
+        with np.errstate(invalid="ignore", over="ignore"):
+            np.savez(path, **data.draw(damaged_arrays(AMASS_ARRAYS)))
+    else:
+        np.savez(folder / "valid.npz", **AMASS_ARRAYS)
+        path.write_bytes(data.draw(damaged_bytes((folder / "valid.npz").read_bytes())))
+    try:
+        motion = read_amass(path, body)
+    except AmassFileError as error:
+        one_line_error(error, path)
+        event("refused with a clear error")
+        return
+    event("read")
+    R = motion.local_rotations
+    assert motion.num_frames >= 1 and motion.fps > 0 and np.isfinite(motion.T_world_root).all()
+    np.testing.assert_allclose(R @ np.swapaxes(R, -1, -2), np.broadcast_to(np.eye(3), R.shape), atol=1e-6)
+    assert np.isfinite(motion.posed(body).joints_world.numpy()).all()
 
 
 @fuzz(20)

@@ -22,6 +22,9 @@ from ..body import BodyModel
 from .motion import Motion
 
 _REQUIRED = {"poses": 2, "trans": 2, "betas": 1, "mocap_framerate": 0}
+_LIMITS = {"poses": 1e3, "trans": 1e5, "betas": 100.0}
+"""Largest magnitude accepted: rotation vectors (rad), root translations (m), shape coefficients."""
+FRAMERATE_RANGE = (1.0, 10_000.0)
 
 
 class AmassFileError(ValueError):
@@ -45,6 +48,8 @@ def read_amass(path: str | os.PathLike, model: BodyModel) -> Motion:
             raise AmassFileError(f"{path}: missing key '{key}' (have {sorted(arrays)}).")
         if arrays[key].ndim != ndim:
             raise AmassFileError(f"{path}: '{key}' has shape {arrays[key].shape}, expected {ndim} dimensions.")
+        if arrays[key].dtype.kind not in "iuf":
+            raise AmassFileError(f"{path}: '{key}' has dtype {arrays[key].dtype}, expected real numbers.")
     poses = arrays["poses"].astype(np.float64)
     trans = arrays["trans"].astype(np.float64)
     T = poses.shape[0]
@@ -55,13 +60,12 @@ def read_amass(path: str | os.PathLike, model: BodyModel) -> Motion:
     if T == 0:
         raise AmassFileError(f"{path}: the sequence has no frames.")
     for key in ("poses", "trans", "betas", "mocap_framerate"):
-        bad = ~np.isfinite(np.asarray(arrays[key], dtype=np.float64))
-        if bad.any():
-            where = np.argwhere(bad)[0]
-            raise AmassFileError(f"{path}: '{key}' holds a non-finite value at index {tuple(where.tolist())}.")
+        _check_values(path, key, arrays[key].astype(np.float64), _LIMITS.get(key, FRAMERATE_RANGE[1]))
     fps = float(arrays["mocap_framerate"])
-    if fps <= 0:
-        raise AmassFileError(f"{path}: mocap_framerate is {fps}, expected > 0.")
+    if not FRAMERATE_RANGE[0] <= fps <= FRAMERATE_RANGE[1]:
+        raise AmassFileError(
+            f"{path}: mocap_framerate is {fps}, expected {FRAMERATE_RANGE[0]:g} to {FRAMERATE_RANGE[1]:g} frames per second."
+        )
 
     betas = arrays["betas"].astype(np.float64)[: model.num_betas]
     rotations = Rotation.from_rotvec(poses.reshape(T * 52, 3)).as_matrix().reshape(T, 52, 3, 3)
@@ -83,6 +87,14 @@ def read_amass(path: str | os.PathLike, model: BodyModel) -> Motion:
     )
 
 
+def _check_values(path: Path, key: str, values: np.ndarray, limit: float) -> None:
+    """An `AmassFileError` naming the first index of `values` that is non-finite or beyond +-`limit`."""
+    bad = ~(np.abs(values) <= limit)
+    if bad.any():
+        where = tuple(np.argwhere(bad)[0].tolist())
+        value = values[where]
+        found = "a non-finite value" if not np.isfinite(value) else f"{value:g}"
+        raise AmassFileError(f"{path}: '{key}' holds {found} at index {where}; expected finite values within +-{limit:g}.")
 
 def _read_gender(f) -> str:
     """Some AMASS releases store `gender` as a pickled object array; never unpickle it."""

@@ -32,6 +32,12 @@ _CANONICAL_CHANNEL = {name.lower(): name for name in POSITION_CHANNELS + ROTATIO
 # Maps Y-up coordinates to Z-up ones: (x, y, z) -> (x, -z, y).
 Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
+MAX_VALUE = 1e9
+"""Largest OFFSET or channel magnitude accepted (file units or degrees): beyond it forward kinematics overflows."""
+FRAME_TIME_RANGE_S = (1e-5, 60.0)
+MAX_DEPTH = 256
+"""Deepest joint nesting accepted (real skeletons have fewer than 30 levels)."""
+
 _FRAMES_RE = re.compile(r"^Frames\s*:\s*(\S+)$", re.IGNORECASE)
 _FRAME_TIME_RE = re.compile(r"^Frame\s+Time\s*:\s*(\S+)$", re.IGNORECASE)
 
@@ -268,7 +274,7 @@ class _HierarchyParser:
                 raise self._error(line, "unbalanced braces: unexpected '}'")
             if token.upper() != "ROOT":
                 raise self._error(line, f"expected ROOT, got {token!r}")
-            self._joint(parent=-1, keyword="ROOT", line=line)
+            self._joint(parent=-1, keyword="ROOT", line=line, depth=0)
         if not self.names:
             raise BvhError(f"{self.source}: empty hierarchy (no ROOT joint)")
         if not any(self.channels):
@@ -291,8 +297,8 @@ class _HierarchyParser:
             value = float(token)
         except ValueError:
             raise self._error(line, f"non-numeric {what}: {token!r}") from None
-        if not np.isfinite(value):
-            raise self._error(line, f"non-finite {what}: {token!r}")
+        if not abs(value) <= MAX_VALUE:
+            raise self._error(line, f"{what} {token!r}: expected a finite number within +-{MAX_VALUE:g}")
         return value
 
     def _open_brace(self, keyword: str, name: str) -> int:
@@ -335,10 +341,12 @@ class _HierarchyParser:
                 return
             yield token, line
 
-    def _joint(self, parent: int, keyword: str, line: int) -> None:
+    def _joint(self, parent: int, keyword: str, line: int, depth: int) -> None:
         name, _ = self._next(f"{keyword} name")
         if name in ("{", "}"):
             raise self._error(line, f"{keyword} without a name")
+        if depth > MAX_DEPTH:
+            raise self._error(line, f"{keyword} {name} is nested {depth} joints deep; expected at most {MAX_DEPTH}")
         open_line = self._open_brace(keyword, name)
         index = len(self.names)
         self.names.append(name)
@@ -353,7 +361,7 @@ class _HierarchyParser:
             elif keyword_upper == "CHANNELS":
                 self.channels[index] = self._channels(name)
             elif keyword_upper == "JOINT":
-                self._joint(parent=index, keyword="JOINT", line=token_line)
+                self._joint(parent=index, keyword="JOINT", line=token_line, depth=depth + 1)
             elif keyword_upper == "END":
                 site, site_line = self._next("'Site' after End")
                 if site.upper() != "SITE":
@@ -401,8 +409,9 @@ def _parse_motion_header(
                 frame_time = float(match.group(1))
             except ValueError:
                 raise BvhError(f"{source}:{i}: non-numeric Frame Time: {match.group(1)!r}") from None
-            if not (np.isfinite(frame_time) and frame_time > 0):
-                raise BvhError(f"{source}:{i}: Frame Time must be positive, got {match.group(1)}")
+            low, high = FRAME_TIME_RANGE_S
+            if not low <= frame_time <= high:
+                raise BvhError(f"{source}:{i}: Frame Time must be positive ({low:g} to {high:g} s), got {match.group(1)}")
         else:
             missing = "Frames:" if num_frames is None else "Frame Time:"
             raise BvhError(f"{source}:{i}: missing {missing} line in MOTION (got {line[:40]!r})")
@@ -435,12 +444,13 @@ def _parse_frames(
         motion = None
     if motion is None or motion.shape[1] != num_channels:
         _raise_frame_error(frame_lines, num_channels, source)
-    bad = ~np.isfinite(motion)
+    bad = ~(np.abs(motion) <= MAX_VALUE)
     if bad.any():
         row, col = np.argwhere(bad)[0]
+        kind = "non-finite" if not np.isfinite(motion[row, col]) else "out-of-range"
         raise BvhError(
-            f"{source}:{frame_lines[row][0]}: non-finite value {motion[row, col]} in frame {row} "
-            f"(channel {col})"
+            f"{source}:{frame_lines[row][0]}: {kind} value {motion[row, col]} in frame {row} (channel {col}); "
+            f"expected a finite number within +-{MAX_VALUE:g}"
         )
     return motion
 
