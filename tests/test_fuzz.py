@@ -346,6 +346,108 @@ def test_calibration_json_reader(tmp_path_factory, data, name, shared_dir) -> No
         np.testing.assert_allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-6)
 
 
+def json_paths(value, path=()):  # noqa: ANN001, ANN201 (any JSON value)
+    """Every place in a parsed JSON value: (path, value) pairs, containers before their contents."""
+    yield path, value
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+    for key, item in items:
+        yield from json_paths(item, (*path, key))
+
+
+def json_set(root, path, value):  # noqa: ANN001, ANN201 (any JSON value)
+    """`root` with the value at `path` replaced (root itself when `path` is empty)."""
+    if not path:
+        return value
+    parent = root
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    return root
+
+
+def reordered(value, draw: st.DrawFn):  # noqa: ANN001, ANN201 (any JSON value)
+    """`value` with every object's keys and every list of objects in a random order."""
+    if isinstance(value, dict):
+        keys = draw(st.permutations(list(value)))
+        return {k: reordered(value[k], draw) for k in keys}
+    if isinstance(value, list):
+        items = [reordered(v, draw) for v in value]
+        return draw(st.permutations(items)) if all(isinstance(v, dict) for v in items) and items else items
+    return value
+
+
+NEUTRAL_EDITS = ("extra_key", "reorder", "unicode_text", "int_as_float", "layout")
+"""Edits after which a calibration must read exactly as before."""
+
+
+@st.composite
+def odd_calibration(draw: st.DrawFn, record: dict) -> tuple[str, str]:
+    """(edit, text): the calibration `record` after one valid-but-odd edit, as one JSONL line (or a document)."""
+    record = json.loads(json.dumps(record))
+    edit = draw(st.sampled_from([*NEUTRAL_EDITS, "number_as_string", "odd_value"]))
+    places = list(json_paths(record))
+    containers = [p for p, v in places if isinstance(v, dict)]
+    numbers = [p for p, v in places if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if draw(st.booleans()):  # half the time a number the reader uses (cameras), not one it skips (IMUs, times)
+        numbers = [p for p in numbers if p[0] == "CameraCalibrations"]
+    if edit == "extra_key":
+        key = "x-" + draw(st.text(max_size=8))
+        extra = draw(st.sampled_from([None, True, "é漢\u2028", [1, {"a": []}], {"nested": {"deep": 1.5}}, -1e308]))
+        target = draw(st.sampled_from(containers))
+        json_set(record, target, {**dict(json_paths(record))[target], key: extra})
+    elif edit == "reorder":
+        record = reordered(record, draw)
+    elif edit == "unicode_text":
+        strings = [p for p, v in places if isinstance(v, str) and p[-1] in ("SerialNumber", "Name") and "Bias" in p]
+        strings += [p for p, v in places if isinstance(v, str) and p[-1] == "SerialNumber"]
+        json_set(record, draw(st.sampled_from(strings)), draw(st.text(max_size=12)))
+    elif edit == "int_as_float":
+        integers = [p for p in numbers if isinstance(dict(places)[p], int)] or numbers
+        path = draw(st.sampled_from(integers))
+        json_set(record, path, float(dict(places)[path]))
+    elif edit == "number_as_string":
+        path = draw(st.sampled_from(numbers))
+        json_set(record, path, repr(dict(places)[path]))
+    elif edit == "odd_value":
+        path = draw(st.sampled_from(numbers))
+        json_set(record, path, draw(st.sampled_from([True, None, 10**400, -(10**400), 1e308, [], {}, "", "nan"])))
+    text = json.dumps(record, ensure_ascii=draw(st.booleans()), indent=draw(st.sampled_from([None, 0, 2])))
+    if edit == "layout":
+        text = draw(st.sampled_from(["\ufeff", "", "\n\n", "   "])) + text.replace("\n", " ") + draw(st.sampled_from(["", "\n", "\r\n"]))
+    return edit, text if "\n" not in text.strip() else text.replace("\n", " ")
+
+
+def same_calibration(a, b) -> bool:  # noqa: ANN001 (two AriaCalibration)
+    """The two calibrations give the same T_device_cpf and RGB camera (to float rounding)."""
+    if not np.allclose(a.T_device_cpf, b.T_device_cpf, atol=1e-12):
+        return False
+    if (a.rgb is None) != (b.rgb is None):
+        return False
+    return a.rgb is None or (
+        a.rgb.model == b.rgb.model and a.rgb.image_size == b.rgb.image_size and a.rgb.valid_radius == b.rgb.valid_radius
+        and np.allclose(a.rgb.params, b.rgb.params, atol=1e-12)
+        and np.allclose(a.rgb.T_device_camera, b.rgb.T_device_camera, atol=1e-12)
+    )
+
+
+@fuzz(60)
+@given(data=st.data(), name=NAMES)
+def test_calibration_json_valid_but_odd(tmp_path_factory, data, name, shared_dir) -> None:
+    """Extra keys, reordered keys and cameras, unicode, layout (BOM, indentation, CRLF) and ints written as floats
+    read exactly as the original; numbers as strings and other odd values read as the original or are refused
+    with one line naming the file."""
+    original = shared_dir / "aria" / "mps_online_calibration_first_line.jsonl"
+    expected = load_calibration(original)
+    edit, text = data.draw(odd_calibration(json.loads(original.read_text().splitlines()[0])))
+    path = tmp_path_factory.mktemp("calib_odd") / f"{name}.{data.draw(st.sampled_from(['jsonl', 'json']))}"
+    path.write_text(text, encoding="utf-8")
+    event(f"edit: {edit}")
+    calibration = read_or_refuse(load_calibration, path)
+    if edit in NEUTRAL_EDITS:
+        assert calibration is not None, edit
+    assert calibration is None or same_calibration(calibration, expected), edit
+
+
 @pytest.fixture(scope="module")
 def body() -> BodyModel:
     return BodyModel.load_default()

@@ -5,7 +5,8 @@ extra), a device-calibration JSON, or an MPS online-calibration JSONL line (both
 without projectaria-tools, as projectaria-tools 2.3 reads them; `tests/test_trajectory.py`
 compares the two). projectaria-tools reports a bad VRS by returning `None` or raising
 `RuntimeError` (checked on 2.3: empty/random/truncated VRS); both become a `CalibrationError`
-naming the file.
+naming the file. In the JSON, keys and cameras may come in any order, unknown keys are ignored and a
+byte-order mark is skipped; the values read must be JSON numbers (a number written as a string is refused).
 
 Aria Gen 1 derives `T_device_cpf` from CAD extrinsics of its device subtype (DVT-S or
 DVT-L frame size), not from per-device calibration: the inverse of the CAD pose, in the CPF,
@@ -181,7 +182,7 @@ def rgb_camera_from_aria(camera: Any, T_device_cpf: np.ndarray, source: str = "p
 
 def _from_json(path: Path) -> AriaCalibration:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not part of the JSON
     except (OSError, UnicodeDecodeError) as error:
         raise CalibrationError(f"{path}: cannot read as UTF-8 text ({error})") from None
     line_no, record = _first_json_record(path, text)
@@ -223,13 +224,7 @@ def _rgb_from_json(where: str, cameras: list[Any], T_device_cpf: np.ndarray) -> 
     if name not in _PROJECTIONS:
         raise CalibrationError(f"{where}: projection {name!r}; expected one of {sorted(_PROJECTIONS)}")
     params = _json_numbers(projection.get("Params"), (15,), f"{where}: Projection.Params")
-    config = entry.get("ConfigData", _GEN1_RGB_FULL_RESOLUTION)
-    try:
-        width, height, radius = (config[k] for k in ("ImageWidth", "ImageHeight", "ValidRadius"))
-        size = (int(width), int(height))
-        radius = float(radius)
-    except (TypeError, KeyError, ValueError):
-        raise CalibrationError(f"{where}: ConfigData {config!r}; expected ImageWidth, ImageHeight and ValidRadius") from None
+    size, radius = _image_config(entry.get("ConfigData", _GEN1_RGB_FULL_RESOLUTION), where)
     return RgbCamera(
         model=_PROJECTIONS[name],
         params=params,
@@ -265,13 +260,41 @@ def _se3_from_json(value: Any, where: str) -> np.ndarray:
 
 def _json_numbers(value: Any, shape: tuple[int, ...], where: str) -> np.ndarray:
     """`value` as finite float64 numbers of `shape`, or a `CalibrationError` naming `where`."""
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        array = None
+    array = _real_numbers(value)
     if array is None or array.shape != shape or not np.isfinite(array).all():
-        raise CalibrationError(f"{where}: expected {shape[0]} finite numbers, got {value!r:.80}")
+        raise CalibrationError(f"{where}: expected {shape[0]} finite JSON numbers, got {value!r:.80}")
     return array
+
+
+def _real_numbers(value: Any) -> np.ndarray | None:
+    """A JSON number or (nested) list of them as float64; None for anything else (strings, booleans, null,
+    integers beyond float64)."""
+    leaves, stack = [], [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, bool) or not isinstance(item, (int, float)):
+            return None
+        elif isinstance(item, int) and abs(item) > 2**1023:
+            return None
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):  # ragged lists
+        return None
+
+
+def _image_config(config: Any, where: str) -> tuple[tuple[int, int], float]:
+    """((width, height), valid radius) from a camera's ConfigData: positive integers and a positive number."""
+    expected = "expected ImageWidth and ImageHeight (positive integers) and ValidRadius (a positive number)"
+    values = [config.get(k) for k in ("ImageWidth", "ImageHeight", "ValidRadius")] if isinstance(config, dict) else []
+    numbers = _real_numbers(values) if len(values) == 3 else None
+    if numbers is None or numbers.shape != (3,) or not (np.isfinite(numbers).all() and (numbers > 0).all()):
+        raise CalibrationError(f"{where}: ConfigData {config!r:.120}; {expected}")
+    width, height, radius = numbers
+    if width != int(width) or height != int(height):
+        raise CalibrationError(f"{where}: ConfigData image size {width:g} x {height:g}; {expected}")
+    return (int(width), int(height)), float(radius)
 
 
 def _first_json_record(path: Path, text: str) -> tuple[int, Any]:
@@ -319,10 +342,6 @@ def _camera_translation(cameras: list[Any], label: str) -> np.ndarray | None:
     for camera in cameras:
         if isinstance(camera, dict) and camera.get("Label") == label:
             extrinsics = camera.get("T_Device_Camera")
-            translation = extrinsics.get("Translation") if isinstance(extrinsics, dict) else None
-            try:
-                values = np.asarray(translation, dtype=np.float64)
-            except (TypeError, ValueError):
-                return None
-            return values if values.shape == (3,) and np.isfinite(values).all() else None
+            values = _real_numbers(extrinsics.get("Translation")) if isinstance(extrinsics, dict) else None
+            return values if values is not None and values.shape == (3,) and np.isfinite(values).all() else None
     return None
