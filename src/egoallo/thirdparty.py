@@ -19,6 +19,7 @@ OPTIONAL = {
     "mediapipe": ("mediapipe", "hands"),
     "cv2": ("opencv (with mediapipe)", "hands"),
     "viser": ("viser", "viewer"),
+    "websockets": ("websockets", "live"),
     "imageio": ("imageio with imageio-ffmpeg", "video"),
     "imageio_ffmpeg": ("imageio with imageio-ffmpeg", "video"),
 }

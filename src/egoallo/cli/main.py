@@ -58,6 +58,10 @@ COMMANDS: dict[str, Command | dict[str, Command]] = {
         "or an animated body mesh (.glb).",
         RESULT,
     ),
+    "live": Command(
+        "live:live",
+        "Estimate the body live from a head-pose stream (a growing file, stdin, UDP, or a replayed recording).",
+    ),
     "view": Command(
         "view:view",
         "Open a result.npz in the browser: bodies over time, head trajectory, floor, foot contacts, points.",

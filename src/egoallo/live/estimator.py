@@ -174,6 +174,11 @@ class LiveEstimator:
         self._ready: collections.deque[LiveFrame] = collections.deque()
         self._newest = -1
 
+    @property
+    def newest_frame(self) -> int:
+        """Stream index of the newest frame so far (-1 before the first)."""
+        return self._newest
+
     # --- the stream -------------------------------------------------------------------------------
 
     def push(self, timestamp_ns: int, T_world_cpf: np.ndarray) -> list[LiveFrame]:
@@ -239,6 +244,7 @@ class LiveEstimator:
             else:
                 log.warning("dropped a segment of 1 frame (too short to estimate)")
                 self._next_index -= 1
+                self._newest = self._next_index - 1
         if segment is not None and segment.emitted:
             self.stats.segment_log.append({"first_frame": segment.first_frame, "frames": segment.emitted, "ended_by": reason})
         out = list(self._ready)
