@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import signal
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,6 +80,44 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
         if tmp.is_file():
             tmp.unlink()
     return path
+
+
+def write_files_atomic(folder: str | os.PathLike, contents: dict[str, bytes]) -> Path:
+    """Write the files `contents` (name -> bytes) into `folder` as one: all of them or none.
+
+    They are written into a staging folder beside `folder` first. A missing or empty `folder` is then
+    replaced by the staging folder in one rename; into a folder with other files, the files are moved one
+    by one with SIGINT and SIGTERM held back, so an interrupt cannot leave some new files beside old ones.
+    A `UserError` if the files cannot be written (nothing changed then).
+    """
+    folder = Path(folder)
+    staging = folder.parent / f".{folder.name}.{os.getpid()}.partial"
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        for name, data in contents.items():
+            (staging / name).write_bytes(data)
+        if not folder.is_dir() or not any(folder.iterdir()):
+            os.replace(staging, folder)
+        else:
+            with signals_held():
+                for name in contents:
+                    os.replace(staging / name, folder / name)
+    except OSError as e:
+        raise UserError(f"{folder}: cannot write {', '.join(contents)} ({e.strerror or e}).") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back during the block and delivered after it: the block runs to its end."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], *, what: str, force: bool = False) -> Path:

@@ -7,6 +7,7 @@ device frame is the CPF itself, so read it with `--device-is-cpf`) and
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import torch
 from ..body import BodyModel, skeleton
 from ..data.motion import Motion
 from ..errors import UserError
+from ..files import write_files_atomic
 from ..geometry import so3
 
 MPS_COLUMNS = (
@@ -28,8 +30,8 @@ MPS_COLUMNS = (
 )  # fmt: skip
 
 
-def write_mps_trajectory(path: Path, timestamps_ns: np.ndarray, T_world_device: np.ndarray) -> None:
-    """Write poses `(T, 4, 4)` as an Aria MPS closed-loop trajectory CSV (z-up world), atomically."""
+def mps_trajectory_text(timestamps_ns: np.ndarray, T_world_device: np.ndarray) -> str:
+    """Poses `(T, 4, 4)` as the text of an Aria MPS closed-loop trajectory CSV (z-up world)."""
     T = len(timestamps_ns)
     q_wxyz = so3.to_quat(torch.from_numpy(T_world_device[:, :3, :3])).numpy()
     dt = np.gradient(timestamps_ns.astype(np.float64) * 1e-9) if T > 1 else np.ones(1)
@@ -44,22 +46,21 @@ def write_mps_trajectory(path: Path, timestamps_ns: np.ndarray, T_world_device: 
             f"egoallo-case,{timestamps_ns[t] // 1000},{timestamps_ns[t]},{x:.6f},{y:.6f},{z:.6f},"
             f"{qx:.8f},{qy:.8f},{qz:.8f},{w:.8f},{v[0]:.5f},{v[1]:.5f},{v[2]:.5f},0,0,0,0,0,-9.81,1.0"
         )
-    _write_atomic(path, ",".join(MPS_COLUMNS) + "\n" + "\n".join(rows) + "\n")
+    return ",".join(MPS_COLUMNS) + "\n" + "\n".join(rows) + "\n"
 
 
 def make_case(motion: Motion, model: BodyModel, out_dir: str | os.PathLike, *, force: bool = False) -> Path:
-    """Write `trajectory.csv` (CPF poses of the body) and `gt.npz` for one motion."""
+    """Write `trajectory.csv` (CPF poses of the body) and `gt.npz` for one motion: both files or neither
+    (`files.write_files_atomic`), so an interrupted run leaves no half case."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise UserError(f"{out_dir} exists and is not empty; pass --force to overwrite the case files in it.")
-    out_dir.mkdir(parents=True, exist_ok=True)
     posed = motion.posed(model)
     T_world_cpf = posed.T_world_cpf.double().numpy()
     timestamps_ns = np.round(np.arange(motion.num_frames) * 1e9 / motion.fps).astype(np.int64)
-    write_mps_trajectory(out_dir / "trajectory.csv", timestamps_ns, T_world_cpf)
-    tmp = out_dir / ".gt.tmp.npz"
+    gt = io.BytesIO()
     np.savez_compressed(
-        tmp,
+        gt,
         timestamps_ns=timestamps_ns,
         joint_names=np.array(skeleton.JOINT_NAMES),
         joints_world=posed.joints_world.numpy().astype(np.float32),
@@ -73,11 +74,5 @@ def make_case(motion: Motion, model: BodyModel, out_dir: str | os.PathLike, *, f
         source=np.array(motion.name),
         body_model=np.array(model.name),
     )
-    os.replace(tmp, out_dir / "gt.npz")
-    return out_dir
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    trajectory = mps_trajectory_text(timestamps_ns, T_world_cpf).encode()
+    return write_files_atomic(out_dir, {"trajectory.csv": trajectory, "gt.npz": gt.getvalue()})
