@@ -32,6 +32,8 @@ def test_eval_writes_reports_for_model_and_baselines(tiny_dataset, tmp_path, cap
         assert 0.0 <= summary["foot_contact"]["mean"] <= 1.0
         assert (out / f"{name}_w32.md").read_text().startswith(f"| {name}_w32 |")
     assert "rest_pose, 32-frame windows" in capsys.readouterr().out
+    assert main(args) == 2  # the reports are never overwritten without --force
+    assert "egoallo_w32.json exists; pass --force to overwrite it." in capsys.readouterr().err
 
 
 def test_eval_skips_and_lists_bad_cases(tiny_dataset, tmp_path):

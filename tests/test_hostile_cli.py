@@ -10,6 +10,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
@@ -148,6 +149,11 @@ def other_files(folder: Path) -> None:
     (folder / "hamer_time.json").write_text('{"frames": [{"timestamp_ns": 1000000000000000000000000000000, "hands": []}]}')
     (folder / "existing.txt").write_text("keep me")
     (folder / "existing.npz").write_text("keep me")
+    with h5py.File(folder / "dataset.h5", "w"):
+        pass
+    (folder / "reports").mkdir()
+    for name in ("egoallo_w32.json", "rest_pose_w128.md"):
+        (folder / "reports" / name).write_text("a report to keep")
     t = np.arange(0, 24 * 3600, 0.4)  # 24 h at 2.5 Hz: 216,000 poses
     T = np.tile(np.eye(4), (len(t), 1, 1))
     T[:, :3, :3] = [[0, 0, 1], [1, 0, 0], [0, 1, 0]]
@@ -237,9 +243,24 @@ OTHER_CASES = {
     "import-hamer out exists": Case(("hands", "import-hamer", "{d}/hamer.json", "--out", "{d}/existing.npz"),
                                     "existing.npz"),
 }
-CASES = {**TRAJECTORY_CASES, **NPZ_CASES, **FLAG_CASES, **EXPORT_CASES, **RENDER_CASES, **OTHER_CASES}
+EVAL = ("eval", "--dataset", "{d}/dataset.h5", "--out")
+TRAIN = ("train", "--dataset", "{d}/dataset.h5", "--out")
+OUTPUT_CASES = {
+    "eval out is a file": Case((*EVAL, "{d}/existing.txt"), "existing.txt: is a file"),
+    "eval out under a file": Case((*EVAL, "{d}/existing.txt/reports"), "existing.txt: is a file"),
+    "eval report exists": Case((*EVAL, "{d}/reports"), "egoallo_w32.json exists; pass --force"),
+    "eval baseline report exists": Case((*EVAL, "{d}/reports", "--windows", "128", "--baselines"),
+                                        "rest_pose_w128.md exists; pass --force"),
+    "eval out unwritable": Case((*EVAL, "/sys/egoallo_reports"), "/sys: cannot write"),
+    "train out is a file": Case((*TRAIN, "{d}/existing.txt"), "existing.txt: is a file"),
+    "train out under a file": Case((*TRAIN, "{d}/existing.txt/run"), "existing.txt: is a file"),
+    "train out not a run": Case((*TRAIN, "{d}/reports"), "holds no training run"),
+    "train out unwritable": Case((*TRAIN, "/sys/egoallo_run"), "/sys: cannot write"),
+}
+CASES = {**TRAJECTORY_CASES, **NPZ_CASES, **FLAG_CASES, **EXPORT_CASES, **RENDER_CASES, **OTHER_CASES, **OUTPUT_CASES}
 CATEGORIES = {"trajectory text": TRAJECTORY_CASES, "trajectory npz": NPZ_CASES, "infer flags and companions": FLAG_CASES,
-              "export": EXPORT_CASES, "render": RENDER_CASES, "view, eval, train, data, hands": OTHER_CASES}
+              "export": EXPORT_CASES, "render": RENDER_CASES, "view, eval, train, data, hands": OTHER_CASES,
+              "eval and train outputs": OUTPUT_CASES}
 
 
 @pytest.fixture(scope="module")

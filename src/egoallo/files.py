@@ -54,6 +54,30 @@ def check_output_folder(path: str | os.PathLike, *, force: bool) -> Path:
     return path
 
 
+def check_output_files(folder: str | os.PathLike, names: list[str], *, force: bool) -> Path:
+    """`folder` if the files `names` can be written into it (it and missing parents are created later), checked
+    before any work: a `UserError` for a file at `folder` or above it, an existing file of those names without
+    `force`, or an unwritable place."""
+    folder = Path(folder)
+    for name in names:
+        path = folder / name
+        if path.is_dir():
+            raise UserError(f"{path}: is a directory; expected an output file name.")
+        if path.exists() and not force:
+            raise UserError(f"{path} exists; pass --force to overwrite it.")
+    check_writable_folder(existing_ancestor(folder))
+    return folder
+
+
+def existing_ancestor(path: str | os.PathLike) -> Path:
+    """The nearest of `path` and its parents that exists, if it is a directory; else a `UserError`."""
+    path = Path(path).absolute()
+    found = next(p for p in (path, *path.parents) if p.exists())
+    if not found.is_dir():
+        raise UserError(f"{found}: is a file; expected an output directory" + (f" (on the way to {path})." if found != path else "."))
+    return found
+
+
 def check_writable_folder(folder: str | os.PathLike) -> Path:
     """`folder` if it exists and a file can be created in it (tried, then removed), else a `UserError`."""
     folder = Path(folder)

@@ -11,6 +11,7 @@ from typing import Literal
 from ..assets import DEFAULT_CHECKPOINT
 from ..body import BodyModel
 from ..errors import UserError
+from ..files import check_output_files
 from .checks import check_dataset, check_range, check_seed
 from ..evaluation.baselines import NearestNeighbourPredictor, rest_pose_predictor
 from ..evaluation.benchmark import (
@@ -32,6 +33,18 @@ def checkpoint_digest(directory: Path) -> str:
     return digest.hexdigest()
 
 
+def method_names(modes: frozenset[str], floor: str, baselines: bool) -> list[str]:
+    """The report names of the methods evaluated: the prior (with its guidance), then the baselines."""
+    suffix = "" if floor == "points" else f"_floor-{floor}"
+    prior = "egoallo" + "".join(f"+{m}" for m in sorted(modes)) + suffix
+    return [prior, *((f"rest_pose{suffix}", f"nearest_neighbour{suffix}") if baselines else ())]
+
+
+def report_files(names: list[str], windows: tuple[int, ...]) -> list[str]:
+    """The files `write_report` writes: `<name>_w<window>.json` and `.md` for every method and window."""
+    return [f"{name}_w{window}{ext}" for window in windows for name in names for ext in (".json", ".md")]
+
+
 def evaluate_cli(
     dataset: Path,
     out: Path,
@@ -48,6 +61,7 @@ def evaluate_cli(
     split: str = "test",
     sources: tuple[str, ...] | None = None,
     body_model: Path | None = None,
+    force: bool = False,
 ) -> None:
     """Evaluate the prior (and optionally the no-learning baselines) on held-out windows; writes JSON + markdown.
 
@@ -63,26 +77,26 @@ def evaluate_cli(
         guidance: Guidance after sampling (feet, wrist3d with exact true wrist/palm observations), combinable.
         floor: The floor the method gets: points (a SLAM point cloud's, simulated as the true floor plus 2 cm Gaussian error), trajectory (no point cloud: estimated from the clip's head trajectory), true (an upper bound no user has).
         sources: Only clips of these sources (e.g. `cmu` for the cross-dataset test).
+        force: Overwrite reports of the same names in OUT.
     """
     for flag, value in (("--samples", samples), ("--steps", steps), ("--window-step", window_step),
                         *(("--windows", w) for w in windows), *((("--max-windows", max_windows),) if max_windows else ())):
         check_range(flag, value, 1)
     check_seed(seed)
+    modes = frozenset(guidance) - {"off"}
+    names = method_names(modes, floor, baselines)
+    check_output_files(out, report_files(names, windows), force=force)
     check_dataset(dataset)
     body = BodyModel.load_from_env_or_default(body_model)
     checkpoint = checkpoint or DEFAULT_CHECKPOINT
     _, denoiser = load_denoiser(checkpoint)
     for window in windows:
-        modes = frozenset(guidance) - {"off"}
         config = EvalConfig(window=window, samples=samples, num_steps=steps, seed=seed, max_windows=max_windows,
                             window_step=window_step, guidance=modes, floor=floor)
-        suffix = "" if floor == "points" else f"_floor-{floor}"
-        name = "egoallo" + "".join(f"+{m}" for m in sorted(modes)) + suffix
-        predictors = {name: diffusion_predictor(denoiser, body, config)}
+        predictors = [diffusion_predictor(denoiser, body, config)]
         if baselines:
-            predictors["rest_pose" + suffix] = rest_pose_predictor(body)
-            predictors["nearest_neighbour" + suffix] = NearestNeighbourPredictor(body, dataset, window)
-        for name, predict in predictors.items():
+            predictors += [rest_pose_predictor(body), NearestNeighbourPredictor(body, dataset, window)]
+        for name, predict in zip(names, predictors):
             results, skipped = evaluate(dataset, predict, body, config, split=split, sources=sources)
             meta = {"checkpoint": str(checkpoint), "checkpoint_sha256": checkpoint_digest(checkpoint),
                     "dataset": str(dataset), "split": split, "sources": sources,

@@ -7,9 +7,23 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import UserError
+from ..files import check_writable_folder, existing_ancestor
 from .checks import check_dataset, check_seed
 from ..prior.network import PRESETS
 from ..prior.training import TrainConfig, train as train_prior
+
+
+def check_run_folder(out: Path, *, force: bool) -> Path:
+    """`out` if a training run can write there (created when missing), checked before any work: a `UserError` for
+    a file there, a non-empty folder holding no run of this command (no train_config.json) without `force`, or an
+    unwritable place. A folder holding a run is resumed."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: is a file; expected a run directory.")
+    if out.is_dir() and any(out.iterdir()) and not (out / "train_config.json").is_file() and not force:
+        raise UserError(f"{out} is not empty and holds no training run (no train_config.json); pass --force to "
+                        "write the run's files into it.")
+    check_writable_folder(existing_ancestor(out))
+    return out
 
 
 def train(
@@ -34,6 +48,7 @@ def train(
     checkpoint_every: int = 500,
     seed: int = 0,
     threads: int | None = None,
+    force: bool = False,
 ) -> None:
     """Train the diffusion motion prior (resumes from OUT/latest; scale out with torchrun).
 
@@ -50,7 +65,9 @@ def train(
         sources: Train (and validate) on these sources only, e.g. `bandai1 bandai2`.
         balance_power: Draw each (source, activity) group of training windows in proportion to its windows to this power: 1 = every window alike, 0.5 = square-root balance (rare activities such as sitting, stairs and idle drawn more), 0 = every group alike.
         init_from: Start from this checkpoint directory's weights (fine-tuning); a resumed run ignores it.
+        force: Write the run into a non-empty OUT that holds no training run (its files of the same names are replaced).
     """
+    check_run_folder(out, force=force)
     check_dataset(dataset)
     check_seed(seed)
     if not 0 < retime_speeds[0] <= retime_speeds[1]:

@@ -40,7 +40,7 @@ from tqdm import tqdm
 from ..body import BodyModel
 from ..body.plausibility import plausibility, wrist_above_shoulder
 from ..data.dataset import MotionDataset
-from ..files import write_bytes_atomic
+from ..files import write_files_atomic
 from ..guidance import GuidanceWeights, Observations, wrist_observations
 from ..inference import SamplingConfig, estimate_body_motion, standing_eye_height
 from ..inputs.gait import floor_without_points
@@ -252,7 +252,7 @@ def markdown_table(summary: dict, title: str) -> str:
 
 def write_report(out_dir: Path, name: str, results: list[WindowResult], meta: dict,
                  skipped: list[SkippedCase] = ()) -> dict:
-    """`name.json` (per-window rows, skipped cases, summary) and `name.md`; written atomically."""
+    """`name.json` (per-window rows, skipped cases, summary) and `name.md`; written as one (both or neither)."""
     if not results:
         raise ValueError(f"{name}: no window could be evaluated ({len(skipped)} skipped).")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -263,7 +263,7 @@ def write_report(out_dir: Path, name: str, results: list[WindowResult], meta: di
     if skipped:
         table += f"\n\nSkipped ({len(skipped)}):\n" + "\n".join(
             f"- {c.clip_id}" + ("" if c.start is None else f" @ {c.start}") + f": {c.reason}" for c in skipped)
-    for suffix, text in ((".json", json.dumps(payload, indent=1)), (".md", table)):
-        write_bytes_atomic(out_dir / f"{name}{suffix}", (text + "\n").encode())
+    write_files_atomic(out_dir, {f"{name}.json": (json.dumps(payload, indent=1) + "\n").encode(),
+                                 f"{name}.md": (table + "\n").encode()})
     return summary
 
