@@ -14,7 +14,9 @@ from egoallo.body import BodyModel
 from egoallo.cli.main import main
 from egoallo.errors import UserError
 from egoallo.inputs.head_checks import below_floor, frozen, head_warnings, large_coordinates, longest_run, too_fast
+from egoallo.inputs.points import PointCloud
 from egoallo.inputs.trajectory import HeadTrajectory, read_trajectory_segments
+from egoallo.recording import segment_floors
 from egoallo.resources import MemoryNeed, available_memory, check_memory
 from egoallo.result import InferenceResult
 from test_infer import cpf_of_result
@@ -82,6 +84,60 @@ def test_a_utm_frame_gives_the_same_body_as_near_the_origin(tiny_checkpoint, tmp
     assert np.abs(utm.T_world_root[..., :3, 3] - UTM_OFFSET - near.T_world_root[..., :3, 3]).max() < 1e-3
     assert abs(utm.floor_z - UTM_OFFSET[2] - near.floor_z) < 1e-6
     assert any("re-centred in float64" in w for w in utm.metadata["warnings"])
+
+
+def with_slam_reset(path: Path, drop_m: float = 3.0) -> Path:
+    """The example with its last 130 poses in another SLAM graph whose world lies `drop_m` higher (the same
+    floor reads z - drop_m there), and a 1 s gap before pose 100 in the first graph."""
+    header, rows = example_rows()
+    graph, time, z = header.index("graph_uid"), header.index("tracking_timestamp_us"), header.index("tz_world_device")
+    for k, row in enumerate(rows):
+        row[time] = str(int(row[time]) + 1_000_000 * (k >= 100))
+        if k >= 200:
+            row[graph], row[z] = "graph-b", f"{float(row[z]) - drop_m:.6f}"
+    return write_rows(path, header, rows)
+
+
+def floor_points(z: float, graph: str, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """`n` points of a floor at height `z` (the example's world, z up) in SLAM graph `graph`."""
+    rng = np.random.default_rng(int(z * 100) % 7)
+    xyz = np.c_[rng.uniform(-3, 3, (n, 2)) + [0.0, 3.8], rng.normal(z, 0.005, n)]
+    return xyz, np.full(n, graph)
+
+
+def test_each_world_frame_gets_its_own_floor(tmp_path) -> None:
+    """Segments split by a gap share the floor; a segment in another SLAM graph gets its own, from its own
+    trajectory or its own graph's points, and a given floor or a cloud without graphs is not carried into it."""
+    segments = [s.resample(30.0) for s in read_trajectory_segments(with_slam_reset(tmp_path / "reset.csv"),
+                                                                 device_is_cpf=True)]
+    assert [(len(s), s.world_frame) for s in segments] == [(100, 0), (100, 0), (130, 1)]
+    floors, notes = segment_floors(segments, fps=30.0, eye_height=1.55)
+    z = [f.z for f in floors]
+    assert z[0] == z[1] and abs(z[0] - z[2] - 3.0) < 0.15 and notes == []
+
+    (a, graph_a), (b, graph_b) = floor_points(-0.05, "egoallo-case"), floor_points(-3.05, "graph-b")
+    cloud = PointCloud(np.r_[a, b], "points.csv", graph_uids=np.r_[graph_a, graph_b])
+    floors, notes = segment_floors(segments, fps=30.0, eye_height=1.55, cloud=cloud)
+    assert [round(f.z, 2) for f in floors] == [-0.05, -0.05, -3.05] and notes == []
+    assert {f.method for f in floors} == {"points_head_band"}
+
+    for given, cloud in ((-0.05, None), (None, PointCloud(a, "points.ply"))):
+        floors, notes = segment_floors(segments, fps=30.0, eye_height=1.55, floor_z=given, cloud=cloud)
+        assert round(floors[0].z, 2) == -0.05 and floors[2].method != floors[0].method
+        assert abs(floors[2].z - z[2]) < 1e-9 and "world frame 1 (lines 202-331" in notes[0]
+
+
+def test_a_slam_reset_keeps_each_segment_on_its_floor(tiny_checkpoint, tmp_path) -> None:
+    """The whole command: every segment's floor recorded, the result's floor the main frame's, and the
+    plausibility figures measured over each segment's own floor (a shared floor would put the third
+    segment's feet 3 m under it)."""
+    result = infer(tiny_checkpoint, with_slam_reset(tmp_path / "reset.csv"), tmp_path / "r.npz")
+    segments = result.metadata["segments"]
+    assert [s["world_frame"] for s in segments] == [0, 0, 1]
+    assert segments[0]["floor_z"] == segments[1]["floor_z"] and segments[0]["floor_z"] - segments[2]["floor_z"] > 2.5
+    assert result.floor_z == segments[0]["floor_z"]  # the main frame: 200 of the 330 frames
+    figures = result.metadata["plausibility"]
+    assert max(figures["deepest_penetration_m"]) < 1.0 and max(figures["pelvis_height_max_m"]) < 2.0
 
 
 def walk(T: int, speed: float = 1.2, fps: float = 30.0) -> HeadTrajectory:

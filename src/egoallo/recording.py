@@ -8,12 +8,16 @@ segments, every sample's bodies are re-placed (Eq. 5: the CPF stays on the head)
 shape averaged over the segments: one wearer, one shape. The result's frames are the segments'
 frames one after the other; `metadata["segments"]` and `metadata["gaps"]` say where each begins
 and what lies between them.
+
+A SLAM reset or another SLAM graph moves the world frame, so the floor is chosen per world frame
+(`segment_floors`): from that frame's own point cloud (Aria points carry their graph) or head
+trajectory. The result's `floor_z` is the main frame's (`main_frame`); each segment's is in its metadata.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,6 +28,8 @@ from .body.plausibility import plausibility
 from .errors import UserError
 from .guidance import Observations
 from .inference import SamplingConfig, estimate_body_motion, place_in_world
+from .inputs.gait import floor_without_points
+from .inputs.points import FloorEstimate, PointCloud, PointCloudError, estimate_floor_z, floor_given
 from .inputs.trajectory import HeadTrajectory
 from .prior.network import EgoDenoiser
 from .prior.state import MotionState
@@ -48,6 +54,8 @@ class Part:
     origin: np.ndarray
     segment: HeadTrajectory
     observed: dict[str, Any]
+    floor_z: float
+    """The segment's floor in the z-up world (not re-centred)."""
 
 
 def recentred(trajectory: HeadTrajectory) -> tuple[HeadTrajectory, np.ndarray]:
@@ -60,12 +68,78 @@ def recentred(trajectory: HeadTrajectory) -> tuple[HeadTrajectory, np.ndarray]:
     return dataclasses.replace(trajectory, T_world_cpf=T), origin
 
 
+def segment_floors(
+    segments: list[HeadTrajectory],
+    *,
+    fps: float,
+    eye_height: float,
+    floor_z: float | None = None,
+    cloud: PointCloud | None = None,
+) -> tuple[list[FloorEstimate], list[str]]:
+    """One floor per segment, chosen per world frame (`HeadTrajectory.world_frame`) from that frame's segments,
+    and notes on how. A floor given (`floor_z`) and a point cloud without graph ids belong to the main frame
+    (`main_frame`); another frame's floor comes from its own graph's points (Aria points with graph ids) or its
+    own head trajectory. Raises `ValueError` when the given floor is not under the head."""
+    main = main_frame(segments)
+    chosen: dict[int, FloorEstimate] = {}
+    notes: list[str] = []
+    for frame in dict.fromkeys(s.world_frame for s in segments):
+        group = [s for s in segments if s.world_frame == frame]
+        points = frame_points(cloud, group[0], frame == main)
+        given = floor_z if frame == main else None
+        chosen[frame], note = frame_floor(group, fps, eye_height, given, points, cloud.source if cloud else "")
+        notes += [note] if note else []
+        if frame != main and (floor_z is not None or (cloud is not None and points is None)):
+            notes.append(f"segments in world frame {frame} ({group[0].rows}: another SLAM map) stand on the floor "
+                         f"from their own trajectory (z = {chosen[frame].z:.3f} m), not the one given")
+    return [chosen[s.world_frame] for s in segments], notes
+
+
+def main_frame(segments: list[HeadTrajectory]) -> int:
+    """The world frame holding the most frames (the first of equals): the recording's own frame."""
+    totals: dict[int, int] = {}
+    for segment in segments:
+        totals[segment.world_frame] = totals.get(segment.world_frame, 0) + len(segment)
+    return max(totals, key=totals.__getitem__)
+
+
+def frame_points(cloud: PointCloud | None, segment: HeadTrajectory, main: bool) -> np.ndarray | None:
+    """(N, 3) points of `cloud` in `segment`'s world frame (the file's world axes): its SLAM graph's when both
+    name graphs, else all of them for the main frame only; None when the cloud says nothing about this frame."""
+    if cloud is None:
+        return None
+    if cloud.graph_uids is not None and segment.graph_uid is not None:
+        return cloud.points[cloud.graph_uids == segment.graph_uid]
+    return cloud.points if main else None
+
+
+def frame_floor(
+    group: list[HeadTrajectory], fps: float, eye_height: float, floor_z: float | None, points: np.ndarray | None,
+    source: str,
+) -> tuple[FloorEstimate, str | None]:
+    """The floor under the segments `group` of one world frame: given, else from `points`, else from the longest
+    segment's head trajectory (also when the points show no floor: with a note saying so)."""
+    head = max(group, key=len)
+    head_z = np.concatenate([s.T_world_cpf[:, 2, 3] for s in group])
+    if floor_z is not None:
+        return floor_given(floor_z, head_z), None
+    floor = floor_without_points(head.T_world_cpf, fps, eye_height)
+    if points is None:
+        return floor, None
+    if not len(points):
+        return floor, f"{source}: no point in SLAM graph {head.graph_uid} ({head.rows}); using the floor from the trajectory"
+    try:
+        return estimate_floor_z(points @ head.R_zup_input.T, head_z=head_z, source=source), None
+    except PointCloudError as e:
+        return floor, f"{e}; using the floor from the trajectory instead"
+
+
 def estimate_recording(
     segments: list[HeadTrajectory],
     denoiser: EgoDenoiser,
     body: BodyModel,
     *,
-    floor_z: float,
+    floor_z: float | Sequence[float],
     config: SamplingConfig,
     observe: Observe,
     checkpoint: str,
@@ -75,18 +149,21 @@ def estimate_recording(
 ) -> InferenceResult:
     """Every segment (resampled at `fps`, z-up, in time order) estimated and joined into one result.
 
-    `observe` gives each re-centred segment's guidance observations; `checkpoint` names the weights in
+    `floor_z`: one floor for all segments, or each segment's (`segment_floors`). `observe` gives each re-centred segment's guidance observations; `checkpoint` names the weights in
     errors; `metadata` is added to the result's. Raises `ModelOutputError` on non-finite outputs.
     """
+    floors = [float(floor_z)] * len(segments) if np.ndim(floor_z) == 0 else [float(z) for z in floor_z]
+    if len(floors) != len(segments):
+        raise ValueError(f"{len(floors)} floors for {len(segments)} segments")
     parts = [
-        estimate_part(segment, denoiser, body, floor_z=floor_z, config=config, observe=observe,
+        estimate_part(segment, denoiser, body, floor_z=floor, config=config, observe=observe,
                       checkpoint=checkpoint, index=i, fps=fps, progress=progress)
-        for i, segment in enumerate(segments)
+        for i, (segment, floor) in enumerate(zip(segments, floors))
     ]
     if len(parts) > 1:
         betas = shared_betas([part.result for part in parts])
         parts = [dataclasses.replace(part, result=with_betas(body, part.result, betas)) for part in parts]
-    return joined(parts, body, floor_z, metadata)
+    return joined(parts, body, metadata)
 
 
 def estimate_part(
@@ -115,7 +192,7 @@ def estimate_part(
     for name in ("joints_world", "T_world_root", "local_rotations", "betas", "contacts", "stature_m"):
         if not np.isfinite(getattr(result, name)).all():
             raise ModelOutputError(non_finite_message(checkpoint, name, index))
-    return Part(result, origin, segment, observed)
+    return Part(result, origin, segment, observed, floor_z)
 
 
 def non_finite_message(checkpoint: str, what: str, index: int) -> str:
@@ -167,11 +244,12 @@ def moved_back(part: Part) -> InferenceResult:
     )
 
 
-def joined(parts: list[Part], body: BodyModel, floor_z: float, metadata: dict[str, Any]) -> InferenceResult:
+def joined(parts: list[Part], body: BodyModel, metadata: dict[str, Any]) -> InferenceResult:
     """The parts, moved back, one after the other in one result; segments and gaps in its metadata.
 
-    The sampling, network and guidance records are the longest segment's; plausibility figures cover all
-    frames (for foot skating, the two sides of a gap count as consecutive frames).
+    The sampling, network and guidance records are the longest segment's, the floor the main frame's;
+    plausibility figures cover all frames, each over its segment's floor (for foot skating, the two sides of a gap count as
+    consecutive frames).
     """
     results = [moved_back(part) for part in parts]
     longest = max(range(len(parts)), key=lambda i: len(results[i].timestamps_ns))
@@ -180,19 +258,18 @@ def joined(parts: list[Part], body: BodyModel, floor_z: float, metadata: dict[st
     def along_time(name: str, axis: int) -> np.ndarray:
         return np.concatenate([getattr(r, name) for r in results], axis=axis)
 
-    joints = along_time("joints_world", 1)
-    R_input_zup = first.T_input_zup[:3, :3]
+    over_floor = np.concatenate([above_floor(part, result) for part, result in zip(parts, results)], axis=1)
     heights = body.with_shape(torch.from_numpy(first.betas)).rest_joint_heights.double().numpy()
-    figures = plausibility(joints @ R_input_zup, floor_z, heights, first.fps).to_json()
+    figures = plausibility(over_floor, 0.0, heights, first.fps).to_json()
     return dataclasses.replace(
         first,
         timestamps_ns=along_time("timestamps_ns", 0),
         T_world_cpf=along_time("T_world_cpf", 0),
-        joints_world=joints,
+        joints_world=along_time("joints_world", 1),
         T_world_root=along_time("T_world_root", 1),
         local_rotations=along_time("local_rotations", 1),
         contacts=along_time("contacts", 1),
-        floor_z=float(floor_z),
+        floor_z=next(p.floor_z for p in parts if p.segment.world_frame == main_frame([p.segment for p in parts])),
         metadata={
             **reference.metadata,
             **parts[longest].observed,
@@ -204,6 +281,12 @@ def joined(parts: list[Part], body: BodyModel, floor_z: float, metadata: dict[st
             "coverage": coverage(parts),
         },
     )
+
+
+def above_floor(part: Part, result: InferenceResult) -> np.ndarray:
+    """(S, T, 52, 3) a moved-back part's joints in the z-up world, heights over its own floor."""
+    joints = result.joints_world @ result.T_input_zup[:3, :3]
+    return joints - np.array([0.0, 0.0, part.floor_z])
 
 
 def segment_entries(parts: list[Part], results: list[InferenceResult]) -> list[dict[str, Any]]:
@@ -218,6 +301,8 @@ def segment_entries(parts: list[Part], results: list[InferenceResult]) -> list[d
             "start_s": (int(result.timestamps_ns[0]) - t0) / 1e9,
             "rows": part.segment.rows,
             "recentred_by_m": part.origin.tolist(),
+            "world_frame": part.segment.world_frame,
+            "floor_z": part.floor_z,
             "guidance": result.metadata["guidance"],
             **part.observed,
         })

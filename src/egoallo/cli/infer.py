@@ -103,12 +103,11 @@ def infer(
     from ..body import BodyModel
     from ..guidance import Observations
     from ..inference import SamplingConfig, standing_eye_height
-    from ..inputs.gait import floor_without_points
     from ..inputs.head_checks import head_warnings
-    from ..inputs.points import PointCloudError, estimate_floor_z, floor_given, read_points
+    from ..inputs.points import read_points
     from ..inputs.trajectory import read_trajectory_segments
     from ..prior.checkpoint import load_denoiser
-    from ..recording import estimate_recording
+    from ..recording import estimate_recording, main_frame, segment_floors
     from ..resources import MemoryNeed, available_memory, check_memory
 
     if device == "cuda" and not torch.cuda.is_available():
@@ -130,20 +129,16 @@ def infer(
         if body.posedirs is None:
             print("warning: official EgoAllo checkpoints predict SMPL-H shapes; pass the SMPL-H model with --body-model.")
 
-    head_z = np.concatenate([segment.T_world_cpf[:, 2, 3] for segment in segments])
-    floor = floor_without_points(head.T_world_cpf, 30.0, standing_eye_height(body))
-    if floor_z is not None:
-        try:
-            floor = floor_given(floor_z, head_z)
-        except ValueError as e:
-            raise UserError(str(e)) from None
-    if points is not None:
-        cloud = read_points(points)
-        try:
-            floor = estimate_floor_z(cloud.points @ head.R_zup_input.T, head_z=head_z, source=str(points))
-        except PointCloudError as e:
-            print(f"warning: {e}; using the floor from the trajectory instead.")
-    warnings = head.metadata["warnings"] + head_warnings(segments, floor.z, 30.0)
+    cloud = read_points(points) if points is not None else None
+    try:
+        floors, notes = segment_floors(segments, fps=30.0, eye_height=standing_eye_height(body), floor_z=floor_z,
+                                       cloud=cloud)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    for note in notes:
+        print(f"warning: {note}")
+    floor = next(f for f, s in zip(floors, segments) if s.world_frame == main_frame(segments))
+    warnings = head.metadata["warnings"] + head_warnings(segments, [f.z for f in floors], 30.0)
     for warning in warnings:
         print(f"warning: {trajectory}: {warning}")
     track = None
@@ -187,14 +182,14 @@ def infer(
         segments,
         denoiser,
         body,
-        floor_z=floor.z,
+        floor_z=[f.z for f in floors],
         config=config,
         observe=observe,
         checkpoint=str(checkpoint),
         metadata={
             "trajectory": {"path": str(trajectory), **head.metadata},
             "checkpoint": str(checkpoint),
-            "floor": {"z": floor.z, "method": floor.method},
+            "floor": {"z": floor.z, "method": floor.method, "per_segment": [{"z": f.z, "method": f.method} for f in floors]},
             "warnings": warnings,
         },
         progress=True,

@@ -23,8 +23,8 @@ MAX_SPEED_MPS = 8.0
 pass 8 m/s)."""
 
 
-def head_warnings(segments: list[HeadTrajectory], floor_z: float, fps: float) -> list[str]:
-    """Every warning about `segments` (resampled at `fps`) standing on a floor at `floor_z`."""
+def head_warnings(segments: list[HeadTrajectory], floor_z: float | list[float], fps: float) -> list[str]:
+    """Every warning about `segments` (resampled at `fps`) standing on a floor at `floor_z` (or each on its own)."""
     found = [large_coordinates(segments), below_floor(segments, floor_z)]
     for segment in segments:
         found += [frozen(segment, fps), too_fast(segment, fps)]
@@ -42,14 +42,16 @@ def large_coordinates(segments: list[HeadTrajectory]) -> str | None:
     )
 
 
-def below_floor(segments: list[HeadTrajectory], floor_z: float) -> str | None:
-    """A warning when the head is below the floor in some frames."""
-    heights = np.concatenate([s.T_world_cpf[:, 2, 3] for s in segments]) - floor_z
+def below_floor(segments: list[HeadTrajectory], floor_z: float | list[float]) -> str | None:
+    """A warning when the head is below the floor (one for all segments, or each segment's) in some frames."""
+    floors = [float(floor_z)] * len(segments) if np.ndim(floor_z) == 0 else [float(z) for z in floor_z]
+    heights = np.concatenate([s.T_world_cpf[:, 2, 3] - z for s, z in zip(segments, floors)])
     below = heights < 0.0
     if not below.any():
         return None
+    floor = f"z = {floors[0]:.3f} m" if len(set(floors)) == 1 else "each segment's own floor"
     return (
-        f"the head is below the floor (z = {floor_z:.3f} m) in {int(below.sum())} of {len(heights)} frames, down to "
+        f"the head is below the floor ({floor}) in {int(below.sum())} of {len(heights)} frames, down to "
         f"{-heights.min():.2f} m under it: a wrong floor or up axis, or another SLAM map; bodies there are unreliable"
     )
 

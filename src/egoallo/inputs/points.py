@@ -67,6 +67,8 @@ class PointCloud:
     source: str
     dist_std: np.ndarray | None = None  # (N,) metres: Aria MPS distance uncertainty, when the file has it
     metadata: dict[str, Any] = field(default_factory=dict)
+    graph_uids: np.ndarray | None = None
+    """(N,) str: the Aria MPS SLAM graph (world frame) of each point, when the file has a graph_uid column."""
 
 
 @dataclass(frozen=True)
@@ -252,9 +254,11 @@ def _support(z: np.ndarray, center: float, bin_m: float) -> int:
 
 
 def _kept(
-    path: Path, fmt: str, xyz: np.ndarray, stds: dict[str, np.ndarray], options: PointReadOptions
+    path: Path, fmt: str, xyz: np.ndarray, stds: dict[str, np.ndarray], options: PointReadOptions,
+    graph_uids: np.ndarray | None = None,
 ) -> PointCloud:
-    """The finite, certain enough rows of `xyz` (N, 3) with uncertainty columns `stds` (name -> (N,))."""
+    """The finite, certain enough rows of `xyz` (N, 3) with uncertainty columns `stds` (name -> (N,)) and their
+    graph ids `graph_uids` (N,) when known."""
     finite = np.isfinite(xyz).all(axis=1)
     if not finite.any():
         raise PointCloudError(path, f"no finite point: all {len(xyz)} rows have NaN/infinite coordinates")
@@ -281,7 +285,7 @@ def _kept(
     missing = "no uncertainty columns" if not stds else "no limits set"
     metadata = {"format": fmt, "counts": counts, "filter": rule or f"none ({missing})"}
     dist_std = stds["dist_std"][keep] if "dist_std" in stds else None
-    return PointCloud(xyz[keep], str(path), dist_std, metadata)
+    return PointCloud(xyz[keep], str(path), dist_std, metadata, None if graph_uids is None else graph_uids[keep])
 
 
 def _read_aria_csv(path: Path, options: PointReadOptions) -> PointCloud:
@@ -302,7 +306,17 @@ def _read_aria_csv(path: Path, options: PointReadOptions) -> PointCloud:
     std_names = [name for name in ("dist_std", "inv_dist_std") if name in header]
     values = _csv_columns(path, body, header, [*_ARIA_POSITION, *std_names])
     stds = {name: values[:, 3 + i] for i, name in enumerate(std_names)}
-    return _kept(path, "aria_mps_csv", values[:, :3], stds, options)
+    graphs = _graph_column(body, header, len(values))
+    return _kept(path, "aria_mps_csv", values[:, :3], stds, options, graphs)
+
+
+def _graph_column(body: str, header: list[str], rows: int) -> np.ndarray | None:
+    """(rows,) str: the graph_uid of every data row, or None without that column (or a row count that differs)."""
+    if "graph_uid" not in header:
+        return None
+    column = header.index("graph_uid")
+    graphs = np.array([line.split(",")[column].strip() for line in body.splitlines() if line.strip()])
+    return graphs if len(graphs) == rows else None
 
 
 def _read_text(path: Path) -> str:

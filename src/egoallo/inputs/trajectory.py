@@ -20,6 +20,7 @@ pose index) and what was expected:
 | TUM pose interval 1 ms-1 s in none of s, ms, µs, ns | error |
 | gap > `max_gap_s`, `graph_uid`/`session_uid` change | split into segments; `read_trajectory` keeps the longest |
 | position jump faster than a person moves (> `max_speed_mps` over > `min_jump_m`) | split there, like a gap |
+| (every split) | each piece's `world_frame` says which pieces share a world frame: one per `graph_uid`/`session_uid`; without them, a jump (a SLAM reset) starts a new one |
 | timestamp beyond the int64 nanosecond range, coordinate beyond `MAX_COORDINATE_M` | error (line) |
 | fewer than `min_poses` poses or shorter than `min_duration_s` | error |
 | gravity columns all zero/NaN | error (unless `up` is given) |
@@ -124,6 +125,18 @@ class HeadTrajectory:
         return summaries[index]["rows"] if summaries and index is not None else self.source
 
     @property
+    def world_frame(self) -> int:
+        """The world frame this segment's poses are in (segments of one recording with equal numbers share it)."""
+        summaries, index = self.metadata.get("segments"), self.metadata.get("segment_index")
+        return summaries[index].get("world_frame", 0) if summaries and index is not None else 0
+
+    @property
+    def graph_uid(self) -> str | None:
+        """The Aria MPS SLAM graph this segment was tracked in, when the file says."""
+        summaries, index = self.metadata.get("segments"), self.metadata.get("segment_index")
+        return summaries[index].get("graph_uid") if summaries and index is not None else None
+
+    @property
     def T_input_world(self) -> np.ndarray:
         """(4, 4) from this z-up world to the input file's world: `T_input_x = T_input_world @ T_world_x`."""
         T = np.eye(4)
@@ -209,8 +222,8 @@ def read_trajectory_segments(
     rows = _parse(path)
     T_pose_cpf, calibration_note = _T_pose_cpf(path, rows.pose_frame, calibration, device_is_cpf)
     index, repairs, counts = _clean(path, rows)
-    pieces, splits, jumps = _split(rows, index, options)
-    summaries = [_summary(rows, piece) for piece in pieces]
+    pieces, splits, jumps, frames = _split(rows, index, options)
+    summaries = [{**_summary(rows, piece), "world_frame": frame} for piece, frame in zip(pieces, frames)]
     for summary, reason in zip(summaries[1:], splits):
         summary["after"] = reason
     usable = [i for i, s in enumerate(summaries) if _long_enough(s, options)]
@@ -569,9 +582,12 @@ def _clean(path: Path, rows: _Rows) -> tuple[np.ndarray, list[str], dict[str, in
     return index, repairs, counts
 
 
-def _split(rows: _Rows, index: np.ndarray, options: ReadOptions) -> tuple[list[np.ndarray], list[str], list[str]]:
+def _split(
+    rows: _Rows, index: np.ndarray, options: ReadOptions
+) -> tuple[list[np.ndarray], list[str], list[str], list[int]]:
     """`index` cut where the time gap exceeds `max_gap_s`, the segment id changes or the position jumps faster
-    than a person moves; with the reasons of every cut, and of the jumps alone."""
+    than a person moves; with the reasons of every cut, of the jumps alone, and each piece's world frame
+    (`world_frames`)."""
     t = rows.timestamps_ns[index]
     seconds = np.diff(t) / 1e9
     gap = seconds > options.max_gap_s
@@ -593,7 +609,15 @@ def _split(rows: _Rows, index: np.ndarray, options: ReadOptions) -> tuple[list[n
         else f"jump of {distance[c - 1]:.2f} m before {rows.at(index[c])}"
         for c in cuts
     ]
-    return np.split(index, cuts), reasons, jumps
+    keys = [str(ids[c]) for c in [0, *cuts]] if ids is not None else np.cumsum([0, *jump[cuts - 1]]).tolist()
+    return np.split(index, cuts), reasons, jumps, world_frames(keys)
+
+
+def world_frames(keys: list[Any]) -> list[int]:
+    """Per piece, its world frame numbered 0, 1, ... in order of appearance: pieces with equal `keys` (a SLAM
+    graph id, or the number of jumps before the piece) share a frame."""
+    order = list(dict.fromkeys(keys))
+    return [order.index(key) for key in keys]
 
 
 def _summary(rows: _Rows, piece: np.ndarray) -> dict[str, Any]:
