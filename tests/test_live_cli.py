@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -211,3 +214,26 @@ def test_a_busy_udp_port_is_a_clear_error(tiny_checkpoint, capsys):
         port = busy.getsockname()[1]
         assert main(["live", "--udp", str(port), "--checkpoint", str(tiny_checkpoint)]) == 2
     assert f"cannot listen on UDP 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_ctrl_c_finishes_the_result_file(tiny_checkpoint, tmp_path: Path):
+    """SIGINT to a command reading a stdin that stays open: the bodies so far are written, exit code 0."""
+    out = tmp_path / "interrupted.npz"
+    command = [sys.executable, "-m", "egoallo.cli.main", "live", "--stdin", "--out", str(out),
+               "--checkpoint", str(tiny_checkpoint), *FAST]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True)
+    try:
+        process.stdin.write("\n".join(_tum_lines(1.0)) + "\n")
+        process.stdin.flush()
+        for line in process.stderr:  # wait for the first body, however slow the machine
+            if "first body" in line:
+                break
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert "interrupted; finishing" in stderr and f"wrote {out}" in stdout
+    result = InferenceResult.load(out)
+    assert 8 <= len(result.timestamps_ns) <= 30

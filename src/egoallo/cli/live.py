@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import UserError
@@ -27,17 +31,17 @@ def live(
     device_is_cpf: bool = False,
     up: str | None = None,
     floor_z: float | None = None,
-    window: int = 48,
+    window: int = 32,
     hop: int = 4,
     lookahead: int = 0,
     warmup: int = 30,
-    steps: int = 8,
+    steps: int = 4,
     guidance: bool = True,
     silence: float = 0.5,
     exit_after_silence: float | None = None,
     checkpoint: Path | None = None,
     body_model: Path | None = None,
-    threads: int | None = None,
+    threads: int = 1,
     seed: int = 0,
 ) -> None:
     """Estimate the body live from a head-pose stream (a growing file, stdin, UDP, or a replayed recording).
@@ -68,7 +72,7 @@ def live(
         exit_after_silence: End the stream after this many seconds without a pose (default: run until Ctrl-C or the input ends).
         checkpoint: Model directory; default: the shipped one.
         body_model: Body model .npz; default: $EGOALLO_SMPLH_MODEL or the shipped open model.
-        threads: CPU threads for the network; default: the cores this process may use, at most 2.
+        threads: CPU threads for the network (one: a hop is small work, and a second thread only helps on an idle machine).
         seed: Random seed.
     """
     sources = [name for name, given in (("--follow", follow), ("--stdin", stdin), ("--udp", udp), ("--replay", replay))
@@ -138,7 +142,6 @@ def _wire(config, *, follow, stdin, udp, replay, speed, host, viewer, port, ws_p
     """Wire the source, the estimator and the outputs; finish the outputs on the stream's end or Ctrl-C."""
     import dataclasses
     import queue
-    import threading
 
     import numpy as np
     import torch
@@ -164,7 +167,7 @@ def _wire(config, *, follow, stdin, udp, replay, speed, host, viewer, port, ws_p
         from ..inputs.calibration import load_calibration
 
         T_device_cpf = load_calibration(calibration).T_device_cpf
-    count, warning = choose_threads(threads, min(cores_here(), 2), 10**9)
+    count, warning = choose_threads(threads, cores_here(), 1)
     if warning:
         print(f"warning: {warning}")
     torch.set_num_threads(count)
@@ -224,10 +227,8 @@ def _wire(config, *, follow, stdin, udp, replay, speed, host, viewer, port, ws_p
               f"+ compute; Ctrl+C to stop", flush=True)
         session = LiveSession(make_estimator, frames_to=outputs, frame=FrameSetup(up_vector, T_device_cpf),
                               silence_s=silence, exit_after_silence_s=exit_after_silence)
-        try:
+        with _finish_on_interrupt(stop):
             session.run(lines, stop)
-        except KeyboardInterrupt:
-            print("egoallo live: interrupted; finishing", file=sys.stderr)
     finally:
         stop.set()
         for closable in (server, live_viewer, udp_socket):
@@ -245,6 +246,27 @@ def _wire(config, *, follow, stdin, udp, replay, speed, host, viewer, port, ws_p
             return
         result.save(out, force=True)  # checked up front; replaced only now, atomically
         print(f"wrote {out}: {len(result.timestamps_ns)} frames in {len(result.metadata['segments'])} segment(s)")
+
+
+@contextlib.contextmanager
+def _finish_on_interrupt(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C (SIGINT) sets `stop`, so the stream ends between two poses and every output is finished;
+    a second Ctrl-C interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupted(signum, frame) -> None:  # noqa: ANN001 (signal's signature)
+        if stop.is_set():
+            raise KeyboardInterrupt
+        print("egoallo live: interrupted; finishing (Ctrl+C again to abort)", file=sys.stderr, flush=True)
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _report(session, estimator) -> None:

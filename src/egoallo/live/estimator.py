@@ -54,7 +54,7 @@ ORIGIN_STEP_M = 1.0
 class LiveConfig:
     """Window and step settings (docs/live.md)."""
 
-    window: int = 48
+    window: int = 32
     """Frames the prior sees per hop: emitted ones (fixed) and new ones (sampled)."""
     hop: int = 4
     """New frames emitted per hop."""
@@ -62,11 +62,11 @@ class LiveConfig:
     """Newest frames sampled but emitted only at the next hop (more future context, more delay)."""
     warmup: int = 30
     """Frames of a segment sampled together before its first emission (the body shape comes from the first)."""
-    num_steps: int = 8
+    num_steps: int = 4
     eta: float = 0.8
     guidance: bool = True
     """Foot guidance on the new frames."""
-    guidance_iterations: int = 5
+    guidance_iterations: int = 2
     guidance_context: int = 2
     """Emitted frames before the new ones held fixed in the guidance problem (continuity of feet)."""
     seam: int = 8

@@ -180,6 +180,8 @@ class LiveSession:
     def _emit(self, frames: list[LiveFrame]) -> None:
         if not frames:
             return
+        if not self.latency.seconds:
+            log.info("first body after %d poses (frame %d)", self.counts.poses, frames[0].index)
         self.latency.emitted(frames, time.perf_counter())
         for send in self.frames_to:
             send(frames)

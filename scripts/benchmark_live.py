@@ -1,0 +1,189 @@
+"""Live vs offline on held-out evaluation windows: accuracy, pops, latency and throughput.
+
+Every held-out window of a built dataset (as `egoallo eval` cuts them, with the floor a user
+with a point cloud has) goes through offline `estimate_body_motion` (what `egoallo infer` runs)
+and through `LiveEstimator` pose by pose (what `egoallo live --replay --speed 0` runs), with
+the same seeds. Reported per path: MPJPE, PA-MPJPE, foot skate (the `egoallo eval` metrics),
+and the largest frame-to-frame joint jump (any of the 22 body joints; mean over windows of
+each window's largest, and the largest of all) against the ground truth's; for live also the
+latency from a pose's arrival to its body (poses arriving at 30 fps in real time, each push
+taking the CPU time it was measured to take, one at a time; all frames, and those after a window's
+warm-up) and the throughput.
+
+    python scripts/benchmark_live.py --dataset /work/build/v3/dataset.h5 --max-windows 20 --out build/live_bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from egoallo.assets import DEFAULT_CHECKPOINT
+from egoallo.body import BodyModel
+from egoallo.evaluation.benchmark import EvalConfig, diffusion_predictor, evaluate, summarize
+from egoallo.evaluation.metrics import BODY_JOINTS
+from egoallo.inputs.trajectory import HeadTrajectory
+from egoallo.live import LiveConfig, LiveEstimator
+from egoallo.prior.checkpoint import load_denoiser
+
+REPORTED = ("mpjpe", "pa_mpjpe", "foot_skate")
+
+
+def largest_jump_mm(joints: np.ndarray) -> float:
+    """Largest frame-to-frame displacement (mm) of any body joint in `joints (T, 52, 3)`."""
+    body = joints[:, list(BODY_JOINTS)]
+    return 1000.0 * float(np.linalg.norm(np.diff(body, axis=0), axis=-1).max())
+
+
+def simulated_latency(push_s: list[float], released: list[list[int]], fps: float) -> np.ndarray:
+    """(frames,) seconds from the arrival of a frame's pose to its body, poses arriving every 1/fps s.
+
+    Push k starts when its pose arrives or the previous push ends, whichever is later, and takes
+    `push_s[k]`; `released[k]` are the frames it emitted (frame f's pose is pose f here).
+    """
+    out, end = [], 0.0
+    for k, (seconds, frames) in enumerate(zip(push_s, released)):
+        end = max(k / fps, end) + seconds
+        out += [end - f / fps for f in frames]
+    return np.array(out)
+
+
+@dataclasses.dataclass
+class LiveLog:
+    latency_s: list = dataclasses.field(default_factory=list)
+    steady_latency_s: list = dataclasses.field(default_factory=list)
+    """Frames after the warm-up (whose first bodies wait for the warm-up's last pose)."""
+    compute_s: float = 0.0
+    frames: int = 0
+    jumps_mm: list = dataclasses.field(default_factory=list)
+    truth_jumps_mm: list = dataclasses.field(default_factory=list)
+
+
+def live_predictor(denoiser, body: BodyModel, config: LiveConfig, log: LiveLog):
+    """An `evaluate` predictor running the window pose by pose through `LiveEstimator`."""
+
+    def predict(trajectory: HeadTrajectory, seed: int, window: dict, floor_z: float):
+        estimator = LiveEstimator(denoiser, body, T_input_zup=np.eye(4), floor_z=floor_z,
+                                  config=dataclasses.replace(config, seed=seed % 2**31))
+        push_s, released, frames = [], [], []
+        for t, T in zip(trajectory.timestamps_ns, trajectory.T_world_cpf):
+            started = time.process_time()
+            out = estimator.push(int(t), T)
+            push_s.append(time.process_time() - started)
+            released.append([f.index for f in out])
+            frames += out
+        started = time.process_time()
+        rest = estimator.finish()
+        push_s[-1] += time.process_time() - started
+        released[-1] += [f.index for f in rest]
+        frames += rest
+        latency = simulated_latency(push_s, released, config.fps)
+        log.latency_s += latency.tolist()
+        log.steady_latency_s += latency[np.concatenate(released) >= config.warmup].tolist()
+        log.compute_s += sum(push_s)
+        log.frames += len(frames)
+        joints = np.stack([f.joints_world for f in frames])
+        log.jumps_mm.append(largest_jump_mm(joints))
+        log.truth_jumps_mm.append(largest_jump_mm(window["joints_world"]))
+        return joints[None], body.with_shape(estimator.betas).stature.numpy()[None]
+
+    return predict
+
+
+def offline_jumps(predict, log: LiveLog):
+    """`predict` that also records the largest joint jump of each window."""
+
+    def wrapped(trajectory, seed, window, floor_z):
+        started = time.process_time()
+        joints, stature = predict(trajectory, seed, window, floor_z)
+        log.compute_s += time.process_time() - started
+        log.frames += joints.shape[1]
+        log.jumps_mm.append(largest_jump_mm(joints[0]))
+        log.truth_jumps_mm.append(largest_jump_mm(window["joints_world"]))
+        return joints, stature
+
+    return wrapped
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", type=Path, default=Path("/work/build/v3/dataset.h5"))
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--out", type=Path, default=Path("build/live_benchmark"))
+    parser.add_argument("--window", type=int, default=128, help="evaluation window (frames)")
+    parser.add_argument("--max-windows", type=int, default=None)
+    parser.add_argument("--window-step", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--offline-steps", type=int, default=30)
+    parser.add_argument("--live-window", type=int, default=LiveConfig.window)
+    parser.add_argument("--hop", type=int, default=LiveConfig.hop)
+    parser.add_argument("--lookahead", type=int, default=LiveConfig.lookahead)
+    parser.add_argument("--warmup", type=int, default=LiveConfig.warmup)
+    parser.add_argument("--steps", type=int, default=LiveConfig.num_steps)
+    parser.add_argument("--guidance-iterations", type=int, default=LiveConfig.guidance_iterations)
+    parser.add_argument("--no-guidance", action="store_true", help="neither path guides the feet")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    body = BodyModel.load_default()
+    _, denoiser = load_denoiser(args.checkpoint)
+    guidance = frozenset() if args.no_guidance else frozenset({"feet"})
+    eval_config = EvalConfig(window=args.window, num_steps=args.offline_steps, max_windows=args.max_windows,
+                             window_step=args.window_step, guidance=guidance)
+    live_config = LiveConfig(window=args.live_window, hop=args.hop, lookahead=args.lookahead, warmup=args.warmup,
+                             num_steps=args.steps, guidance=bool(guidance), guidance_iterations=args.guidance_iterations)
+    logs = {"offline": LiveLog(), "live": LiveLog()}
+    predictors = {
+        "offline": offline_jumps(diffusion_predictor(denoiser, body, eval_config), logs["offline"]),
+        "live": live_predictor(denoiser, body, live_config, logs["live"]),
+    }
+    report: dict = {"meta": {"dataset": str(args.dataset), "checkpoint": str(args.checkpoint),
+                             "eval": {k: str(v) for k, v in dataclasses.asdict(eval_config).items()},
+                             "live": dataclasses.asdict(live_config), "threads": args.threads}}
+    for name, predict in predictors.items():
+        results, skipped = evaluate(args.dataset, predict, body, eval_config, progress=True)
+        summary = summarize(results)["all"]
+        log = logs[name]
+        entry = {m: summary[m] for m in REPORTED}
+        entry.update(
+            windows=summary["windows"], skipped=len(skipped),
+            largest_jump_mm={"mean": float(np.mean(log.jumps_mm)), "max": float(np.max(log.jumps_mm))},
+            truth_largest_jump_mm={"mean": float(np.mean(log.truth_jumps_mm)), "max": float(np.max(log.truth_jumps_mm))},
+            cpu_s_per_frame=log.compute_s / max(log.frames, 1),
+        )
+        for key, values in (("latency_s", log.latency_s), ("steady_latency_s", log.steady_latency_s)):
+            if values:
+                entry[key] = {"median": float(np.median(values)), "p95": float(np.percentile(values, 95)),
+                              "max": float(np.max(values))}
+        report[name] = entry
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "live_benchmark.json").write_text(json.dumps(report, indent=1) + "\n")
+    lines = ["| path | windows | MPJPE (mm) | PA-MPJPE (mm) | foot skate | largest joint jump (mm), mean / max "
+             "| truth's (mm), mean / max | CPU ms / frame | latency (s), median / p95 | after the warm-up (s), median / p95 |",
+             "|---|" + "---|" * 9]
+    for name in predictors:
+        e = report[name]
+        latency_text, steady_text = (
+            f"{e[key]['median']:.3f} / {e[key]['p95']:.3f}" if key in e else "—" for key in ("latency_s", "steady_latency_s")
+        )
+        lines.append(
+            f"| {name} | {e['windows']} | {e['mpjpe']['mean']:.1f} ± {e['mpjpe']['stderr']:.1f} "
+            f"| {e['pa_mpjpe']['mean']:.1f} ± {e['pa_mpjpe']['stderr']:.1f} "
+            f"| {e['foot_skate']['mean']:.3f} ± {e['foot_skate']['stderr']:.3f} "
+            f"| {e['largest_jump_mm']['mean']:.0f} / {e['largest_jump_mm']['max']:.0f} "
+            f"| {e['truth_largest_jump_mm']['mean']:.0f} / {e['truth_largest_jump_mm']['max']:.0f} "
+            f"| {1000 * e['cpu_s_per_frame']:.1f} "
+            f"| {latency_text} | {steady_text} |"
+        )
+    (args.out / "live_benchmark.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
