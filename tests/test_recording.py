@@ -18,7 +18,8 @@ from egoallo.inputs.points import PointCloud
 from egoallo.inputs.trajectory import HeadTrajectory, read_trajectory_segments
 from egoallo.recording import segment_floors
 from egoallo.resources import MemoryNeed, available_memory, check_memory
-from egoallo.result import InferenceResult
+from egoallo.result import InferenceResult, Span, segment_spans
+from hostile_inputs import small_result
 from test_infer import cpf_of_result
 
 UTM_OFFSET = np.array([512_345.0, 5_412_345.0, 250.0])
@@ -138,6 +139,49 @@ def test_a_slam_reset_keeps_each_segment_on_its_floor(tiny_checkpoint, tmp_path)
     assert result.floor_z == segments[0]["floor_z"]  # the main frame: 200 of the 330 frames
     figures = result.metadata["plausibility"]
     assert max(figures["deepest_penetration_m"]) < 1.0 and max(figures["pelvis_height_max_m"]) < 2.0
+
+
+def test_segment_spans_fall_back_to_the_whole_result() -> None:
+    entries = [{"first_frame": 0, "frames": 4, "floor_z": 0.5}, {"first_frame": 4, "frames": 2}]
+    assert segment_spans(entries, 6, 0.0) == [Span(0, 4, 0.5), Span(4, 6, 0.0)]
+    for broken in (None, [], [{"first_frame": 0, "frames": 5}], [{"first_frame": 1, "frames": 5}],
+                   [{"first_frame": 0, "frames": 6, "floor_z": "low"}], [{"first_frame": True, "frames": 6}], [7]):
+        assert segment_spans(broken, 6, 0.25) == [Span(0, 6, 0.25)]
+
+
+def test_render_draws_segments_and_marks_gaps(tmp_path, monkeypatch) -> None:
+    """`egoallo render` on a result with a gap and a SLAM reset: the head path is one solid line per segment and a
+    dotted grey line over the gap (never a solid line across it), and each segment stands on its own floor."""
+    import egoallo.viz.render as render
+
+    body = BodyModel.load_default()
+    result = small_result(body)
+    T_world_cpf, joints = result.T_world_cpf.copy(), result.joints_world.copy()
+    T_world_cpf[3:, 2, 3] -= 3.0  # the second segment's world lies 3 m higher: its floor reads z = -3
+    T_world_root = result.T_world_root.copy()
+    T_world_root[:, 3:, 2, 3] -= 3.0
+    joints[:, 3:, :, 2] -= 3.0
+    segments = [{"first_frame": 0, "frames": 3, "floor_z": 0.0}, {"first_frame": 3, "frames": 3, "floor_z": -3.0}]
+    result = InferenceResult(**{**vars(result), "T_world_cpf": T_world_cpf, "T_world_root": T_world_root,
+                                "joints_world": joints, "metadata": {"segments": segments}})
+    result.save(tmp_path / "gaps.npz")
+    drawn, real = {}, render.render_meshes
+
+    def drawing(path, meshes, views, **options):  # noqa: ANN001, ANN202 (render_meshes' arguments)
+        drawn.update(meshes=meshes, **options)
+        return real(path, meshes, views, **options)
+
+    monkeypatch.setattr(render, "render_meshes", drawing)
+    assert main(["render", str(tmp_path / "gaps.npz"), "--out", str(tmp_path / "g.png"), "--frames", "6"]) == 0
+    assert (tmp_path / "g.png").stat().st_size > 0
+    solid = [points for points, _, style in drawn["lines"] if style == "-"]
+    dotted = [points for points, color, style in drawn["lines"] if style != "-"]
+    head = T_world_cpf[:, :3, 3] + np.array([[0, 0, 0]] * 3 + [[0, 0, 3.0]] * 3)
+    np.testing.assert_allclose(np.concatenate(solid), head, atol=1e-9)
+    assert [len(points) for points in solid] == [3, 3] and len(dotted) == 1
+    np.testing.assert_allclose(dotted[0], head[[2, 3]], atol=1e-9)
+    lowest = [float(vertices[:, 2].min()) for vertices, _ in drawn["meshes"]]
+    assert max(lowest) - min(lowest) < 1.0  # both segments' bodies near z = 0, not 3 m apart
 
 
 def walk(T: int, speed: float = 1.2, fps: float = 30.0) -> HeadTrajectory:

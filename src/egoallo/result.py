@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 
@@ -40,6 +41,39 @@ _ARRAYS = {
 
 
 @dataclasses.dataclass(frozen=True)
+class Span:
+    """One segment of a result: frames `first` to `end` (exclusive), standing on a floor at `floor_z`."""
+
+    first: int
+    end: int
+    floor_z: float
+
+
+def segment_spans(entries: object, frames: int, floor_z: float) -> list[Span]:
+    """Spans from the `metadata["segments"]` entries (`first_frame`, `frames`, optional `floor_z`), or one span of
+    all `frames` on `floor_z` when the entries are missing or do not cover the frames one after the other."""
+    whole = [Span(0, frames, floor_z)]
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        return whole
+    spans, first = [], 0
+    for entry in entries:
+        start, count, z = entry.get("first_frame"), entry.get("frames"), entry.get("floor_z", floor_z)
+        if not (_is_int(start) and _is_int(count) and start == first and count >= 1 and _is_finite_number(z)):
+            return whole
+        spans.append(Span(start, start + count, float(z)))
+        first += count
+    return spans if first == frames else whole
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_finite_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclasses.dataclass(frozen=True)
 class InferenceResult:
     timestamps_ns: np.ndarray
     """(T,) int64"""
@@ -58,7 +92,8 @@ class InferenceResult:
     stature_m: np.ndarray
     """(S,) estimated standing height."""
     floor_z: float
-    """Floor height along the up axis of the gravity-aligned frame (see `T_input_zup`)."""
+    """Floor height along the up axis of the gravity-aligned frame (see `T_input_zup`); a segment in another
+    world frame (a SLAM reset) has its own (`segment_spans`)."""
     T_input_zup: np.ndarray
     """(4, 4) from the gravity-aligned (z-up) frame the model worked in to the input's frame."""
     fps: float
@@ -67,6 +102,11 @@ class InferenceResult:
     @property
     def num_samples(self) -> int:
         return self.joints_world.shape[0]
+
+    def segment_spans(self) -> list[Span]:
+        """The segments of the frames (`metadata["segments"]`), in order; one span of every frame on `floor_z`
+        when the metadata does not describe segments that cover the frames one after the other."""
+        return segment_spans(self.metadata.get("segments"), len(self.timestamps_ns), self.floor_z)
 
     def save(self, path: str | os.PathLike, *, force: bool = False) -> Path:
         """Write atomically; refuses to replace an existing file unless `force`."""

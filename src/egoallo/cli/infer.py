@@ -189,7 +189,7 @@ def infer(
         metadata={
             "trajectory": {"path": str(trajectory), **head.metadata},
             "checkpoint": str(checkpoint),
-            "floor": {"z": floor.z, "method": floor.method, "per_segment": [{"z": f.z, "method": f.method} for f in floors]},
+            "floor": {"z": floor.z, "method": floor.method},
             "warnings": warnings,
         },
         progress=True,

@@ -50,25 +50,29 @@ def render(
 
     from ..body import BodyModel
     from ..result import InferenceResult
-    from ..viz.render import View, render_animation, render_meshes
+    from ..viz.render import View, path_lines, render_animation, render_meshes
 
     data = InferenceResult.load(result)
     if not 0 <= sample < data.num_samples:
         raise UserError(f"{result}: has {data.num_samples} sample(s); --sample {sample} is out of range.")
     body = BodyModel.load_from_env_or_default(body_model)
-    # Back to the gravity-aligned frame the model worked in (z up), floor at z = 0.
+    # Back to the gravity-aligned frame the model worked in (z up), each segment's floor at z = 0.
+    spans = data.segment_spans()
+    floors = np.concatenate([np.full(span.end - span.first, span.floor_z) for span in spans])
     T_zup_input = np.linalg.inv(data.T_input_zup)
-    T_zup_input[2, 3] -= data.floor_z
     T_world_root = T_zup_input @ data.T_world_root[sample].astype(np.float64)
+    T_world_root[:, 2, 3] -= floors
     shaped = body.with_shape(torch.from_numpy(data.betas[sample]))
     T = len(data.timestamps_ns)
     chosen = np.linspace(0, T - 1, frames).round().astype(int) if suffix == ".png" else np.arange(0, T, stride)
     posed = shaped.with_pose(torch.from_numpy(T_world_root[chosen]).float(), torch.from_numpy(data.local_rotations[sample, chosen]))
     vertices = posed.mesh().vertices.numpy()
     faces = body.faces.numpy()
-    head_path = (T_zup_input @ data.T_world_cpf)[:, :3, 3]
-    lines = [(head_path, "#d62728")]
+    head_path = (T_zup_input @ data.T_world_cpf)[:, :3, 3] - floors[:, None] * [0.0, 0.0, 1.0]
+    lines = path_lines(head_path, [(span.first, span.end) for span in spans], "#d62728")
     title = f"{result.name}: sample {sample}, {T / data.fps:.1f} s, stature {data.stature_m[sample]:.2f} m"
+    if len(spans) > 1:
+        title += f", {len(spans) - 1} tracking gap(s) dotted"
     view = View(azimuth, elevation, title)
     if suffix == ".png":
         render_meshes(out, [(v, faces) for v in vertices], [view], lines=lines, panel_size=6.0)

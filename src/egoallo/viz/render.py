@@ -63,9 +63,9 @@ def _draw_panel(ax, meshes, view: View, colors, lines, floor_z, bounds: np.ndarr
     for k in np.argsort(depth):
         vertices, faces = meshes[k]
         _draw_mesh(ax, vertices, faces, view, colors[k % len(colors)])
-    for points, color in lines or []:
+    for points, color, *style in lines or []:
         p = points @ R.T
-        ax.plot(p[:, 0], p[:, 1], "-", color=color, linewidth=1.5, zorder=10)
+        ax.plot(p[:, 0], p[:, 1], style[0] if style else "-", color=color, linewidth=1.5, zorder=10)
     cam = bounds @ R.T
     center = (cam.max(0) + cam.min(0)) / 2
     extent = cam.max(0) - cam.min(0)
@@ -78,6 +78,15 @@ def _draw_panel(ax, meshes, view: View, colors, lines, floor_z, bounds: np.ndarr
 
 
 DEFAULT_COLORS = ["#8fb3d9", "#d99f8f", "#9fd98f", "#d9cf8f"]
+GAP_COLOR = "#7f7f7f"
+
+
+def path_lines(points: np.ndarray, spans: list[tuple[int, int]], color: str) -> list[tuple[np.ndarray, str, str]]:
+    """Polylines of a path `points (T, 3)` cut into segments `spans` (first, end): each segment solid in `color`,
+    each gap between two segments a dotted grey line with a cross at both ends, never a solid line across it."""
+    lines = [(points[first:end], color, "-") for first, end in spans]
+    lines += [(points[[end - 1, following]], GAP_COLOR, "x:") for (_, end), (following, _) in zip(spans, spans[1:])]
+    return lines
 
 
 def render_meshes(
@@ -94,12 +103,12 @@ def render_meshes(
 ) -> Path:
     """Render `(vertices (V, 3), faces (F, 3))` meshes in a z-up world into one PNG, one panel per view.
 
-    `lines`: optional polylines `(points (N, 3), color)` drawn over the meshes
+    `lines`: optional polylines `(points (N, 3), color[, matplotlib style])` drawn over the meshes
     (e.g. a source skeleton). Written atomically.
     """
     path = Path(path)
     fig, axes = plt.subplots(1, len(views), figsize=(panel_size * len(views), panel_size * panel_aspect), squeeze=False)
-    bounds = np.concatenate([v for v, _ in meshes] + [p for p, _ in (lines or [])])
+    bounds = np.concatenate([v for v, _ in meshes] + [line[0] for line in lines or []])
     for ax, view in zip(axes[0], views):
         _draw_panel(ax, meshes, view, colors or DEFAULT_COLORS, lines, floor_z, bounds, panel_aspect)
     fig.tight_layout()
@@ -130,7 +139,7 @@ def render_animation(
     from PIL import Image
 
     path = Path(path)
-    bounds = np.concatenate([v for meshes in frames for v, _ in meshes][:: max(1, len(frames) // 20)] + [p for p, _ in (lines or [])])
+    bounds = np.concatenate([v for meshes in frames for v, _ in meshes][:: max(1, len(frames) // 20)] + [line[0] for line in lines or []])
     images = []
     for meshes in progress_bar(frames, enabled=progress, desc=path.name, unit="frame"):
         fig, ax = plt.subplots(figsize=(panel_size, panel_size * 1.25))
