@@ -78,7 +78,8 @@ def live(
     sources = [name for name, given in (("--follow", follow), ("--stdin", stdin), ("--udp", udp), ("--replay", replay))
                if given not in (None, False)]
     if len(sources) != 1:
-        raise UserError(f"give exactly one input: --follow FILE, --stdin, --udp PORT or --replay FILE (got {sources or 'none'}).")
+        raise UserError("give exactly one input: --follow FILE, --stdin, --udp PORT or --replay FILE "
+                        f"(got {sources or 'none'}).")
     check_range("--speed", speed, 0.0)
     check_range("--silence", silence, 0.05)
     if exit_after_silence is not None:
@@ -193,12 +194,16 @@ def _wire(config, *, follow, stdin, udp, replay, speed, host, viewer, port, ws_p
             try:
                 udp_socket = sources.bind_udp(host, udp)
             except OSError as error:
-                raise UserError(f"cannot listen on UDP {host}:{udp} ({error.strerror or error}); choose another --udp.") from None
+                raise UserError(
+                    f"cannot listen on UDP {host}:{udp} ({error.strerror or error}); choose another --udp."
+                ) from None
         if ws_port is not None:
             try:
                 server = FrameServer(host, ws_port, hello_message(config.fps))
             except OSError as error:
-                raise UserError(f"cannot listen on {host}:{ws_port} ({error.strerror or error}); choose another --ws-port.") from None
+                raise UserError(
+                    f"cannot listen on {host}:{ws_port} ({error.strerror or error}); choose another --ws-port."
+                ) from None
             outputs.append(server.send)
             print(f"egoallo live: bodies as JSON on ws://{host}:{server.port}", flush=True)
         if viewer:

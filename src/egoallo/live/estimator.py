@@ -246,7 +246,9 @@ class LiveEstimator:
                 self._next_index -= 1
                 self._newest = self._next_index - 1
         if segment is not None and segment.emitted:
-            self.stats.segment_log.append({"first_frame": segment.first_frame, "frames": segment.emitted, "ended_by": reason})
+            self.stats.segment_log.append(
+                {"first_frame": segment.first_frame, "frames": segment.emitted, "ended_by": reason}
+            )
         out = list(self._ready)
         self._ready.clear()
         self.stats.frames_emitted += len(out)
@@ -276,7 +278,8 @@ class LiveEstimator:
 
         def denoise(x_t: Tensor, t: Tensor, frames: Tensor) -> Tensor:
             B, K, W, _ = x_t.shape
-            return self.denoiser(x_t.flatten(0, 1), t.repeat_interleave(K), cond[frames].expand(B, -1, -1, -1).flatten(0, 1)).unflatten(0, (B, K))
+            window_cond = cond[frames].expand(B, -1, -1, -1).flatten(0, 1)
+            return self.denoiser(x_t.flatten(0, 1), t.repeat_interleave(K), window_cond).unflatten(0, (B, K))
 
         predicted: list[Tensor] = []  # the last step's x0 before the known frames replace it
 

@@ -91,7 +91,9 @@ def segments_and_gaps(frames: list[LiveFrame], segment_log: list[dict]) -> dict[
     ends = [*starts[1:], len(frames)]
     t0 = frames[0].timestamp_ns
     reasons = {entry["first_frame"]: entry["ended_by"] for entry in segment_log}
-    segments = [{"first_frame": a, "frames": b - a, "start_s": (frames[a].timestamp_ns - t0) / 1e9} for a, b in zip(starts, ends)]
+    segments = [
+        {"first_frame": a, "frames": b - a, "start_s": (frames[a].timestamp_ns - t0) / 1e9} for a, b in zip(starts, ends)
+    ]
     gaps = [
         {"after_frame": b - 1, "seconds": (frames[b].timestamp_ns - frames[b - 1].timestamp_ns) / 1e9,
          "reasons": [reasons.get(frames[a].index, "unknown")]}
