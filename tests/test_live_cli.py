@@ -125,6 +125,32 @@ def test_udp_datagrams_from_another_thread(tiny_checkpoint, tmp_path: Path, caps
     assert np.isfinite(result.joints_world).all()
 
 
+def test_websocket_input_from_another_thread(tiny_checkpoint, tmp_path: Path):
+    from websockets.sync.client import connect
+
+    port = _free_port()
+    lines = _tum_lines(1.0)
+
+    def client():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until the command listens
+            try:
+                with connect(f"ws://127.0.0.1:{port}", open_timeout=5) as ws:
+                    for k in range(0, len(lines), 10):  # ten lines per message
+                        ws.send("\n".join(lines[k : k + 10]))
+                return
+            except OSError:
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    out = tmp_path / "ws.npz"
+    assert main(["live", "--ws-input", str(port), "--exit-after-silence", "1.5", "--silence", "1.0", "--out", str(out),
+                 "--checkpoint", str(tiny_checkpoint), *FAST]) == 0
+    thread.join(timeout=10)
+    assert len(InferenceResult.load(out).timestamps_ns) == 30
+
+
 def test_stream_faults_on_stdin(tiny_checkpoint, tmp_path: Path, monkeypatch, capsys):
     lines = _tum_lines(4.0)
     faulty = lines[:20] + ["", "# a comment", "1 2 3", "x 0 0 0 0 0 0 1", "101 0 0 1.6 0 0 0 5", "nan 0 0 0 0 0 0 1"]

@@ -19,6 +19,7 @@ def live(
     follow: Path | None = None,
     stdin: bool = False,
     udp: int | None = None,
+    ws_input: int | None = None,
     replay: Path | None = None,
     speed: float = 1.0,
     host: str = "127.0.0.1",
@@ -44,12 +45,13 @@ def live(
     threads: int = 1,
     seed: int = 0,
 ) -> None:
-    """Estimate the body live from a head-pose stream (a growing file, stdin, UDP, or a replayed recording).
+    """Estimate the body live from a head-pose stream (a growing file, stdin, UDP, WebSocket, or a replayed recording).
 
     Args:
         follow: A trajectory file another program appends to (Aria MPS CSV or TUM text), read like `tail -f`.
         stdin: Read poses from standard input, one TUM line ('timestamp tx ty tz qx qy qz qw', seconds) each.
         udp: Listen on this local UDP port: one or more TUM lines per datagram (docs/live.md).
+        ws_input: Listen on this local WebSocket port: one or more TUM lines per text message (docs/live.md).
         replay: Replay a recorded trajectory (Aria MPS CSV or TUM text) through the live path, at --speed.
         speed: Replay speed (1: real time; 0: as fast as the estimator goes).
         host: Address the UDP, WebSocket and viewer servers listen on (127.0.0.1: this machine only).
@@ -75,16 +77,16 @@ def live(
         threads: CPU threads for the network (one: a hop is small work, and a second thread only helps on an idle machine).
         seed: Random seed.
     """
-    sources = [name for name, given in (("--follow", follow), ("--stdin", stdin), ("--udp", udp), ("--replay", replay))
-               if given not in (None, False)]
+    given = (("--follow", follow), ("--stdin", stdin), ("--udp", udp), ("--ws-input", ws_input), ("--replay", replay))
+    sources = [name for name, value in given if value not in (None, False)]
     if len(sources) != 1:
-        raise UserError("give exactly one input: --follow FILE, --stdin, --udp PORT or --replay FILE "
+        raise UserError("give exactly one input: --follow FILE, --stdin, --udp PORT, --ws-input PORT or --replay FILE "
                         f"(got {sources or 'none'}).")
     check_range("--speed", speed, 0.0)
     check_range("--silence", silence, 0.05)
     if exit_after_silence is not None:
         check_range("--exit-after-silence", exit_after_silence, 0.05)
-    for flag, value in (("--udp", udp), ("--port", port), ("--ws-port", ws_port)):
+    for flag, value in (("--udp", udp), ("--ws-input", ws_input), ("--port", port), ("--ws-port", ws_port)):
         if value is not None:
             check_range(flag, value, 1, 65535)
     if floor_z is not None and not math.isfinite(floor_z):
@@ -97,13 +99,13 @@ def live(
     if device_is_cpf and calibration is not None:
         raise UserError("--device-is-cpf and --calibration both give the device-to-CPF transform; give one.")
     out = check_output(out, (".npz",), force=force) if out is not None else None
-    if ws_port is not None or viewer:
+    if ws_port is not None or ws_input is not None or viewer:
         from ..thirdparty import require
 
         if viewer:
             require("viser", "the live viewer")
-        if ws_port is not None:
-            require("websockets", "the live WebSocket stream")
+        if ws_port is not None or ws_input is not None:
+            require("websockets", "a live WebSocket")
 
     from ..live.estimator import LiveConfig
     from ..live.stream import StreamLimits
@@ -113,7 +115,7 @@ def live(
                             guidance=guidance, seed=seed, limits=StreamLimits())
     except ValueError as error:
         raise UserError(f"live settings: {error}") from None
-    _run(config, follow=follow, stdin=stdin, udp=udp, replay=replay, speed=speed, host=host, viewer=viewer, port=port,
+    _run(config, follow=follow, stdin=stdin, udp=udp, ws_input=ws_input, replay=replay, speed=speed, host=host, viewer=viewer, port=port,
          ws_port=ws_port, out=out, calibration=calibration, device_is_cpf=device_is_cpf, up=up, floor_z=floor_z,
          silence=silence, exit_after_silence=exit_after_silence, checkpoint=checkpoint, body_model=body_model,
          threads=threads)
@@ -138,7 +140,7 @@ def _run(config, **options) -> None:
         logger.setLevel(level)
 
 
-def _wire(config, *, follow, stdin, udp, replay, speed, host, viewer, port, ws_port, out, calibration, device_is_cpf,
+def _wire(config, *, follow, stdin, udp, ws_input, replay, speed, host, viewer, port, ws_port, out, calibration, device_is_cpf,
           up, floor_z, silence, exit_after_silence, checkpoint, body_model, threads) -> None:
     """Wire the source, the estimator and the outputs; finish the outputs on the stream's end or Ctrl-C."""
     import dataclasses
@@ -181,7 +183,7 @@ def _wire(config, *, follow, stdin, udp, replay, speed, host, viewer, port, ws_p
     recorder = Recorder()
     outputs = [recorder.add]
     server = live_viewer = None
-    udp_socket = None
+    udp_socket = ws_source = None
     estimators: list[LiveEstimator] = []
 
     def make_estimator(T_input_zup: np.ndarray) -> LiveEstimator:
@@ -196,6 +198,13 @@ def _wire(config, *, follow, stdin, udp, replay, speed, host, viewer, port, ws_p
             except OSError as error:
                 raise UserError(
                     f"cannot listen on UDP {host}:{udp} ({error.strerror or error}); choose another --udp."
+                ) from None
+        if ws_input is not None:
+            try:
+                ws_source = sources.WebSocketInput(host, ws_input, lines)
+            except OSError as error:
+                raise UserError(
+                    f"cannot listen on {host}:{ws_input} ({error.strerror or error}); choose another --ws-input."
                 ) from None
         if ws_port is not None:
             try:
@@ -223,11 +232,15 @@ def _wire(config, *, follow, stdin, udp, replay, speed, host, viewer, port, ws_p
             target, args = sources.follow, (follow, lines, stop)
         elif udp_socket is not None:
             target, args = sources.listen_udp, (udp_socket, lines, stop)
+        elif ws_source is not None:
+            target, args = None, ()
         else:
             target, args = sources.read_stream, (sys.stdin, "stdin", lines, stop)
-        threading.Thread(target=target, args=args, daemon=True).start()
+        if target is not None:
+            threading.Thread(target=target, args=args, daemon=True).start()
         what = {sources.replay: f"replaying {replay} at {speed:g}x", sources.follow: f"following {follow}",
-                sources.listen_udp: f"listening on UDP {host}:{udp}", sources.read_stream: "reading stdin"}[target]
+                sources.listen_udp: f"listening on UDP {host}:{udp}", sources.read_stream: "reading stdin",
+                None: f"listening on ws://{host}:{ws_input}"}[target]
         print(f"egoallo live: {what}; delay {config.delay_frames} frames ({config.delay_frames / config.fps:.3f} s) "
               f"+ compute; Ctrl+C to stop", flush=True)
         session = LiveSession(make_estimator, frames_to=outputs, frame=FrameSetup(up_vector, T_device_cpf),
@@ -236,13 +249,14 @@ def _wire(config, *, follow, stdin, udp, replay, speed, host, viewer, port, ws_p
             session.run(lines, stop)
     finally:
         stop.set()
-        for closable in (server, live_viewer, udp_socket):
+        for closable in (server, live_viewer, udp_socket, ws_source):
             if closable is not None:
                 closable.close()
     estimator = estimators[-1] if estimators else None
     _report(session, estimator)
     if out is not None:
-        metadata = {"trajectory": {"path": str(replay or follow or ("udp" if udp else "stdin"))},
+        source = replay or follow or (f"udp:{udp}" if udp else f"websocket:{ws_input}" if ws_input else "stdin")
+        metadata = {"trajectory": {"path": str(source)},
                     "checkpoint": str(checkpoint), "body_model": body.name, "network": dataclasses.asdict(denoiser.config),
                     "latency_s": session.latency.summary(), "warnings": []}
         result = recorder.result(estimator, body, metadata) if estimator is not None else None

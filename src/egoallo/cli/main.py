@@ -60,7 +60,7 @@ COMMANDS: dict[str, Command | dict[str, Command]] = {
     ),
     "live": Command(
         "live:live",
-        "Estimate the body live from a head-pose stream (a growing file, stdin, UDP, or a replayed recording).",
+        "Estimate the body live from a head-pose stream (a growing file, stdin, UDP, WebSocket, or a replayed recording).",
     ),
     "view": Command(
         "view:view",

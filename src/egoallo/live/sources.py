@@ -8,7 +8,8 @@ Messages are lines of text (docs/live.md):
 
 A source is a thread that puts `Line`s on a queue and `END` when it ends: a file being
 appended to (`follow`), standard input (`read_stream`), a UDP port (`listen_udp`, one or more
-lines per datagram) or a recording replayed at its own pace (`replay`). A line that cannot be
+lines per datagram), a WebSocket port (`WebSocketInput`, one or more lines per message) or a
+recording replayed at its own pace (`replay`). A line that cannot be
 read is a `LineError`: the caller logs it and goes on.
 """
 
@@ -236,3 +237,27 @@ def replay(path: Path, speed: float, out: queue.Queue, stop: threading.Event) ->
                 return
         out.put(Line(text, f"{path} line {n}"))
     out.put(END)
+
+
+class WebSocketInput:
+    """A local WebSocket server (its own thread): the lines of every message a client sends are poses."""
+
+    def __init__(self, host: str, port: int, out: queue.Queue) -> None:
+        """Raises `OSError` when `host:port` cannot be listened on."""
+        from websockets.sync.server import serve
+
+        def handler(connection) -> None:
+            where = "websocket from {}:{}".format(*connection.remote_address[:2])
+            for message in connection:
+                text = message if isinstance(message, str) else message.decode("utf-8", errors="replace")
+                for line in text.splitlines():
+                    out.put(Line(line, where))
+
+        self._server = serve(handler, host, port)
+        self.port = self._server.socket.getsockname()[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=5.0)
