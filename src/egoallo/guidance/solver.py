@@ -302,7 +302,7 @@ def levenberg_marquardt(
     active = torch.isfinite(cost)
     converged = torch.zeros_like(active)
     costs, accepted_log, damping_log = [cost], [], []
-    for _ in range(iterations):
+    for iteration in range(iterations):
         delta = solve_damped(equations, damping)
         candidate = retract(rotations, torch.where(active[:, None, None], delta, 0.0))
         new_cost = sum_of_squares(residual_fn(candidate, False))
@@ -318,7 +318,7 @@ def levenberg_marquardt(
         active = active & ~converged & (damping <= config.max_damping)
         if not active.any():
             break
-        if accept.any():
+        if accept.any() and iteration + 1 < iterations:  # (no Jacobians after the last iteration)
             residuals = residual_fn(rotations, True)
             equations = normal_equations(residuals, T)
     return rotations, SolverLog(

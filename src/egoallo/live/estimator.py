@@ -162,6 +162,7 @@ class LiveEstimator:
         self._guidance_body = body.to(dtype=guidance_dtype(frozenset({"feet"})))
         self.config = config
         self.T_input_zup = np.asarray(T_input_zup, dtype=np.float64)
+        self._T_zup_input = np.linalg.inv(self.T_input_zup)
         self.floor_z = floor_z
         self.floor_method = "given" if floor_z is not None else None
         self.betas: Tensor | None = None
@@ -183,7 +184,7 @@ class LiveEstimator:
 
     def push(self, timestamp_ns: int, T_world_cpf: np.ndarray) -> list[LiveFrame]:
         """One head pose (4, 4) in the input's world; returns the bodies now due (usually one or none)."""
-        T_zup = np.linalg.inv(self.T_input_zup) @ np.asarray(T_world_cpf, dtype=np.float64)
+        T_zup = self._T_zup_input @ np.asarray(T_world_cpf, dtype=np.float64)
         events, note = self.clock.push(int(timestamp_ns), T_zup)
         if note:
             self.stats.notes += 1
