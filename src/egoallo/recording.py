@@ -90,8 +90,10 @@ def segment_floors(
         chosen[frame], note = frame_floor(group, fps, eye_height, given, points, cloud.source if cloud else "")
         notes += [note] if note else []
         if frame != main and (floor_z is not None or (cloud is not None and points is None)):
+            given_by = "--floor-z" if floor_z is not None else f"{cloud.source} (points without graph ids)"
             notes.append(f"segments in world frame {frame} ({group[0].rows}: another SLAM map) stand on the floor "
-                         f"from their own trajectory (z = {chosen[frame].z:.3f} m), not the one given")
+                         f"from their own trajectory (z = {chosen[frame].z:.3f} m), not on {given_by}, which "
+                         f"belongs to world frame {main}")
     return [chosen[s.world_frame] for s in segments], notes
 
 
