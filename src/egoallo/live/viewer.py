@@ -4,7 +4,8 @@
 thread poses the mesh and sends it, always the newest frame (frames that arrive while one is
 being sent are skipped, so a slow browser never holds the estimator back). Scene nodes:
 `/body` (mesh) with `/body/feet/{joint}`, `/cpf`, `/trajectory` (the last `TRAIL_S` seconds of
-the head), `/floor`.
+the head), `/floor` (moved along under the head in whole metres). With "Follow" on (the
+default), every browser's camera moves along with the head.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class LiveViewer:
         self.nodes: dict[str, viser.SceneNodeHandle] = {}
         self.frames_shown = 0
         self._status = self.server.gui.add_markdown("Waiting for head poses...")
+        self._follow = self.server.gui.add_checkbox("Follow", True)
+        self._anchor: np.ndarray | None = None
+        """(3,) the head position the cameras and the floor were last moved to."""
         self._trail: list[np.ndarray] = []
         self._newest: tuple | None = None
         """(frame, betas, floor_z, T_input_zup) to draw next."""
@@ -95,8 +99,27 @@ class LiveViewer:
                 self.nodes["/trajectory"] = self.server.scene.add_line_segments(
                     "/trajectory", np.stack([trail[:-1], trail[1:]], axis=1), _HEAD_PATH_RGB, thickness=0.01
                 )
+                self._move_along(frame.T_world_cpf[:3, 3])
         self.frames_shown += 1
         self._status.content = f"frame {frame.index} (segment {frame.segment}), t = {frame.timestamp_ns / 1e9:.2f} s"
+
+    def _move_along(self, head: np.ndarray) -> None:
+        """Shift the floor (in whole metres) and, with "Follow", every camera by the head's move along the floor."""
+        if self._anchor is None:
+            self._anchor = head
+            return
+        along = (head - self._anchor) - ((head - self._anchor) @ self.up) * self.up
+        if np.linalg.norm(along) < 1.0:
+            return
+        shift = np.round(along)  # whole metres keep the grid's lines in place
+        shift -= (shift @ self.up) * self.up
+        self._anchor = self._anchor + shift
+        floor = self.nodes["/floor"]
+        floor.position = floor.position + shift
+        if self._follow.value:
+            for client in self.server.get_clients().values():
+                client.camera.position = client.camera.position + shift
+                client.camera.look_at = client.camera.look_at + shift
 
     def _add_scene(self, frame: LiveFrame, floor_z: float, T_input_zup: np.ndarray) -> None:
         """Floor under the first head pose, the body, its feet and the head frame."""
