@@ -4,8 +4,9 @@ Every held-out window of a built dataset (as `egoallo eval` cuts them, with the 
 with a point cloud has) goes through offline `estimate_body_motion` (what `egoallo infer` runs)
 and through `LiveEstimator` pose by pose (what `egoallo live --replay --speed 0` runs), with
 the same seeds. Reported per path: MPJPE, PA-MPJPE, foot skate (the `egoallo eval` metrics),
-and the largest frame-to-frame joint jump (any of the 22 body joints; mean over windows of
-each window's largest, and the largest of all) against the ground truth's; for live also the
+the largest frame-to-frame joint jump (any of the 22 body joints; mean over windows of each
+window's largest, and the largest of all) and the jitter (mean jerk of the body joints)
+against the ground truth's; for live also the
 latency from a pose's arrival to its body (poses arriving at 30 fps in real time, each push
 taking the CPU time it was measured to take, one at a time; all frames, and those after a window's
 warm-up) and the throughput.
@@ -41,6 +42,12 @@ def largest_jump_mm(joints: np.ndarray) -> float:
     return 1000.0 * float(np.linalg.norm(np.diff(body, axis=0), axis=-1).max())
 
 
+def jitter(joints: np.ndarray, fps: float = 30.0) -> float:
+    """Mean jerk (m/s³) of the body joints of `joints (T, 52, 3)`: the third difference times fps³."""
+    body = joints[:, list(BODY_JOINTS)].astype(np.float64)
+    return float(np.linalg.norm(np.diff(body, n=3, axis=0), axis=-1).mean() * fps**3)
+
+
 def simulated_latency(push_s: list[float], released: list[list[int]], fps: float) -> np.ndarray:
     """(frames,) seconds from the arrival of a frame's pose to its body, poses arriving every 1/fps s.
 
@@ -63,6 +70,15 @@ class LiveLog:
     frames: int = 0
     jumps_mm: list = dataclasses.field(default_factory=list)
     truth_jumps_mm: list = dataclasses.field(default_factory=list)
+    jitter: list = dataclasses.field(default_factory=list)
+    truth_jitter: list = dataclasses.field(default_factory=list)
+
+    def motion(self, joints: np.ndarray, truth: np.ndarray) -> None:
+        """Record the largest jump and the jitter of one window's prediction `(T, 52, 3)` and truth."""
+        self.jumps_mm.append(largest_jump_mm(joints))
+        self.truth_jumps_mm.append(largest_jump_mm(truth))
+        self.jitter.append(jitter(joints))
+        self.truth_jitter.append(jitter(truth))
 
 
 def live_predictor(denoiser, body: BodyModel, config: LiveConfig, log: LiveLog):
@@ -89,8 +105,7 @@ def live_predictor(denoiser, body: BodyModel, config: LiveConfig, log: LiveLog):
         log.compute_s += sum(push_s)
         log.frames += len(frames)
         joints = np.stack([f.joints_world for f in frames])
-        log.jumps_mm.append(largest_jump_mm(joints))
-        log.truth_jumps_mm.append(largest_jump_mm(window["joints_world"]))
+        log.motion(joints, window["joints_world"])
         return joints[None], body.with_shape(estimator.betas).stature.numpy()[None]
 
     return predict
@@ -104,8 +119,7 @@ def offline_jumps(predict, log: LiveLog):
         joints, stature = predict(trajectory, seed, window, floor_z)
         log.compute_s += time.process_time() - started
         log.frames += joints.shape[1]
-        log.jumps_mm.append(largest_jump_mm(joints[0]))
-        log.truth_jumps_mm.append(largest_jump_mm(window["joints_world"]))
+        log.motion(joints[0], window["joints_world"])
         return joints, stature
 
     return wrapped
@@ -128,6 +142,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=LiveConfig.num_steps)
     parser.add_argument("--guidance-iterations", type=int, default=LiveConfig.guidance_iterations)
     parser.add_argument("--no-guidance", action="store_true", help="neither path guides the feet")
+    parser.add_argument("--paths", nargs="+", choices=("offline", "live"), default=("offline", "live"))
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -143,6 +158,7 @@ def main() -> None:
         "offline": offline_jumps(diffusion_predictor(denoiser, body, eval_config), logs["offline"]),
         "live": live_predictor(denoiser, body, live_config, logs["live"]),
     }
+    predictors = {name: predictors[name] for name in args.paths}
     report: dict = {"meta": {"dataset": str(args.dataset), "checkpoint": str(args.checkpoint),
                              "eval": {k: str(v) for k, v in dataclasses.asdict(eval_config).items()},
                              "live": dataclasses.asdict(live_config), "threads": args.threads}}
@@ -155,6 +171,7 @@ def main() -> None:
             windows=summary["windows"], skipped=len(skipped),
             largest_jump_mm={"mean": float(np.mean(log.jumps_mm)), "max": float(np.max(log.jumps_mm))},
             truth_largest_jump_mm={"mean": float(np.mean(log.truth_jumps_mm)), "max": float(np.max(log.truth_jumps_mm))},
+            jitter_m_s3=float(np.mean(log.jitter)), truth_jitter_m_s3=float(np.mean(log.truth_jitter)),
             cpu_s_per_frame=log.compute_s / max(log.frames, 1),
         )
         for key, values in (("latency_s", log.latency_s), ("steady_latency_s", log.steady_latency_s)):
@@ -165,8 +182,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "live_benchmark.json").write_text(json.dumps(report, indent=1) + "\n")
     lines = ["| path | windows | MPJPE (mm) | PA-MPJPE (mm) | foot skate | largest joint jump (mm), mean / max "
-             "| truth's (mm), mean / max | CPU ms / frame | latency (s), median / p95 | after the warm-up (s), median / p95 |",
-             "|---|" + "---|" * 9]
+             "| truth's (mm), mean / max | jitter (m/s³), truth's | CPU ms / frame | latency (s), median / p95 "
+             "| after the warm-up (s), median / p95 |", "|---|" + "---|" * 10]
     for name in predictors:
         e = report[name]
         latency_text, steady_text = (
@@ -178,6 +195,7 @@ def main() -> None:
             f"| {e['foot_skate']['mean']:.3f} ± {e['foot_skate']['stderr']:.3f} "
             f"| {e['largest_jump_mm']['mean']:.0f} / {e['largest_jump_mm']['max']:.0f} "
             f"| {e['truth_largest_jump_mm']['mean']:.0f} / {e['truth_largest_jump_mm']['max']:.0f} "
+            f"| {e['jitter_m_s3']:.0f}, {e['truth_jitter_m_s3']:.0f} "
             f"| {1000 * e['cpu_s_per_frame']:.1f} "
             f"| {latency_text} | {steady_text} |"
         )

@@ -171,3 +171,28 @@ def test_config_is_checked():
         LiveConfig(window=8, hop=6, lookahead=2)
     with pytest.raises(ValueError, match="warmup"):
         LiveConfig(window=16, warmup=20)
+
+
+def test_memory_per_frame_is_bounded(tiny_estimator_parts):
+    """Minutes of stream keep no more than a window of the past (the stats keep bounded histories)."""
+    denoiser, body = tiny_estimator_parts
+    config = LiveConfig(window=12, hop=4, warmup=8, num_steps=1, guidance=False)
+    estimator = LiveEstimator(denoiser, body, T_input_zup=np.eye(4), floor_z=0.0, config=config)
+    timestamps, poses = walk(12.0)
+    for t, T in zip(timestamps, poses):
+        estimator.push(int(t), T)
+        segment = estimator._segment
+        assert len(segment.poses) <= config.window + 1 and len(segment.states) <= config.window
+        assert len(estimator._ready) <= config.delay_frames + config.hop
+    assert estimator.stats.frames_emitted >= len(timestamps) - config.delay_frames - config.hop
+
+
+def test_upside_down_head_poses_are_warned_about(tiny_estimator_parts, caplog):
+    denoiser, body = tiny_estimator_parts
+    config = LiveConfig(window=12, hop=4, warmup=8, num_steps=1, guidance=False)
+    estimator = LiveEstimator(denoiser, body, T_input_zup=np.eye(4), floor_z=0.0, config=config)
+    timestamps, poses = walk(0.5)
+    flip = np.diag([1.0, -1.0, -1.0, 1.0])  # OpenCV-like: y down
+    with caplog.at_level("WARNING", logger="egoallo.live"):
+        _run(estimator, timestamps, poses @ flip)
+    assert "points 180 deg from world up" in caplog.text

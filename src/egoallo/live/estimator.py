@@ -38,6 +38,7 @@ from ..guidance import build_problem, levenberg_marquardt
 from ..guidance.solver import Residual, ResidualFn
 from ..inference import guidance_dtype, place_in_world, standing_eye_height
 from ..inputs.gait import floor_without_points
+from ..inputs.trajectory import UPRIGHT_WARN
 from ..prior.conditioning import compute_conditioning
 from ..prior.diffusion import Known, ddim_sample
 from ..prior.network import EgoDenoiser
@@ -264,6 +265,10 @@ class LiveEstimator:
         poses = np.stack(list(segment.poses)[-size - 1 :])
         if len(poses) == size:  # no pose before the window: extrapolate one at constant velocity
             poses = np.concatenate([_pose_before(poses)[None], poses])
+        if self.stats.hops == 0 and poses[1:, 2, 1].mean() < UPRIGHT_WARN:
+            log.warning("the CPF's up axis (+y) points %.0f deg from world up on average: check --up and the "
+                        "calibration (OpenCV camera poses, y down, are not CPF poses)",
+                        np.degrees(np.arccos(np.clip(poses[1:, 2, 1].mean(), -1.0, 1.0))))
         if self.floor_z is None:
             estimate = floor_without_points(poses[1:], config.fps, standing_eye_height(self.body))
             self.floor_z, self.floor_method = estimate.z, estimate.method
