@@ -141,6 +141,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=LiveConfig.warmup)
     parser.add_argument("--steps", type=int, default=LiveConfig.num_steps)
     parser.add_argument("--guidance-iterations", type=int, default=LiveConfig.guidance_iterations)
+    parser.add_argument("--eta", type=float, default=LiveConfig.eta, help="live DDIM stochasticity")
+    parser.add_argument("--warmup-steps", type=int, default=LiveConfig.warmup_steps)
     parser.add_argument("--no-guidance", action="store_true", help="neither path guides the feet")
     parser.add_argument("--paths", nargs="+", choices=("offline", "live"), default=("offline", "live"))
     args = parser.parse_args()
@@ -152,7 +154,8 @@ def main() -> None:
     eval_config = EvalConfig(window=args.window, num_steps=args.offline_steps, max_windows=args.max_windows,
                              window_step=args.window_step, guidance=guidance)
     live_config = LiveConfig(window=args.live_window, hop=args.hop, lookahead=args.lookahead, warmup=args.warmup,
-                             num_steps=args.steps, guidance=bool(guidance), guidance_iterations=args.guidance_iterations)
+                             num_steps=args.steps, warmup_steps=args.warmup_steps, eta=args.eta, guidance=bool(guidance),
+                             guidance_iterations=args.guidance_iterations)
     logs = {"offline": LiveLog(), "live": LiveLog()}
     predictors = {
         "offline": offline_jumps(diffusion_predictor(denoiser, body, eval_config), logs["offline"]),

@@ -23,7 +23,7 @@ from egoallo.cli.main import main
 from egoallo.inputs.trajectory import read_trajectory
 from egoallo.result import InferenceResult
 
-FAST = ["--window", "16", "--hop", "4", "--warmup", "8", "--steps", "2", "--threads", "1"]
+FAST = ["--window", "16", "--hop", "4", "--warmup", "8", "--steps", "2", "--warmup-steps", "2", "--threads", "1"]
 
 
 def _tum_lines(seconds: float, start_s: float = 100.0, fps: float = 30.0) -> list[str]:

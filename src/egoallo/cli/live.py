@@ -37,6 +37,7 @@ def live(
     lookahead: int = 0,
     warmup: int = 30,
     steps: int = 4,
+    warmup_steps: int = 30,
     guidance: bool = True,
     silence: float = 0.5,
     exit_after_silence: float | None = None,
@@ -69,6 +70,7 @@ def live(
         lookahead: Newest frames sampled but emitted one step later (more context, more delay).
         warmup: Frames sampled together before a segment's first bodies (they also fix the body shape).
         steps: Denoising steps per hop.
+        warmup_steps: Denoising steps of a segment's warm-up (once per segment; it sets the body shape).
         guidance: Foot guidance on the new frames (--no-guidance: about half the time per hop).
         silence: Seconds without a pose after which the held-back bodies are emitted and a new segment begins.
         exit_after_silence: End the stream after this many seconds without a pose (default: run until Ctrl-C or the input ends).
@@ -112,7 +114,7 @@ def live(
 
     try:
         config = LiveConfig(window=window, hop=hop, lookahead=lookahead, warmup=warmup, num_steps=steps,
-                            guidance=guidance, seed=seed, limits=StreamLimits())
+                            warmup_steps=warmup_steps, guidance=guidance, seed=seed, limits=StreamLimits())
     except ValueError as error:
         raise UserError(f"live settings: {error}") from None
     _run(config, follow=follow, stdin=stdin, udp=udp, ws_input=ws_input, replay=replay, speed=speed, host=host, viewer=viewer, port=port,

@@ -64,6 +64,8 @@ class LiveConfig:
     warmup: int = 30
     """Frames of a segment sampled together before its first emission (the body shape comes from the first)."""
     num_steps: int = 4
+    warmup_steps: int = 30
+    """Denoising steps of a segment's warm-up, as offline (once per segment: it sets the body shape)."""
     eta: float = 0.8
     guidance: bool = True
     """Foot guidance on the new frames."""
@@ -76,8 +78,8 @@ class LiveConfig:
     limits: StreamLimits = dataclasses.field(default_factory=StreamLimits)
 
     def __post_init__(self) -> None:
-        if self.hop < 1 or self.lookahead < 0 or self.num_steps < 1 or self.guidance_iterations < 0:
-            raise ValueError("hop and num_steps must be >= 1; lookahead and guidance_iterations >= 0.")
+        if min(self.hop, self.num_steps, self.warmup_steps) < 1 or min(self.lookahead, self.guidance_iterations) < 0:
+            raise ValueError("hop, num_steps and warmup_steps must be >= 1; lookahead and guidance_iterations >= 0.")
         if not self.hop + self.lookahead < self.window:
             raise ValueError(f"hop + lookahead ({self.hop + self.lookahead}) must be below window ({self.window}).")
         if not self.hop + self.lookahead <= self.warmup <= self.window:
@@ -295,7 +297,8 @@ class LiveEstimator:
             return x0
 
         x0 = ddim_sample(
-            denoise, (1, size, net.d_state), include_hands=net.include_hands, num_steps=config.num_steps,
+            denoise, (1, size, net.d_state), include_hands=net.include_hands,
+            num_steps=config.warmup_steps if segment.emitted == 0 else config.num_steps,
             eta=config.eta, window=config.window, overlap=0, generator=self._generator, on_step=keep_prediction,
             known=known,
         )
