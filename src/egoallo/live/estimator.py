@@ -69,7 +69,7 @@ class LiveConfig:
     eta: float = 0.8
     guidance: bool = True
     """Foot guidance on the new frames."""
-    guidance_iterations: int = 2
+    guidance_iterations: int = 1
     guidance_context: int = 2
     """Emitted frames before the new ones held fixed in the guidance problem (continuity of feet)."""
     seam: int = 8
