@@ -97,6 +97,31 @@ def test_follow_a_file_another_thread_appends_to(tiny_checkpoint, tmp_path: Path
     assert len(result.timestamps_ns) == 45  # the frames of the missing poses are interpolated from their neighbours
 
 
+def test_follow_an_mps_csv_being_written(tiny_checkpoint, tmp_path: Path):
+    """An Aria MPS closed-loop CSV written row by row (header first): poses in its gravity-aligned world."""
+    rows = EXAMPLE_TRAJECTORY.read_text().splitlines()[:61]  # header + 60 rows (2 s)
+    path = tmp_path / "closed_loop_trajectory.csv"
+
+    def writer():
+        with path.open("w") as f:
+            for k in range(0, len(rows), 6):
+                f.write("\n".join(rows[k : k + 6]) + "\n")
+                f.flush()
+                time.sleep(0.03)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    out = tmp_path / "mps.npz"
+    code = main(["live", "--follow", str(path), "--device-is-cpf", "--exit-after-silence", "1.5", "--silence", "1.0",
+                 "--out", str(out), "--checkpoint", str(tiny_checkpoint), *FAST])
+    thread.join()
+    assert code == 0
+    result = InferenceResult.load(out)
+    head = read_trajectory(path, device_is_cpf=True)
+    np.testing.assert_array_equal(result.timestamps_ns, head.timestamps_ns)
+    np.testing.assert_allclose(result.T_world_cpf, head.T_input_world @ head.T_world_cpf, atol=1e-9)
+
+
 def test_udp_datagrams_from_another_thread(tiny_checkpoint, tmp_path: Path, capsys):
     port = _free_port(socket.SOCK_DGRAM)
     lines = _tum_lines(1.0)
@@ -226,6 +251,8 @@ def test_websocket_stream(tiny_checkpoint, tmp_path: Path, capsys):
         (["--stdin", "--speed", "-1"], "--speed -1.0: expected a number at least 0"),
         (["--replay", "missing.csv"], "missing.csv: file not found"),
         (["--stdin", "--up", "q"], "up='q'"),
+        (["--follow", "."], ".: not a file; --follow expects"),
+        (["--stdin", "--ws-port", "0"], "--ws-port 0: expected a number from 1 to 65535"),
     ],
 )
 def test_clear_errors(args, message, tiny_checkpoint, capsys, monkeypatch):

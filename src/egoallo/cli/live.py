@@ -98,6 +98,8 @@ def live(
     check_seed(seed)
     if replay is not None:
         require_file(replay, "a head trajectory (Aria MPS .csv or TUM .txt)")
+    if follow is not None and follow.exists() and not follow.is_file():
+        raise UserError(f"{follow}: not a file; --follow expects a trajectory file another program appends to.")
     if calibration is not None:
         require_file(calibration, "an Aria .vrs or calibration .json/.jsonl")
     if device_is_cpf and calibration is not None:

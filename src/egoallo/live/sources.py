@@ -166,6 +166,8 @@ def read_stream(stream: TextIO, name: str, out: queue.Queue, stop: threading.Eve
 def follow(path: Path, out: queue.Queue, stop: threading.Event, *, from_start: bool = True) -> None:
     """Lines of a file as another program appends them (`tail -f`), until `stop`; a file that shrinks
     (rewritten) is read again from its start."""
+    if not path.exists():
+        log.info("waiting for %s to appear", path)
     while not path.exists() and not stop.wait(POLL_S):
         pass
     number, partial, position = 0, "", 0 if from_start else path.stat().st_size
