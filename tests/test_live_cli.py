@@ -252,6 +252,7 @@ def test_websocket_stream(tiny_checkpoint, tmp_path: Path, capsys):
         (["--replay", "missing.csv"], "missing.csv: file not found"),
         (["--stdin", "--up", "q"], "up='q'"),
         (["--follow", "."], ".: not a file; --follow expects"),
+        (["--follow", "poses.npz"], "poses.npz: --follow reads text"),
         (["--stdin", "--ws-port", "0"], "--ws-port 0: expected a number from 1 to 65535"),
     ],
 )

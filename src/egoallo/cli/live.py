@@ -98,6 +98,9 @@ def live(
     check_seed(seed)
     if replay is not None:
         require_file(replay, "a head trajectory (Aria MPS .csv or TUM .txt)")
+    for flag, path in (("--replay", replay), ("--follow", follow)):
+        if path is not None and path.suffix.lower() == ".npz":
+            raise UserError(f"{path}: {flag} reads text (an Aria MPS .csv or TUM lines); for an .npz use egoallo infer.")
     if follow is not None and follow.exists() and not follow.is_file():
         raise UserError(f"{follow}: not a file; --follow expects a trajectory file another program appends to.")
     if calibration is not None:
