@@ -11,7 +11,7 @@ latency from a pose's arrival to its body (poses arriving at 30 fps in real time
 taking the CPU time it was measured to take, one at a time; all frames, and those after a window's
 warm-up) and the throughput.
 
-    python scripts/benchmark_live.py --dataset /work/build/v3/dataset.h5 --max-windows 20 --out build/live_bench
+    python scripts/benchmark_live.py --dataset DIR/dataset.h5 --max-windows 20 --out build/live_bench
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def offline_jumps(predict, log: LiveLog):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", type=Path, default=Path("/work/build/v3/dataset.h5"))
+    parser.add_argument("--dataset", type=Path, required=True, help="dataset.h5 from `egoallo data build`")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--out", type=Path, default=Path("build/live_benchmark"))
     parser.add_argument("--window", type=int, default=128, help="evaluation window (frames)")
