@@ -53,3 +53,13 @@ def test_train_with_mirrored_and_reshaped_windows(tiny_dataset, tmp_path):
     assert main(args) == 0
     assert all(float(r["train_loss"]) > 0 for r in rows(run))
     assert '"reshape_probability": 1.0' in (run / "train_config.json").read_text()
+
+
+def test_damaged_loss_log_of_a_resumed_run_is_a_clear_error(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(tiny_dataset), "--out", str(run), "--steps", "2", *TINY]) == 0
+    log = run / "loss_log.csv"
+    log.write_text(log.read_text() + "garbage,\x00\n")
+    assert main(["train", "--dataset", str(tiny_dataset), "--out", str(run), "--steps", "3", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "loss_log.csv, line 4: expected a step number" in err and "Traceback" not in err

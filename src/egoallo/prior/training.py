@@ -25,6 +25,7 @@ from tqdm import tqdm
 from ..body import BodyModel
 from ..data.dataset import MotionDataset, mirror_window, reshape_window, retime_source_length, retime_window
 from ..errors import UserError
+from ..files import write_bytes_atomic
 from .checkpoint import load_project_checkpoint, save_project_checkpoint
 from .conditioning import compute_conditioning
 from .diffusion import CosineSchedule
@@ -150,11 +151,19 @@ LOG_HEADER = "step,lr,train_loss,body,betas,contacts,hands,val_loss,elapsed_s"
 
 def _start_log(log_path: Path, start_step: int) -> None:
     """Create the loss log, or keep only its rows up to the resumed step (later ones were not checkpointed)."""
-    lines = log_path.read_text().splitlines() if log_path.exists() else [LOG_HEADER]
-    kept = [lines[0]] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= start_step]
-    tmp = log_path.with_suffix(".tmp")
-    tmp.write_text("\n".join(kept) + "\n")
-    os.replace(tmp, log_path)
+    lines = log_path.read_text(errors="replace").splitlines() if log_path.exists() else [LOG_HEADER]
+    if not lines or lines[0] != LOG_HEADER:
+        raise UserError(f"{log_path}: expected the loss log's header '{LOG_HEADER}' on line 1; move the file away "
+                        "to start a new log.")
+    kept = [lines[0]]
+    for number, line in enumerate(lines[1:], start=2):
+        step = line.split(",", 1)[0]
+        if not step.isdigit():
+            raise UserError(f"{log_path}, line {number}: expected a step number, got '{line[:40]}'; move the file "
+                            "away to start a new log.")
+        if int(step) <= start_step:
+            kept.append(line)
+    write_bytes_atomic(log_path, ("\n".join(kept) + "\n").encode())
 
 
 def _lr(step: int, config: TrainConfig) -> float:
@@ -229,7 +238,7 @@ def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool 
     log_path = out / "loss_log.csv"
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(config), default=str, indent=2))
+        write_bytes_atomic(out / "train_config.json", json.dumps(dataclasses.asdict(config), default=str, indent=2).encode())
         _start_log(log_path, start_step)
 
     started = time.perf_counter()
