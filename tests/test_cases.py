@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
-import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -76,22 +78,50 @@ def test_interrupted_overwrite_keeps_the_old_pair(model, tmp_path, monkeypatch) 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case"]
 
 
-def test_interrupt_while_moving_the_pair_is_held_back(model, tmp_path, monkeypatch) -> None:
-    """SIGINT arriving after the first file is moved in is delivered only once both are: the new pair, whole."""
-    out = cases.make_case(standing(x=0.0), model, tmp_path / "case")
-    (out / "notes.txt").write_text("mine")
-    real, moved = os.replace, []
+INTERRUPT_WHILE_MOVING = """
+import json, os, signal, sys
+from pathlib import Path
+import numpy as np
+from egoallo.body import BodyModel
+from egoallo.data.motion import Motion
+from egoallo.evaluation import cases
 
-    def replace_then_interrupt(src, dst) -> None:  # noqa: ANN001 (os.replace's arguments)
-        real(src, dst)
-        moved.append(Path(dst).name)
-        if len(moved) == 1:
-            os.kill(os.getpid(), signal.SIGINT)
+def standing(x):
+    T = np.tile(np.eye(4), (12, 1, 1))
+    T[:, :3, 3] = [x, 0.0, 0.9]
+    return Motion("stand", 30.0, np.zeros(16, np.float32), T, np.tile(np.eye(3), (12, 51, 1, 1)), False)
 
-    monkeypatch.setattr(os, "replace", replace_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        cases.make_case(standing(x=5.0), model, out, force=True)
-    assert moved == ["trajectory.csv", "gt.npz"]
+model, out = BodyModel.load_default(), Path(sys.argv[1])
+cases.make_case(standing(0.0), model, out)
+(out / "notes.txt").write_text("mine")
+real, moved = os.replace, []
+
+def replace_then_interrupt(src, dst):
+    real(src, dst)
+    moved.append(Path(dst).name)
+    if len(moved) == 1:
+        os.kill(os.getpid(), signal.SIGINT)
+
+os.replace = replace_then_interrupt
+try:
+    cases.make_case(standing(5.0), model, out, force=True)
+    interrupted = False
+except KeyboardInterrupt:
+    interrupted = True
+print(json.dumps({"interrupted": interrupted, "moved": moved}))
+"""
+
+
+def test_interrupt_while_moving_the_pair_is_held_back(tmp_path) -> None:
+    """SIGINT arriving after the first file is moved in is delivered only once both are: the new pair, whole.
+
+    Run in a fresh process: a test worker's signal state (handlers installed by libraries other tests
+    loaded, threads) is not the one a user's `egoallo data make-case` has."""
+    out = tmp_path / "case"
+    done = subprocess.run([sys.executable, "-c", INTERRUPT_WHILE_MOVING, str(out)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"interrupted": True, "moved": ["trajectory.csv", "gt.npz"]}
     head_x, pelvis_x = case_x(out)
     assert pelvis_x == pytest.approx(5.0) and abs(head_x - pelvis_x) < 0.3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case"]
