@@ -91,6 +91,8 @@ def standing(x):
     T[:, :3, 3] = [x, 0.0, 0.9]
     return Motion("stand", 30.0, np.zeros(16, np.float32), T, np.tile(np.eye(3), (12, 51, 1, 1)), False)
 
+# A shell starts background jobs with SIGINT ignored, and Python keeps it so: restore the usual Ctrl-C.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 model, out = BodyModel.load_default(), Path(sys.argv[1])
 cases.make_case(standing(0.0), model, out)
 (out / "notes.txt").write_text("mine")
@@ -115,8 +117,8 @@ print(json.dumps({"interrupted": interrupted, "moved": moved}))
 def test_interrupt_while_moving_the_pair_is_held_back(tmp_path) -> None:
     """SIGINT arriving after the first file is moved in is delivered only once both are: the new pair, whole.
 
-    Run in a fresh process: a test worker's signal state (handlers installed by libraries other tests
-    loaded, threads) is not the one a user's `egoallo data make-case` has."""
+    Run in a fresh process with Python's own Ctrl-C handler: a test run started in the background
+    (CI, `nohup`) inherits SIGINT ignored, and the interrupt would never come."""
     out = tmp_path / "case"
     done = subprocess.run([sys.executable, "-c", INTERRUPT_WHILE_MOVING, str(out)], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
