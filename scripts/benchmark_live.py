@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--max-windows", type=int, default=None)
     parser.add_argument("--window-step", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--offline-steps", type=int, default=10)
+    parser.add_argument("--offline-steps", type=int, default=30)
     parser.add_argument("--live-window", type=int, default=LiveConfig.window)
     parser.add_argument("--hop", type=int, default=LiveConfig.hop)
     parser.add_argument("--lookahead", type=int, default=LiveConfig.lookahead)

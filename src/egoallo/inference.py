@@ -30,8 +30,7 @@ from .result import InferenceResult
 @dataclasses.dataclass(frozen=True)
 class SamplingConfig:
     num_samples: int = 1
-    num_steps: int = 10
-    """DDIM steps: 10 match 30 within the standard error (docs/performance.md, "Denoising steps")."""
+    num_steps: int = 30
     eta: float = 0.8
     window: int = 128
     overlap: int = 32

@@ -51,7 +51,7 @@ def evaluate_cli(
     checkpoint: Path | None = None,
     windows: tuple[int, ...] = (32, 128),
     samples: int = 1,
-    steps: int = 10,
+    steps: int = 30,
     seed: int = 0,
     max_windows: int | None = None,
     window_step: int = 1,

@@ -33,7 +33,7 @@ def infer(
     hands: Path | None = None,
     vrs: Path | None = None,
     samples: int = 1,
-    steps: int = 10,
+    steps: int = 30,
     seed: int = 0,
     device: Literal["cpu", "cuda"] = "cpu",
     threads: int | None = None,

@@ -37,7 +37,7 @@ def live(
     lookahead: int = 0,
     warmup: int = 30,
     steps: int = 4,
-    warmup_steps: int = 10,
+    warmup_steps: int = 30,
     guidance: bool = True,
     guidance_iterations: int = 1,
     silence: float = 0.5,

@@ -65,7 +65,7 @@ FloorMode = Literal["points", "trajectory", "true"]
 class EvalConfig:
     window: int = 128
     samples: int = 1
-    num_steps: int = 10
+    num_steps: int = 30
     eta: float = 0.8
     """DDIM stochasticity (`SamplingConfig.eta`)."""
     seed: int = 0

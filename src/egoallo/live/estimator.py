@@ -64,7 +64,7 @@ class LiveConfig:
     warmup: int = 30
     """Frames of a segment sampled together before its first emission (the body shape comes from the first)."""
     num_steps: int = 4
-    warmup_steps: int = 10
+    warmup_steps: int = 30
     """Denoising steps of a segment's warm-up, as offline (once per segment: it sets the body shape)."""
     eta: float = 0.8
     guidance: bool = True

@@ -121,7 +121,7 @@ def ddim_sample(
     *,
     include_hands: bool,
     schedule: CosineSchedule = CosineSchedule(),
-    num_steps: int = 10,
+    num_steps: int = 30,
     eta: float = 0.8,
     window: int = 128,
     overlap: int = 32,
