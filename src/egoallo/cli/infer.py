@@ -7,11 +7,10 @@ from typing import Annotated, Literal
 
 import tyro
 
-from ..assets import DEFAULT_CHECKPOINT, EXAMPLE_TRAJECTORY
+from ..assets import EXAMPLE_TRAJECTORY
 from ..errors import UserError
-from ..threads import choose_threads, cores_here
 from ..files import check_output, require_file
-from .checks import check_seed
+from .checks import check_seed, threads_and_models
 
 EXAMPLE_OUT = Path("example_result.npz")
 """What `--example` writes without `--out`, replacing what an earlier `--example` run wrote there."""
@@ -100,13 +99,11 @@ def infer(
     import numpy as np
     import torch
 
-    from ..body import BodyModel
     from ..guidance import Observations
     from ..inference import SamplingConfig, standing_eye_height
     from ..inputs.head_checks import head_warnings
     from ..inputs.points import read_points
     from ..inputs.trajectory import read_trajectory_segments
-    from ..prior.checkpoint import load_denoiser
     from ..recording import estimate_recording, main_frame, segment_floors
     from ..resources import MemoryNeed, available_memory, check_memory
 
@@ -117,14 +114,8 @@ def infer(
     need = MemoryNeed(lengths, samples, min(max(lengths), SamplingConfig.guidance_segment) if modes else 0)
     check_memory(need, str(trajectory), available_memory())
     segments = [segment.resample(30.0) for segment in read]  # refuses fewer than 2 frames
-    head = max(segments, key=len)  # the floor and the metadata come from the longest segment
-    count, warning = choose_threads(threads, cores_here(), len(head) * samples)
-    if warning:
-        print(f"warning: {warning}")
-    torch.set_num_threads(count)
-    body = BodyModel.load_from_env_or_default(body_model)
-    checkpoint = checkpoint or DEFAULT_CHECKPOINT
-    _, denoiser = load_denoiser(checkpoint)
+    head = max(segments, key=len)  # the thread count and the metadata come from the longest segment
+    body, denoiser, checkpoint = threads_and_models(threads, len(head) * samples, body_model, checkpoint)
     if (checkpoint / "model_config.yaml").exists() or (checkpoint.parent / "model_config.yaml").exists():
         if body.posedirs is None:
             print("warning: official EgoAllo checkpoints predict SMPL-H shapes; pass the SMPL-H model with --body-model.")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..files import check_output, require_file
-from .checks import check_range, check_seed
+from .checks import check_range, check_seed, threads_and_models
 
 
 def live(
@@ -157,17 +157,12 @@ def _wire(config, *, follow, stdin, udp, ws_input, replay, speed, host, viewer, 
     import queue
 
     import numpy as np
-    import torch
 
-    from ..assets import DEFAULT_CHECKPOINT
-    from ..body import BodyModel
     from ..inputs.trajectory import TrajectoryError, _up_vector
     from ..live import sources
     from ..live.estimator import LiveEstimator
     from ..live.outputs import FrameServer, Recorder, hello_message
     from ..live.session import FrameSetup, LiveSession
-    from ..prior.checkpoint import load_denoiser
-    from ..threads import choose_threads, cores_here
 
     try:
         up_vector = _up_vector(Path("--up"), up) if up is not None else None
@@ -180,13 +175,7 @@ def _wire(config, *, follow, stdin, udp, ws_input, replay, speed, host, viewer, 
         from ..inputs.calibration import load_calibration
 
         T_device_cpf = load_calibration(calibration).T_device_cpf
-    count, warning = choose_threads(threads, cores_here(), 1)
-    if warning:
-        print(f"warning: {warning}")
-    torch.set_num_threads(count)
-    body = BodyModel.load_from_env_or_default(body_model)
-    checkpoint = checkpoint or DEFAULT_CHECKPOINT
-    _, denoiser = load_denoiser(checkpoint)
+    body, denoiser, checkpoint = threads_and_models(threads, 1, body_model, checkpoint)
 
     stop = threading.Event()
     lines: queue.Queue = queue.Queue(maxsize=100_000)
