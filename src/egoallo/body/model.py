@@ -276,7 +276,7 @@ class ShapedBody:
             hands = eye.expand(*local_rotations.shape[:-3], 30, 3, 3)
             local_rotations = torch.cat([local_rotations, hands], dim=-3)
 
-        batch = torch.broadcast_shapes(
+        batch = np.broadcast_shapes(  # not torch's: it imports symbolic-shape machinery on first use (0.5 s)
             T_world_root.shape[:-2], local_rotations.shape[:-3], self.joints_zero.shape[:-2]
         )
         joints = self.joints_zero.expand(*batch, 52, 3)

@@ -9,6 +9,7 @@ first, then the rotation vector.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -20,7 +21,8 @@ def from_rotation_translation(R: Tensor, t: Tensor) -> Tensor:
 
     Batch dimensions of `R` and `t` broadcast.
     """
-    batch = torch.broadcast_shapes(R.shape[:-2], t.shape[:-1])
+    # numpy's, not torch's: torch.broadcast_shapes imports its symbolic-shape machinery on first use (0.5 s).
+    batch = np.broadcast_shapes(R.shape[:-2], t.shape[:-1])
     T = torch.zeros(*batch, 4, 4, dtype=R.dtype, device=R.device)
     T[..., :3, :3] = R
     T[..., :3, 3] = t
