@@ -1,11 +1,17 @@
-"""Checks of numeric flags, before any work: one `UserError` line naming the flag and the accepted range."""
+"""Checks of numeric flags, before any work (one `UserError` line naming the flag and the accepted range),
+and the set-up the estimating commands share once their flags passed (threads, body model, denoiser)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import UserError
+
+if TYPE_CHECKING:
+    from ..body import BodyModel
+    from ..prior.network import EgoDenoiser
 
 MAX_SEED = 2**63 - 1
 """torch generators take a signed 64-bit seed."""
@@ -34,7 +40,9 @@ def check_dataset(dataset: Path) -> None:
         raise UserError(f"{dataset}: not an HDF5 file; expected a dataset.h5 from `egoallo data build`.")
 
 
-def threads_and_models(threads: int | None, work: int, body_model: Path | None, checkpoint: Path | None):
+def threads_and_models(
+    threads: int | None, work: int, body_model: Path | None, checkpoint: Path | None
+) -> tuple[BodyModel, EgoDenoiser, Path]:
     """Set torch's thread count for `work` (frames × samples; see `egoallo.threads`), printing any warning, and
     load the body model and the denoiser. Returns `(body, denoiser, checkpoint directory)`."""
     import torch
