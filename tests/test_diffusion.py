@@ -1,8 +1,17 @@
 import torch
 
 from egoallo.geometry import so3
-from egoallo.prior.diffusion import CosineSchedule, blending_windows, ddim_sample, sampling_levels, window_starts
+from egoallo.prior.diffusion import (
+    CosineSchedule,
+    blending_windows,
+    ddim_sample,
+    ddim_step,
+    sampling_levels,
+    window_starts,
+    x0_of_step,
+)
 from egoallo.prior.state import MotionState, state_dim
+from egoallo.prior.training import distillation_targets
 
 
 def random_state(B, T, include_hands, seed=0):
@@ -77,3 +86,31 @@ def test_sampler_is_deterministic_given_the_seed():
     torch.testing.assert_close(a, b)
     rotations = MotionState.unpack(a, False).body_rotations
     torch.testing.assert_close(rotations @ rotations.transpose(-1, -2), torch.eye(3).expand_as(rotations), atol=1e-5, rtol=0)
+
+
+def test_x0_of_step_inverts_the_deterministic_ddim_step():
+    ab = CosineSchedule().alpha_bar().float()
+    g = torch.Generator().manual_seed(1)
+    x_t, x0 = torch.randn(3, 7, 5, generator=g), torch.randn(3, 7, 5, generator=g)
+    for level, next_level in ((1000, 766), (300, 120), (4, 0)):
+        x_next = ddim_step(x_t, x0, ab[level], ab[next_level])
+        torch.testing.assert_close(x0_of_step(x_t, x_next, ab[level], ab[next_level]), x0, atol=2e-4, rtol=0)
+
+
+def test_distillation_targets_of_a_teacher_that_knows_x0_are_x0():
+    """A teacher predicting the clean state at every level makes every student target that state,
+    whatever the noise, the level, and however many teacher steps a student step spans."""
+    target = random_state(4, 16, include_hands=False).pack()
+
+    class Oracle(torch.nn.Module):
+        config = type("Config", (), {"include_hands": False})()
+
+        def forward(self, x_t, t, cond, mask):
+            return target
+
+    g = torch.Generator().manual_seed(0)
+    for steps, substeps in ((8, 4), (4, 2), (2, 1)):
+        x_t, t, got = distillation_targets(Oracle(), target, None, None, steps, substeps, CosineSchedule(), g)
+        assert set(t.tolist()) <= set(sampling_levels(steps))
+        assert x_t.shape == target.shape and not torch.allclose(x_t, target)
+        torch.testing.assert_close(got, target, atol=2e-4, rtol=0)

@@ -1,6 +1,7 @@
 """Training on a tiny real dataset: one process, resume, and two gloo processes under torchrun."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -63,3 +64,19 @@ def test_damaged_loss_log_of_a_resumed_run_is_a_clear_error(tiny_dataset, tmp_pa
     assert main(["train", "--dataset", str(tiny_dataset), "--out", str(run), "--steps", "3", *TINY]) == 2
     err = capsys.readouterr().err
     assert "loss_log.csv, line 4: expected a step number" in err and "Traceback" not in err
+
+
+def test_distil_a_teacher_into_a_few_step_student(tiny_dataset, tmp_path, capsys):
+    teacher = tmp_path / "teacher"
+    assert main(["train", "--dataset", str(tiny_dataset), "--out", str(teacher), "--steps", "2", *TINY]) == 0
+    student = tmp_path / "student"
+    args = ["train", "--dataset", str(tiny_dataset), "--out", str(student), "--steps", "2", "--teacher",
+            str(teacher / "latest"), "--student-steps", "4", "--teacher-substeps", "2", *TINY]
+    assert main(args) == 0
+    assert all(float(r["train_loss"]) > 0 for r in rows(student)) and rows(student)[-1]["val_loss"]
+    config = json.loads((student / "latest" / "config.json").read_text())
+    assert config["sampling"] == {"steps": [4], "eta": 0.0, "distilled_from": str(teacher / "latest"), "teacher_steps": 8}
+    not_a_checkpoint = ["train", "--dataset", str(tiny_dataset), "--out", str(tmp_path / "other"), "--teacher",
+                        str(tmp_path), *TINY]
+    assert main(not_a_checkpoint) == 2
+    assert "no model.safetensors there (--teacher takes a checkpoint directory)" in capsys.readouterr().err

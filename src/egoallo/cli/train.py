@@ -43,6 +43,9 @@ def train(
     sources: tuple[str, ...] | None = None,
     balance_power: float = 1.0,
     init_from: Path | None = None,
+    teacher: Path | None = None,
+    student_steps: int = 8,
+    teacher_substeps: int = 4,
     warmup_steps: int = 500,
     val_every: int = 500,
     checkpoint_every: int = 500,
@@ -65,6 +68,9 @@ def train(
         sources: Train (and validate) on these sources only, e.g. `bandai1 bandai2`.
         balance_power: Draw each (source, activity) group of training windows in proportion to its windows to this power: 1 = every window alike, 0.5 = square-root balance (rare activities such as sitting, stairs and idle drawn more), 0 = every group alike.
         init_from: Start from this checkpoint directory's weights (fine-tuning); a resumed run ignores it.
+        teacher: Distil this checkpoint directory into a few-step student (starting from its weights unless --init-from is given).
+        student_steps: Denoising steps the distilled student is sampled in.
+        teacher_substeps: Deterministic teacher steps each student step learns to take at once.
         force: Write the run into a non-empty OUT that holds no training run (its files of the same names are replaced).
     """
     check_run_folder(out, force=force)
@@ -76,12 +82,18 @@ def train(
         raise UserError(f"--balance-power must be between 0 and 1; got {balance_power}.")
     if init_from is not None and not (init_from / "model.safetensors").is_file():
         raise UserError(f"{init_from}: no model.safetensors there (--init-from takes a checkpoint directory).")
+    if teacher is not None and not (teacher / "model.safetensors").is_file():
+        raise UserError(f"{teacher}: no model.safetensors there (--teacher takes a checkpoint directory).")
+    if student_steps < 1 or teacher_substeps < 1:
+        raise UserError(f"--student-steps and --teacher-substeps must be at least 1; got {student_steps} and {teacher_substeps}.")
     net = dataclasses.replace(PRESETS[model], cond_param=cond_param, include_hands=include_hands)
     config = TrainConfig(
         dataset=dataset, out=out, model=model, cond_param=cond_param, steps=steps, batch_size=batch_size,
         window=window, learning_rate=learning_rate, mirror_probability=mirror_probability,
         reshape_probability=reshape_probability, retime_probability=retime_probability,
-        retime_speeds=retime_speeds, sources=sources, balance_power=balance_power, init_from=init_from, warmup_steps=warmup_steps, val_every=val_every,
+        retime_speeds=retime_speeds, sources=sources, balance_power=balance_power, init_from=init_from,
+        teacher=teacher, student_steps=student_steps, teacher_substeps=teacher_substeps, warmup_steps=warmup_steps,
+        val_every=val_every,
         checkpoint_every=checkpoint_every, seed=seed, threads=threads,
     )
     final = train_prior(config, net)

@@ -194,14 +194,17 @@ def load_release(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     return config, build_model(config, read_weights(weights_path), weights_path, device)
 
 
-def save_project_checkpoint(directory: str | Path, model: EgoDenoiser) -> None:
+def save_project_checkpoint(directory: str | Path, model: EgoDenoiser, sampling: dict | None = None) -> None:
     """Write `model.safetensors` and `config.json` into `directory` (created if needed).
 
+    `sampling`: for a distilled student, the steps it supports and its `eta` (see `read_sampling`).
     Each file is written next to its final name and then renamed into place.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = {"format": CONFIG_FORMAT, "version": CONFIG_VERSION, "config": dataclasses.asdict(model.config)}
+    if sampling is not None:
+        config["sampling"] = sampling
     weights = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
     save_file(weights, directory / (WEIGHTS_NAME + ".tmp"))
     (directory / (CONFIG_NAME + ".tmp")).write_text(json.dumps(config, indent=2) + "\n")

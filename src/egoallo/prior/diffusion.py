@@ -156,22 +156,44 @@ def ddim_sample(
             x0.index_add_(1, chunk.flatten(), predicted.flatten(1, 2))
         for a in range(0, T, FRAME_CHUNK):
             part = slice(a, a + FRAME_CHUNK)
-            x0[:, part] = _project(x0[:, part] / total_weight[part, None], include_hands)
+            x0[:, part] = project_state(x0[:, part] / total_weight[part, None], include_hands)
         if on_step is not None:
             x0 = on_step(next_level, x0)
         if known is not None:
             x0 = known.apply(x0)
         ab, ab_next = alpha_bar[level], alpha_bar[next_level]
-        sigma = eta * ((1 - ab_next) / (1 - ab) * (1 - ab / ab_next)).clamp(min=0).sqrt()
         for a in range(0, T, FRAME_CHUNK):
             part = slice(a, a + FRAME_CHUNK)
-            eps = (x[:, part] - ab.sqrt() * x0[:, part]) / (1 - ab).sqrt()
-            noise = torch.randn(x[:, part].shape, generator=generator, device=device)
-            direction = (1 - ab_next - sigma**2).clamp(min=0).sqrt() * eps
-            x[:, part] = ab_next.sqrt() * x0[:, part] + direction + sigma * noise
+            noise = torch.randn(x[:, part].shape, generator=generator, device=device) if eta > 0 else None
+            x[:, part] = ddim_step(x[:, part], x0[:, part], ab, ab_next, eta=eta, noise=noise)
     return x0
 
 
-def _project(x0: Tensor, include_hands: bool) -> Tensor:
+def ddim_step(x_t: Tensor, x0: Tensor, ab: Tensor, ab_next: Tensor, *, eta: float = 0.0,
+              noise: Tensor | None = None) -> Tensor:
+    """One DDIM update from level ᾱ=`ab` to the less noisy ᾱ=`ab_next`, given the x0 prediction.
+
+    `ab`, `ab_next` broadcast against `x_t (..., D)`; `noise` (like `x_t`) is needed when `eta > 0`.
+    """
+    eps = (x_t - ab.sqrt() * x0) / (1 - ab).sqrt()
+    if eta == 0:
+        return ab_next.sqrt() * x0 + (1 - ab_next).sqrt() * eps
+    sigma = eta * ((1 - ab_next) / (1 - ab) * (1 - ab / ab_next)).clamp(min=0).sqrt()
+    direction = (1 - ab_next - sigma**2).clamp(min=0).sqrt() * eps
+    return ab_next.sqrt() * x0 + direction + sigma * noise
+
+
+def x0_of_step(x_t: Tensor, x_next: Tensor, ab: Tensor, ab_next: Tensor) -> Tensor:
+    """The x0 prediction whose deterministic DDIM step (`eta` = 0) takes `x_t` at ᾱ=`ab` to `x_next` at ᾱ=`ab_next`.
+
+    The inverse of `ddim_step` in its x0 argument: a distilled student learns this target
+    from a chain of teacher steps (progressive distillation, Salimans & Ho 2022).
+    """
+    ratio = ((1 - ab_next) / (1 - ab)).sqrt()
+    return (x_next - ratio * x_t) / (ab_next.sqrt() - ratio * ab.sqrt())
+
+
+def project_state(x0: Tensor, include_hands: bool) -> Tensor:
+    """Packed states `(..., D)` with rotations projected onto SO(3) and contacts clamped to [0, 1]."""
     state = MotionState.unpack(x0, include_hands, project_rotations=True)
     return dataclasses.replace(state, contacts=state.contacts.clamp(0.0, 1.0)).pack()

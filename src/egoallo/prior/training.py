@@ -1,5 +1,9 @@
 """Training the motion prior: x0 loss, AdamW with warm-up, clipping, resumable checkpoints.
 
+With a teacher the same loop distils it into a few-step student (progressive
+distillation, Salimans & Ho 2022): the student learns, in one deterministic DDIM
+step, where several of the teacher's steps lead.
+
 One process or many (`torchrun --nproc-per-node N`, DistributedDataParallel on
 the gloo backend for CPUs, nccl for GPUs). Rank 0 writes the loss log, the
 loss-curve picture and checkpoints; every rank draws its own windows.
@@ -28,7 +32,7 @@ from ..errors import UserError
 from ..files import write_bytes_atomic
 from .checkpoint import load_project_checkpoint, save_project_checkpoint
 from .conditioning import compute_conditioning
-from .diffusion import CosineSchedule
+from .diffusion import CosineSchedule, ddim_step, project_state, sampling_levels, x0_of_step
 from .network import EgoDenoiser, EgoDenoiserConfig
 from .state import NUM_BETAS, MotionState
 
@@ -64,6 +68,12 @@ class TrainConfig:
     Validation windows are always drawn alike."""
     init_from: Path | None = None
     """Start a new run from this checkpoint's weights (fine-tuning); ignored when resuming OUT/latest."""
+    teacher: Path | None = None
+    """Distil this checkpoint into a student sampled in `student_steps` steps (the student starts from the
+    teacher's weights unless `init_from` says otherwise)."""
+    student_steps: int = 8
+    teacher_substeps: int = 4
+    """Teacher DDIM steps (deterministic) per student step: the teacher runs `student_steps * teacher_substeps`."""
     learning_rate: float = 3e-4
     weight_decay: float = 1e-4
     warmup_steps: int = 500
@@ -119,9 +129,10 @@ def make_batch(dataset: MotionDataset, rng: np.random.Generator, config: TrainCo
     return torch.stack(xs), torch.stack(conds), torch.stack(masks), torch.tensor(hands)
 
 
-def x0_loss(pred: Tensor, x0: Tensor, t: Tensor, mask: Tensor, has_hands: Tensor, include_hands: bool,
-            schedule: CosineSchedule) -> tuple[Tensor, dict[str, float]]:
-    """The paper's weighted x0 loss; returns the total and each modality's (unweighted by level) mean."""
+def x0_loss(pred: Tensor, x0: Tensor, level_weight: Tensor, mask: Tensor, has_hands: Tensor,
+            include_hands: bool) -> tuple[Tensor, dict[str, float]]:
+    """The paper's x0 loss, each window weighted by `level_weight (B,)`; returns the total and each
+    modality's (unweighted by level) mean."""
     p = MotionState.unpack(pred, include_hands)
     y = MotionState.unpack(x0, include_hands)
     beta_weights = 1.0 / torch.arange(1, NUM_BETAS + 1, dtype=pred.dtype)
@@ -135,7 +146,7 @@ def x0_loss(pred: Tensor, x0: Tensor, t: Tensor, mask: Tensor, has_hands: Tensor
     if include_hands:
         terms["hands"] = ((p.hand_rotations - y.hand_rotations) ** 2).sum((-1, -2)).mean(-1)
         masks["hands"] = frame_mask * has_hands.to(pred.dtype)[:, None]
-    level_weight = schedule.loss_weight(t).to(pred.dtype)[:, None]
+    level_weight = level_weight.to(pred.dtype)[:, None]
     total = pred.new_zeros(())
     parts = {}
     for name, value in terms.items():
@@ -144,6 +155,54 @@ def x0_loss(pred: Tensor, x0: Tensor, t: Tensor, mask: Tensor, has_hands: Tensor
         total = total + MODALITY_WEIGHTS[name] * (level_weight * value * m).sum() / denom
         parts[name] = float((value.detach() * m).sum() / denom)
     return total, parts
+
+
+@torch.no_grad()
+def distillation_targets(teacher: EgoDenoiser, x0: Tensor, cond: Tensor, mask: Tensor, student_steps: int,
+                         teacher_substeps: int, schedule: CosineSchedule,
+                         generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Noisy windows at the student's levels and the x0 targets that a student step must predict.
+
+    Each window of `x0 (B, W, D)` is noised to a random student level; the teacher takes
+    `teacher_substeps` deterministic DDIM steps (its x0 projected as in sampling) down to the
+    next student level, and the target is the x0 whose single student step lands there.
+    Returns `x_t (B, W, D)`, levels `t (B,)`, target `(B, W, D)`.
+    """
+    teacher_levels = torch.tensor(sampling_levels(student_steps * teacher_substeps, schedule.num_levels))
+    if len(teacher_levels) != student_steps * teacher_substeps + 1:
+        raise UserError(f"{student_steps} x {teacher_substeps} steps exceed the {schedule.num_levels} noise levels.")
+    alpha_bar = schedule.alpha_bar().to(x0.dtype)
+    B = x0.shape[0]
+    first = torch.randint(0, student_steps, (B,), generator=generator) * teacher_substeps
+    t = teacher_levels[first]
+    noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+    x_t = schedule.add_noise(x0, t, noise)
+    x = x_t
+    for k in range(teacher_substeps):
+        level, next_level = teacher_levels[first + k], teacher_levels[first + k + 1]
+        predicted = project_state(teacher(x, level, cond, mask), teacher.config.include_hands)
+        x = ddim_step(x, predicted, alpha_bar[level][:, None, None], alpha_bar[next_level][:, None, None])
+    end = teacher_levels[first + teacher_substeps]
+    target = x0_of_step(x_t, x, alpha_bar[t][:, None, None], alpha_bar[end][:, None, None])
+    return x_t, t, target
+
+
+def training_targets(x0: Tensor, cond: Tensor, mask: Tensor, config: TrainConfig, schedule: CosineSchedule,
+                     teacher: EgoDenoiser | None, generator: torch.Generator | None = None
+                     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """`x_t`, levels `t`, the x0 target and each window's loss weight for one batch.
+
+    Without a teacher: the data at a uniform random level, weighted by the clipped SNR. With
+    one: `distillation_targets`, every level weighted alike (the student's few levels are all
+    decisions it must get right, the noisiest above all).
+    """
+    if teacher is None:
+        t = torch.randint(1, schedule.num_levels + 1, (x0.shape[0],), generator=generator)
+        x_t = schedule.add_noise(x0, t, torch.randn(x0.shape, generator=generator))
+        return x_t, t, x0, schedule.loss_weight(t)
+    x_t, t, target = distillation_targets(teacher, x0, cond, mask, config.student_steps, config.teacher_substeps,
+                                          schedule, generator)
+    return x_t, t, target, torch.ones(x0.shape[0])
 
 
 LOG_HEADER = "step,lr,train_loss,body,betas,contacts,hands,val_loss,elapsed_s"
@@ -221,10 +280,18 @@ def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool 
     body = BodyModel.load_from_env_or_default(None) if augments_by_body else None
     model = EgoDenoiser(net_config)
     start_step = 0
-    if config.init_from is not None and not (latest / "model.safetensors").exists():
-        init_config, model = load_project_checkpoint(Path(config.init_from))
+    teacher = None
+    if config.teacher is not None:
+        teacher_config, teacher = load_project_checkpoint(Path(config.teacher))
+        if teacher_config != net_config:
+            raise UserError(f"{config.teacher}: the teacher's network ({teacher_config}) differs from the one asked for "
+                            f"({net_config}).")
+        teacher.requires_grad_(False)
+    init_from = config.init_from if config.init_from is not None else config.teacher
+    if init_from is not None and not (latest / "model.safetensors").exists():
+        init_config, model = load_project_checkpoint(Path(init_from))
         if init_config != net_config:
-            raise UserError(f"{config.init_from}: its network ({init_config}) differs from the one asked for ({net_config}).")
+            raise UserError(f"{init_from}: its network ({init_config}) differs from the one asked for ({net_config}).")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     if (latest / "model.safetensors").exists():
         _, model = load_project_checkpoint(latest)
@@ -248,10 +315,9 @@ def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool 
         for group in optimizer.param_groups:
             group["lr"] = lr
         x0, cond, mask, has_hands = make_batch(train_set, rng, config, net_config, body)
-        t = torch.randint(1, schedule.num_levels + 1, (x0.shape[0],))
-        x_t = schedule.add_noise(x0, t, torch.randn_like(x0))
+        x_t, t, target, level_weight = training_targets(x0, cond, mask, config, schedule, teacher)
         pred = ddp(x_t, t, cond, mask)
-        loss, parts = x0_loss(pred, x0, t, mask, has_hands, net_config.include_hands, schedule)
+        loss, parts = x0_loss(pred, target, level_weight, mask, has_hands, net_config.include_hands)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -259,7 +325,7 @@ def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool 
         bar.set_postfix(loss=f"{loss.item():.4f}")
 
         last = step + 1 == config.steps
-        val = validation_loss(model, val_set, config, net_config, schedule) if rank == 0 and ((step + 1) % config.val_every == 0 or last) else None
+        val = validation_loss(model, val_set, config, net_config, schedule, teacher) if rank == 0 and ((step + 1) % config.val_every == 0 or last) else None
         if rank == 0:
             with log_path.open("a", newline="") as f:
                 csv.writer(f).writerow([
@@ -268,7 +334,7 @@ def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool 
                     f"{time.perf_counter() - started:.1f}",
                 ])
             if (step + 1) % config.checkpoint_every == 0 or last:
-                _checkpoint(latest, model, optimizer, step + 1)
+                _checkpoint(latest, model, optimizer, step + 1, _sampling(config))
             if val is not None:
                 plot_loss_curve(log_path, out / "loss_curve.png")
     if world > 1:
@@ -278,8 +344,9 @@ def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool 
 
 @torch.no_grad()
 def validation_loss(model: EgoDenoiser, val_set: MotionDataset, config: TrainConfig, net: EgoDenoiserConfig,
-                    schedule: CosineSchedule) -> float:
-    """Mean loss over fixed validation windows and noise levels (same ones every time)."""
+                    schedule: CosineSchedule, teacher: EgoDenoiser | None = None) -> float:
+    """Mean loss over fixed validation windows and noise levels (same ones every time); with a teacher, the
+    distillation loss."""
     if not len(val_set):
         return float("nan")
     model.eval()
@@ -288,22 +355,29 @@ def validation_loss(model: EgoDenoiser, val_set: MotionDataset, config: TrainCon
     losses = []
     for _ in range(config.val_batches):
         x0, cond, mask, has_hands = make_batch(val_set, rng, config, net)
-        t = torch.randint(1, schedule.num_levels + 1, (x0.shape[0],), generator=generator)
-        x_t = schedule.add_noise(x0, t, torch.randn(x0.shape, generator=generator))
-        loss, _ = x0_loss(model(x_t, t, cond, mask), x0, t, mask, has_hands, net.include_hands, schedule)
+        x_t, t, target, level_weight = training_targets(x0, cond, mask, config, schedule, teacher, generator)
+        loss, _ = x0_loss(model(x_t, t, cond, mask), target, level_weight, mask, has_hands, net.include_hands)
         losses.append(loss.item())
     model.train()
     return float(np.mean(losses))
 
 
-def _checkpoint(directory: Path, model: EgoDenoiser, optimizer, step: int) -> None:
+def _sampling(config: TrainConfig) -> dict | None:
+    """The sampling settings a distilled student is trained for (stored in its config.json)."""
+    if config.teacher is None:
+        return None
+    return {"steps": [config.student_steps], "eta": 0.0, "distilled_from": str(config.teacher),
+            "teacher_steps": config.student_steps * config.teacher_substeps}
+
+
+def _checkpoint(directory: Path, model: EgoDenoiser, optimizer, step: int, sampling: dict | None = None) -> None:
     """Write a complete checkpoint next to `directory`, then swap it in (a crash never leaves half a checkpoint)."""
     tmp = directory.with_name(directory.name + ".tmp")
     if tmp.exists():
         for p in tmp.iterdir():
             p.unlink()
     tmp.mkdir(parents=True, exist_ok=True)
-    save_project_checkpoint(tmp, model)
+    save_project_checkpoint(tmp, model, sampling=sampling)
     _save_optimizer(tmp / "optimizer.safetensors", optimizer)
     (tmp / "train_state.json").write_text(json.dumps({"step": step}))
     old = directory.with_name(directory.name + ".old")
