@@ -66,6 +66,13 @@ def test_from_quat_normalises_and_matches_scipy(rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_from_quat_xyzw_normalises_and_matches_scipy(rng, dtype):
+    r = Rotation.random(N, random_state=rng)
+    scale = rng.uniform(0.1, 10.0, size=(N, 1))
+    _close(so3.from_quat_xyzw(_t(r.as_quat() * scale, dtype)), r.as_matrix(), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_to_quat_matches_scipy_and_is_canonical(rng, dtype):
     r = Rotation.random(N, random_state=rng)
     q = so3.to_quat(_t(r.as_matrix(), dtype))
@@ -94,6 +101,49 @@ def test_log_matches_scipy(rng, dtype):
 def test_exp_log_round_trip(rng, dtype):
     R = _t(Rotation.random(N, random_state=rng).as_matrix(), dtype)
     _close(so3.exp(so3.log(R)), R, dtype, scale=5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_slerp_matches_scipy(rng, dtype):
+    from scipy.spatial.transform import Slerp
+
+    r0 = Rotation.random(N, random_state=rng)
+    # Relative angles over [0, pi), including near identity and near pi.
+    angles = np.concatenate(
+        [rng.uniform(0.0, math.pi, N - 200), 10.0 ** rng.uniform(-9, -3, 100), math.pi - 10.0 ** rng.uniform(-6, -3, 100)]
+    )
+    r1 = r0 * Rotation.from_rotvec(_random_axes(rng, N) * angles[:, None])
+    t = rng.uniform(0.0, 1.0, N)
+    expected = np.stack([Slerp([0.0, 1.0], Rotation.concatenate([a, b]))(w).as_matrix() for a, b, w in zip(r0, r1, t)])
+    R0, R1 = _t(r0.as_matrix(), dtype), _t(r1.as_matrix(), dtype)
+    actual = so3.slerp(R0, R1, _t(t, dtype))
+    assert actual.shape == (N, 3, 3)
+    _close(actual, expected, dtype, scale=20)
+    _is_rotation(actual, dtype)
+    # The ends, identity (no motion), and the shortest arc: the angle travelled is t times the relative angle.
+    _close(so3.slerp(R0, R1, _t(np.zeros(N), dtype)), r0.as_matrix(), dtype, scale=5)
+    _close(so3.slerp(R0, R1, _t(np.ones(N), dtype)), r1.as_matrix(), dtype, scale=20)
+    _close(so3.slerp(R0, R0, _t(t, dtype)), r0.as_matrix(), dtype, scale=5)
+    _close(so3.geodesic_angle(R0, actual), t * angles, dtype, scale=2000 if dtype == torch.float32 else 20)
+    # Broadcasting: one pair at many fractions, as `live.stream.interpolate` uses it.
+    many = so3.slerp(R0[0], R1[0], _t(t[:7], dtype))
+    assert many.shape == (7, 3, 3)
+    _close(many, Slerp([0.0, 1.0], Rotation.concatenate([r0[0], r1[0]]))(t[:7]).as_matrix(), dtype, scale=20)
+
+
+def test_slerp_at_pi_stays_on_a_half_turn_arc():
+    """At a relative angle of exactly pi either arc is shortest; the result is still a rotation on one of them."""
+    R0 = so3.identity((), dtype=torch.float64)
+    for axis in [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (1.0, 1.0, 1.0)]:
+        a = np.asarray(axis) / np.linalg.norm(axis)
+        R1 = _t(2.0 * np.outer(a, a) - np.eye(3), torch.float64)
+        out = so3.slerp(R0, R1, _t(np.array([0.0, 0.25, 0.5, 1.0]), torch.float64))
+        _is_rotation(out, torch.float64)
+        _close(so3.geodesic_angle(R0, out), math.pi * np.array([0.0, 0.25, 0.5, 1.0]), torch.float64, scale=100)
+        _close(out[-1], R1, torch.float64, scale=100)
+        omega = so3.log(out[2])
+        cos = (omega / torch.linalg.vector_norm(omega) * _t(a, torch.float64)).sum()
+        _close(cos.abs(), 1.0, torch.float64, scale=100)  # about the same axis
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

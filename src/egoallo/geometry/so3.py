@@ -109,6 +109,14 @@ def from_quat(q_wxyz: Tensor) -> Tensor:
     )
 
 
+def from_quat_xyzw(q_xyzw: Tensor) -> Tensor:
+    """Scalar-last quaternion `(..., 4)` in `(x, y, z, w)` order (scipy, Aria MPS, TUM) to matrix `(..., 3, 3)`.
+
+    Normalised first, as `from_quat`.
+    """
+    return from_quat(q_xyzw.roll(1, dims=-1))
+
+
 def to_quat(R: Tensor) -> Tensor:
     """Matrix `(..., 3, 3)` to unit quaternion `(..., 4)`, `(w, x, y, z)`, with `w >= 0`.
 
@@ -198,6 +206,16 @@ def log(R: Tensor) -> Tensor:
     n_safe = torch.sqrt(torch.where(small, torch.ones_like(n2), n2))
     factor = torch.where(small, series, 2.0 * torch.atan2(n_safe, w) / n_safe)
     return factor[..., None] * v
+
+
+def slerp(R0: Tensor, R1: Tensor, t: Tensor) -> Tensor:
+    """Rotations `(..., 3, 3)` the fraction `t (...)` along the shortest arc from `R0` to `R1` (`(..., 3, 3)`).
+
+    `R0 @ exp(t * log(R0^T @ R1))`, as scipy's `Slerp`: `t = 0` gives `R0`, `t = 1` gives `R1`, and
+    `t` outside `[0, 1]` extrapolates. Shapes broadcast. At a relative angle of exactly pi, the arc
+    is the one whose axis `log` returns.
+    """
+    return R0 @ exp(t[..., None] * log(R0.transpose(-1, -2) @ R1))
 
 
 def from_axis_angle(omega: Tensor) -> Tensor:

@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.spatial.transform import Rotation, Slerp
 
 from egoallo.errors import InputFileError
 from egoallo.files import NpzError, load_npz
@@ -148,6 +147,10 @@ class HeadTrajectory:
 
         Refuses to interpolate across gaps longer than `max_gap_s` (the readers split there).
         """
+        import torch  # here, not at the top: importing this module needs no torch
+
+        from egoallo.geometry import so3
+
         if not fps > 0:
             raise ValueError(f"fps must be positive, got {fps}")
         t = self.timestamps_ns
@@ -164,8 +167,12 @@ class HeadTrajectory:
             raise TrajectoryError(self.source, f"spans {self.duration_s:.3f} s: fewer than 2 frames at {fps} fps")
         out_t = np.minimum(t[0] + np.round(np.arange(frames) * step_ns).astype(np.int64), t[-1])
         rel, out_rel = (t - t[0]) / 1e9, (out_t - t[0]) / 1e9
+        # Slerp as scipy's `Slerp`: each frame time in (rel[i], rel[i + 1]] (the first key's time in the first).
+        key = np.clip(np.searchsorted(rel, out_rel) - 1, 0, len(rel) - 2)
+        fraction = torch.tensor((out_rel - rel[key]) / (rel[key + 1] - rel[key]), dtype=torch.float64)
+        R = torch.tensor(self.T_world_cpf[:, :3, :3], dtype=torch.float64)
         T = np.tile(np.eye(4), (frames, 1, 1))
-        T[:, :3, :3] = Slerp(rel, Rotation.from_matrix(self.T_world_cpf[:, :3, :3]))(out_rel).as_matrix()
+        T[:, :3, :3] = so3.slerp(R[key], R[key + 1], fraction).numpy()
         T[:, :3, 3] = np.stack([np.interp(out_rel, rel, self.T_world_cpf[:, i, 3]) for i in range(3)], axis=-1)
         metadata = {**self.metadata, "resampled": {"fps": fps, "from_poses": len(self), "frames": frames}}
         return HeadTrajectory(out_t, T, self.source, metadata, self.R_zup_input)
@@ -496,6 +503,10 @@ def _rotations_from_quaternions(
     path: Path, q_xyzw: np.ndarray, labels: np.ndarray
 ) -> tuple[np.ndarray, int, str]:
     """(N, 3, 3) rotations of (N, 4) xyzw quaternions (NaN where zero or not finite), renormalised count, note."""
+    import torch  # here, not at the top: importing this module needs no torch
+
+    from egoallo.geometry import so3
+
     with np.errstate(over="ignore", invalid="ignore"):  # 1e308 components: an infinite norm, a dropped row
         norm = np.linalg.norm(q_xyzw, axis=-1)
     usable = np.isfinite(norm) & (norm > 1e-9)
@@ -510,7 +521,8 @@ def _rotations_from_quaternions(
         )
     rotation = np.full((len(q_xyzw), 3, 3), np.nan)
     if usable.any():
-        rotation[usable] = Rotation.from_quat(q_xyzw[usable] / norm[usable, None]).as_matrix()
+        q = torch.tensor(q_xyzw[usable] / norm[usable, None], dtype=torch.float64)
+        rotation[usable] = so3.from_quat_xyzw(q).numpy()
     counted = np.flatnonzero(error > QUAT_COUNT_NORM_ERROR)
     note = (
         f"renormalised {counted.size} quaternions with |norm - 1| up to {error.max():.2g} "

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import TextIO
 
 import numpy as np
-from scipy.spatial.transform import Rotation
+import torch
 
+from ..geometry import so3
 from ..inputs.trajectory import MAX_COORDINATE_M, MAX_TIMESTAMP_NS, QUAT_MAX_NORM_ERROR
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ def _pose(values: list[float]) -> np.ndarray:
     if abs(norm - 1.0) > QUAT_MAX_NORM_ERROR:
         raise LineError(f"quaternion norm {norm:.4g}; expected a unit quaternion (qx qy qz qw)")
     T = np.eye(4)
-    T[:3, :3] = Rotation.from_quat(array[3:] / norm).as_matrix()
+    T[:3, :3] = so3.from_quat_xyzw(torch.tensor(array[3:] / norm, dtype=torch.float64)).numpy()
     T[:3, 3] = array[:3]
     return T
 

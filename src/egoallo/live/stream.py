@@ -15,7 +15,9 @@ import dataclasses
 import math
 
 import numpy as np
-from scipy.spatial.transform import Rotation
+import torch
+
+from ..geometry import so3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,8 +136,8 @@ class FrameClock:
 def interpolate(T_a: np.ndarray, T_b: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """(K, 4, 4) poses between `T_a` and `T_b` (4, 4) at `weights (K,)` in [0, 1] (lerp, slerp)."""
     weights = np.clip(weights, 0.0, 1.0)
-    relative = Rotation.from_matrix(T_a[:3, :3].T @ T_b[:3, :3]).as_rotvec()  # slerp: R_a·exp(w·log(R_aᵀR_b))
+    R_a, R_b = (torch.tensor(T[:3, :3], dtype=torch.float64) for T in (T_a, T_b))
     out = np.tile(np.eye(4), (len(weights), 1, 1))
-    out[:, :3, :3] = T_a[:3, :3] @ Rotation.from_rotvec(weights[:, None] * relative).as_matrix()
+    out[:, :3, :3] = so3.slerp(R_a, R_b, torch.tensor(weights, dtype=torch.float64)).numpy()  # shortest arc
     out[:, :3, 3] = (1 - weights)[:, None] * T_a[:3, 3] + weights[:, None] * T_b[:3, 3]
     return out
