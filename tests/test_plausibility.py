@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from egoallo.body import skeleton
-from egoallo.body.plausibility import FOOT_JOINTS, plausibility
+from egoallo.body.plausibility import FOOT_JOINTS, largest_jump, plausibility
 
 STANDING = np.zeros(52)
 STANDING[list(FOOT_JOINTS)] = (0.08, 0.08, 0.03, 0.03)
@@ -50,3 +50,13 @@ def test_a_floor_too_high_shows_as_penetration_per_sample():
     figures = plausibility(joints, 0.5, np.stack([STANDING, STANDING]), fps=30.0)
     assert figures.penetration_share.tolist() == [0.0, 1.0]
     assert figures.deepest_penetration_m[1] == pytest.approx(0.05)
+
+
+def test_largest_jump_sees_a_pop_of_one_body_joint():
+    joints = np.zeros((2, 10, 52, 3))
+    joints[:, :, :, 0] = np.arange(10)[None, :, None] * 0.01  # everything walks 1 cm a frame
+    joints[1, 6:, 5, 2] += 0.5  # sample 1: joint 5 pops up 0.5 m at frame 6
+    joints[:, 3, 40, 1] += 3.0  # a finger joint's jump does not count
+    np.testing.assert_allclose(largest_jump(joints), [0.01, np.hypot(0.01, 0.5)])
+    np.testing.assert_allclose(plausibility(joints, -1.0, np.zeros(52), 30.0).largest_jump_m, largest_jump(joints))
+    assert largest_jump(joints[:, :1]).tolist() == [0.0, 0.0]

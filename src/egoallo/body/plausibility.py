@@ -40,13 +40,15 @@ class Plausibility:
     """Range of the pelvis height above the floor."""
     wrist_above_shoulder_share: np.ndarray
     """Share of frames with a wrist higher than its shoulder (arms are unseen from the head: the prior's habit)."""
+    largest_jump_m: np.ndarray
+    """Largest displacement of a body joint (0-21) between two consecutive frames: a pop shows here."""
 
     def to_json(self) -> dict[str, list[float]]:
         return {k: np.asarray(v, dtype=np.float64).round(4).tolist() for k, v in dataclasses.asdict(self).items()}
 
 
 def plausibility(joints_world: np.ndarray, floor_z: float, standing_heights: np.ndarray, fps: float) -> Plausibility:
-    """Floor penetration, foot skating and pelvis height of `joints_world (S, T, 52, 3)`.
+    """Floor penetration, foot skating, pelvis height, raised wrists and jumps of `joints_world (S, T, 52, 3)`.
 
     Args:
         floor_z: the floor's height.
@@ -69,7 +71,15 @@ def plausibility(joints_world: np.ndarray, floor_z: float, standing_heights: np.
         pelvis_height_min_m=pelvis.min(axis=1),
         pelvis_height_max_m=pelvis.max(axis=1),
         wrist_above_shoulder_share=wrist_above_shoulder(joints).mean(axis=1),
+        largest_jump_m=largest_jump(joints),
     )
+
+
+def largest_jump(joints_world: np.ndarray) -> np.ndarray:
+    """`(...)` the largest frame-to-frame displacement of a body joint (0-21) in `joints_world (..., T, J, 3)`."""
+    body = np.asarray(joints_world, dtype=np.float64)[..., : skeleton.NUM_BODY_JOINTS, :]
+    steps = np.linalg.norm(np.diff(body, axis=-3), axis=-1)
+    return steps.max(axis=(-2, -1)) if steps.shape[-2] else np.zeros(body.shape[:-3])
 
 
 WRISTS_AND_SHOULDERS = tuple(

@@ -20,7 +20,9 @@ held-out styles of seen performers: Bandai Namco), per source and per
 activity. Besides the paper's metrics: the floor's error, how often the
 predicted feet sink into the true floor (`egoallo.body.plausibility`, against
 the true body's standing foot heights), and the share of frames with a wrist
-above its shoulder, predicted and true (arms are unseen from the head).
+above its shoulder, predicted and true (arms are unseen from the head), and pops: how far the
+largest frame-to-frame joint jump exceeds the truth's, and the share of
+samples where it does by more than `POP_EXCESS_M`.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import torch
 from tqdm import tqdm
 
 from ..body import BodyModel
-from ..body.plausibility import plausibility, wrist_above_shoulder
+from ..body.plausibility import largest_jump, plausibility, wrist_above_shoulder
 from ..data.dataset import MotionDataset
 from ..files import write_files_atomic
 from ..guidance import GuidanceWeights, Observations, wrist_observations
@@ -51,11 +53,13 @@ from .metrics import BODY_JOINTS, body_metrics, stature_error_cm
 
 METRICS = ("mpjpe", "pa_mpjpe", "pa_mpjpe_reference", "T_head", "foot_contact", "foot_skate", "wrist_error_mm",
            "stature_error_cm", "floor_error_cm", "penetration_share", "deepest_penetration_cm",
-           "wrist_above_shoulder", "wrist_above_shoulder_truth")
+           "wrist_above_shoulder", "wrist_above_shoulder_truth", "jump_excess_cm", "pops")
 WRISTS = [20, 21]
 UNITS = {"mpjpe": "mm", "pa_mpjpe": "mm", "pa_mpjpe_reference": "mm", "wrist_error_mm": "mm", "T_head": "m", "foot_contact": "",
          "foot_skate": "", "stature_error_cm": "cm", "floor_error_cm": "cm", "penetration_share": "", "deepest_penetration_cm": "cm",
-         "wrist_above_shoulder": "", "wrist_above_shoulder_truth": ""}
+         "wrist_above_shoulder": "", "wrist_above_shoulder_truth": "", "jump_excess_cm": "cm", "pops": ""}
+POP_EXCESS_M = 0.2
+"""A sample pops when its largest frame-to-frame joint jump exceeds the truth's by more than this."""
 HELD_OUT_PERFORMER_SOURCES = ("cmu", "cmu_daz", "reactidle", "amass")
 """Sources split by performer: their val/test windows come from people the prior has not seen."""
 FloorMode = Literal["points", "trajectory", "true"]
@@ -209,6 +213,9 @@ def _evaluate_window(dataset: MotionDataset, clip: int, start: int, predict: Pre
     values["deepest_penetration_cm"] = 100.0 * figures.deepest_penetration_m
     values["wrist_above_shoulder"] = figures.wrist_above_shoulder_share
     values["wrist_above_shoulder_truth"] = np.array([wrist_above_shoulder(w["joints_world"]).mean()])
+    excess = figures.largest_jump_m - largest_jump(w["joints_world"])
+    values["jump_excess_cm"] = 100.0 * excess
+    values["pops"] = (excess > POP_EXCESS_M).astype(np.float64)
     per_joint = 1000.0 * np.linalg.norm(joints[:, :, list(BODY_JOINTS)] - w["joints_world"][None, :, list(BODY_JOINTS)], axis=-1).mean(axis=(0, 1))
     group = "held-out performers" if info.source in HELD_OUT_PERFORMER_SOURCES else "held-out styles"
     return WindowResult(info.clip_id, info.activity, start, info.source, group,
