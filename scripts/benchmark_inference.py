@@ -70,12 +70,13 @@ def run_child(command: list[str], env: dict[str, str]) -> tuple[float, float, fl
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1e6, output  # ru_maxrss: kilobytes on Linux
 
 
-def in_process(name: str, threads: int, guidance: str, folder: Path) -> dict:
+def in_process(name: str, threads: int, guidance: str, folder: Path, steps: int | None) -> dict:
     """Child mode: time `estimate_body_motion` after a warm-up; prints JSON."""
     import torch
 
-    from egoallo.assets import DEFAULT_CHECKPOINT, EXAMPLE_TRAJECTORY
+    from egoallo.assets import EXAMPLE_TRAJECTORY
     from egoallo.body import BodyModel
+    from egoallo.cli.checks import checkpoint_and_sampling
     from egoallo.inference import SamplingConfig, estimate_body_motion, standing_eye_height
     from egoallo.inputs.points import floor_from_trajectory
     from egoallo.inputs.trajectory import read_trajectory
@@ -87,14 +88,15 @@ def in_process(name: str, threads: int, guidance: str, folder: Path) -> dict:
         trajectory = read_trajectory(EXAMPLE_TRAJECTORY, device_is_cpf=True).resample(30.0)
     else:
         trajectory = read_trajectory(Path(args[0]), up="z").resample(30.0)
-    _, denoiser = load_denoiser(DEFAULT_CHECKPOINT)
+    checkpoint, num_steps, eta = checkpoint_and_sampling(None, steps)
+    _, denoiser = load_denoiser(checkpoint)
     body = BodyModel.load_default()
     floor = floor_from_trajectory(trajectory.T_world_cpf[:, 2, 3], standing_eye_height(body))
     modes = frozenset() if guidance == "off" else frozenset({guidance})
     warm_up = SamplingConfig(num_steps=2, guidance=modes, post_iterations=2)
     estimate_body_motion(trajectory, denoiser, body, floor_z=floor.z, config=warm_up)
     start, cpu = time.perf_counter(), time.process_time()
-    estimate_body_motion(trajectory, denoiser, body, floor_z=floor.z, config=SamplingConfig(guidance=modes))
+    estimate_body_motion(trajectory, denoiser, body, floor_z=floor.z, config=SamplingConfig(num_steps=num_steps, eta=eta, guidance=modes))
     return {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu, "frames": len(trajectory)}
 
 
@@ -112,9 +114,10 @@ def benchmark(args: argparse.Namespace, folder: Path) -> None:
             for guidance in args.guidance:
                 inside, whole = [], []
                 for _ in range(args.repeats):
-                    child = [sys.executable, __file__, "--child", json.dumps([name, threads, guidance, str(folder)])]
+                    child = [sys.executable, __file__, "--child", json.dumps([name, threads, guidance, str(folder), args.steps])]
                     inside.append(json.loads(run_child(child, env)[3].strip().splitlines()[-1]))
-                    command = ["egoallo", "infer", *_infer_args(name, folder), "--guidance", guidance,
+                    steps = [] if args.steps is None else ["--steps", str(args.steps)]
+                    command = ["egoallo", "infer", *_infer_args(name, folder), *steps, "--guidance", guidance,
                                "--threads", str(threads), "--out", str(folder / "result.npz"), "--force"]
                     whole.append(run_child(command, env)[:3])
                 walls, motion = [r["wall"] for r in inside], inside[0]["frames"] / 30.0
@@ -155,14 +158,15 @@ def main() -> None:
     parser.add_argument("--guidance", choices=["off", "feet"], nargs="+", default=["off", "feet"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--busy", action="store_true", help="add the busy-machine rows")
+    parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: as `egoallo infer`)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         from egoallo.threads import prefer_passive_waiting
 
         prefer_passive_waiting()  # before torch is imported, as the egoallo command does
-        name, threads, guidance, folder = json.loads(args.child)
-        print(json.dumps(in_process(name, threads, guidance, Path(folder))))
+        name, threads, guidance, folder, steps = json.loads(args.child)
+        print(json.dumps(in_process(name, threads, guidance, Path(folder), steps)))
         return
     load = os.getloadavg()[0]
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average {load:.2f} at start; "

@@ -27,6 +27,8 @@ import torch
 
 from egoallo.assets import DEFAULT_CHECKPOINT
 from egoallo.body import BodyModel
+from egoallo.body.plausibility import largest_jump
+from egoallo.cli.checks import checkpoint_and_sampling
 from egoallo.evaluation.benchmark import EvalConfig, diffusion_predictor, evaluate, summarize
 from egoallo.evaluation.metrics import BODY_JOINTS
 from egoallo.inputs.trajectory import HeadTrajectory
@@ -34,12 +36,6 @@ from egoallo.live import LiveConfig, LiveEstimator
 from egoallo.prior.checkpoint import load_denoiser
 
 REPORTED = ("mpjpe", "pa_mpjpe", "foot_skate")
-
-
-def largest_jump_mm(joints: np.ndarray) -> float:
-    """Largest frame-to-frame displacement (mm) of any body joint in `joints (T, 52, 3)`."""
-    body = joints[:, list(BODY_JOINTS)]
-    return 1000.0 * float(np.linalg.norm(np.diff(body, axis=0), axis=-1).max())
 
 
 def jitter(joints: np.ndarray, fps: float = 30.0) -> float:
@@ -75,18 +71,18 @@ class LiveLog:
 
     def motion(self, joints: np.ndarray, truth: np.ndarray) -> None:
         """Record the largest jump and the jitter of one window's prediction `(T, 52, 3)` and truth."""
-        self.jumps_mm.append(largest_jump_mm(joints))
-        self.truth_jumps_mm.append(largest_jump_mm(truth))
+        self.jumps_mm.append(1000.0 * float(largest_jump(joints)))
+        self.truth_jumps_mm.append(1000.0 * float(largest_jump(truth)))
         self.jitter.append(jitter(joints))
         self.truth_jitter.append(jitter(truth))
 
 
-def live_predictor(denoiser, body: BodyModel, config: LiveConfig, log: LiveLog):
+def live_predictor(denoiser, body: BodyModel, config: LiveConfig, log: LiveLog, warmup_denoiser=None):
     """An `evaluate` predictor running the window pose by pose through `LiveEstimator`."""
 
     def predict(trajectory: HeadTrajectory, seed: int, window: dict, floor_z: float):
         estimator = LiveEstimator(denoiser, body, T_input_zup=np.eye(4), floor_z=floor_z,
-                                  config=dataclasses.replace(config, seed=seed % 2**31))
+                                  config=dataclasses.replace(config, seed=seed % 2**31), warmup_denoiser=warmup_denoiser)
         push_s, released, frames = [], [], []
         for t, T in zip(trajectory.timestamps_ns, trajectory.T_world_cpf):
             started = time.process_time()
@@ -128,13 +124,14 @@ def offline_jumps(predict, log: LiveLog):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", type=Path, required=True, help="dataset.h5 from `egoallo data build`")
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="default: as the commands (offline and live warm-ups: the distilled student; hops: the prior)")
     parser.add_argument("--out", type=Path, default=Path("build/live_benchmark"))
     parser.add_argument("--window", type=int, default=128, help="evaluation window (frames)")
     parser.add_argument("--max-windows", type=int, default=None)
     parser.add_argument("--window-step", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--offline-steps", type=int, default=30)
+    parser.add_argument("--offline-steps", type=int, default=None, help="default: as `egoallo infer`")
     parser.add_argument("--live-window", type=int, default=LiveConfig.window)
     parser.add_argument("--hop", type=int, default=LiveConfig.hop)
     parser.add_argument("--lookahead", type=int, default=LiveConfig.lookahead)
@@ -142,27 +139,31 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=LiveConfig.num_steps)
     parser.add_argument("--guidance-iterations", type=int, default=LiveConfig.guidance_iterations)
     parser.add_argument("--eta", type=float, default=LiveConfig.eta, help="live DDIM stochasticity")
-    parser.add_argument("--warmup-steps", type=int, default=LiveConfig.warmup_steps)
+    parser.add_argument("--warmup-steps", type=int, default=None, help="default: as `egoallo live`")
     parser.add_argument("--no-guidance", action="store_true", help="neither path guides the feet")
     parser.add_argument("--paths", nargs="+", choices=("offline", "live"), default=("offline", "live"))
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     body = BodyModel.load_default()
-    _, denoiser = load_denoiser(args.checkpoint)
+    offline_checkpoint, offline_steps, offline_eta = checkpoint_and_sampling(args.checkpoint, args.offline_steps)
+    warmup_checkpoint, warmup_steps, warmup_eta = checkpoint_and_sampling(args.checkpoint, args.warmup_steps)
+    hop_checkpoint = args.checkpoint or DEFAULT_CHECKPOINT
+    models = {path: load_denoiser(path)[1] for path in {offline_checkpoint, warmup_checkpoint, hop_checkpoint}}
     guidance = frozenset() if args.no_guidance else frozenset({"feet"})
-    eval_config = EvalConfig(window=args.window, num_steps=args.offline_steps, max_windows=args.max_windows,
+    eval_config = EvalConfig(window=args.window, num_steps=offline_steps, eta=offline_eta, max_windows=args.max_windows,
                              window_step=args.window_step, guidance=guidance)
     live_config = LiveConfig(window=args.live_window, hop=args.hop, lookahead=args.lookahead, warmup=args.warmup,
-                             num_steps=args.steps, warmup_steps=args.warmup_steps, eta=args.eta, guidance=bool(guidance),
-                             guidance_iterations=args.guidance_iterations)
+                             num_steps=args.steps, warmup_steps=warmup_steps, eta=args.eta, warmup_eta=warmup_eta,
+                             guidance=bool(guidance), guidance_iterations=args.guidance_iterations)
     logs = {"offline": LiveLog(), "live": LiveLog()}
     predictors = {
-        "offline": offline_jumps(diffusion_predictor(denoiser, body, eval_config), logs["offline"]),
-        "live": live_predictor(denoiser, body, live_config, logs["live"]),
+        "offline": offline_jumps(diffusion_predictor(models[offline_checkpoint], body, eval_config), logs["offline"]),
+        "live": live_predictor(models[hop_checkpoint], body, live_config, logs["live"], models[warmup_checkpoint]),
     }
     predictors = {name: predictors[name] for name in args.paths}
-    report: dict = {"meta": {"dataset": str(args.dataset), "checkpoint": str(args.checkpoint),
+    checkpoints = {"offline": str(offline_checkpoint), "live_hops": str(hop_checkpoint), "live_warmups": str(warmup_checkpoint)}
+    report: dict = {"meta": {"dataset": str(args.dataset), "checkpoints": checkpoints,
                              "eval": {k: str(v) for k, v in dataclasses.asdict(eval_config).items()},
                              "live": dataclasses.asdict(live_config), "threads": args.threads}}
     for name, predict in predictors.items():

@@ -80,14 +80,15 @@ class Stopwatch:
         setattr(owner, name, marked)
 
 
-def profile_once(guidance: frozenset[str]) -> dict[str, float]:
+def profile_once(guidance: frozenset[str], steps: int | None) -> dict[str, float]:
     """Seconds per stage of one in-process run on the example."""
     import egoallo.guidance.costs as costs
     import egoallo.guidance.solver as solver
     import egoallo.inference as inference
     import egoallo.prior.diffusion as diffusion
-    from egoallo.assets import DEFAULT_CHECKPOINT, EXAMPLE_TRAJECTORY
+    from egoallo.assets import EXAMPLE_TRAJECTORY
     from egoallo.body import BodyModel
+    from egoallo.cli.checks import checkpoint_and_sampling
     from egoallo.inputs.points import floor_from_trajectory
     from egoallo.inputs.trajectory import read_trajectory
     from egoallo.prior.checkpoint import load_denoiser
@@ -95,7 +96,8 @@ def profile_once(guidance: frozenset[str]) -> dict[str, float]:
     watch = Stopwatch()
     stages: dict[str, float] = {}
     start = time.perf_counter()
-    _, denoiser = load_denoiser(DEFAULT_CHECKPOINT)
+    checkpoint, num_steps, eta = checkpoint_and_sampling(None, steps)
+    _, denoiser = load_denoiser(checkpoint)
     body = BodyModel.load_default()
     stages["load checkpoint and body model"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -111,7 +113,7 @@ def profile_once(guidance: frozenset[str]) -> dict[str, float]:
     watch.wrap(costs.GuidanceProblem, "residuals", "lm residuals and Jacobians")
     watch.wrap(solver, "normal_equations", "lm normal equations")
     watch.wrap(solver, "solve_banded", "lm banded solve")
-    watch.mark(diffusion, "_project", "step")
+    watch.mark(diffusion, "project_state", "step")
     forward = denoiser.forward
     network = {"s": 0.0, "calls": 0}
 
@@ -123,7 +125,7 @@ def profile_once(guidance: frozenset[str]) -> dict[str, float]:
         return out
 
     denoiser.forward = timed_forward
-    config = inference.SamplingConfig(guidance=guidance)
+    config = inference.SamplingConfig(num_steps=num_steps, eta=eta, guidance=guidance)
     start, cpu = time.perf_counter(), time.process_time()
     result = inference.estimate_body_motion(trajectory, denoiser, body, floor_z=floor.z, config=config)
     stages["estimate_body_motion (in-process total)"] = time.perf_counter() - start
@@ -162,6 +164,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--guidance", choices=["feet", "off"], default="feet")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: as `egoallo infer`)")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import torch
@@ -173,7 +176,7 @@ def main() -> None:
         wall, top = startup(args.threads)
         walls.append(wall)
         tops.append(top)
-    runs = [profile_once(guidance) for _ in range(args.repeats)]
+    runs = [profile_once(guidance, args.steps) for _ in range(args.repeats)]
     print(f"torch {torch.__version__}, {args.threads} thread(s), {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; guidance {args.guidance}, "
           f"{args.repeats} runs; wall seconds unless the stage says CPU time\n")

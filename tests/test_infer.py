@@ -162,10 +162,40 @@ def test_infer_with_a_known_floor(tiny_checkpoint, tmp_path, capsys):
     assert result.floor_z == 0.0 and result.metadata["floor"] == {"z": 0.0, "method": "given"}
     figures = result.metadata["plausibility"]
     assert set(figures) == {"penetration_share", "deepest_penetration_m", "skating_share", "pelvis_height_min_m",
-                            "pelvis_height_max_m", "wrist_above_shoulder_share"}
+                            "pelvis_height_max_m", "wrist_above_shoulder_share", "largest_jump_m"}
     assert all(len(v) == 1 for v in figures.values()) and figures["pelvis_height_min_m"][0] <= figures["pelvis_height_max_m"][0]  # random weights: any body
     assert main([*base, "--floor-z", "1.5", "--out", str(tmp_path / "b.npz")]) == 2  # the head is at about 1.5 m
     assert "is not a floor under this head" in capsys.readouterr().err and not (tmp_path / "b.npz").exists()
     np.save(tmp_path / "room.npy", np.zeros((10, 3)))
     assert main([*base, "--floor-z", "0", "--points", str(tmp_path / "room.npy"), "--out", str(tmp_path / "c.npz")]) == 2
     assert "give one of them" in capsys.readouterr().err
+
+
+def test_the_default_is_the_distilled_student_and_other_step_counts_run_its_teacher(tiny_checkpoint, tmp_path, capsys):
+    """Without --checkpoint: the shipped student in its own steps, deterministic; any other --steps: the shipped
+    prior it was distilled from. A distilled --checkpoint refuses step counts it was not trained for."""
+    from egoallo.assets import DEFAULT_CHECKPOINT, STUDENT_CHECKPOINT
+    from egoallo.cli.checks import checkpoint_and_sampling
+    from egoallo.prior.checkpoint import load_denoiser, read_sampling, save_project_checkpoint
+
+    student = read_sampling(STUDENT_CHECKPOINT)
+    assert student.steps and student.eta == 0.0
+    own = student.steps[0]
+    assert checkpoint_and_sampling(None, None) == (STUDENT_CHECKPOINT, own, 0.0)
+    assert checkpoint_and_sampling(None, own) == (STUDENT_CHECKPOINT, own, 0.0)
+    assert checkpoint_and_sampling(None, 30) == (DEFAULT_CHECKPOINT, 30, 0.8)
+    assert checkpoint_and_sampling(tiny_checkpoint, None) == (tiny_checkpoint, 30, 0.8)
+    out = tmp_path / "result.npz"
+    assert main(["infer", "--example", "--out", str(out), "--threads", "1"]) == 0
+    sampling = InferenceResult.load(out).metadata["sampling"]
+    assert (sampling["num_steps"], sampling["eta"]) == (own, 0.0)
+    assert InferenceResult.load(out).metadata["checkpoint"] == str(STUDENT_CHECKPOINT)
+
+    distilled = tmp_path / "distilled"
+    save_project_checkpoint(distilled, load_denoiser(tiny_checkpoint)[1], sampling={"steps": [4], "eta": 0.0})
+    capsys.readouterr()
+    assert main(["infer", "--example", "--out", str(out), "--force", "--checkpoint", str(distilled), "--steps", "30"]) == 2
+    err = capsys.readouterr().err
+    assert "distilled: a distilled checkpoint, sampled in 4 steps only; got --steps 30" in err and "Traceback" not in err
+    assert main(["infer", "--example", "--out", str(out), "--force", "--steps", "0"]) == 2
+    assert "--steps 0: expected a number at least 1" in capsys.readouterr().err

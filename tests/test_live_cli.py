@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from egoallo.assets import EXAMPLE_TRAJECTORY
+from egoallo.assets import EXAMPLE_TRAJECTORY, STUDENT_CHECKPOINT
 from egoallo.cli.main import main
 from egoallo.inputs.trajectory import read_trajectory
 from egoallo.result import InferenceResult
 
-FAST = ["--window", "16", "--hop", "4", "--warmup", "8", "--steps", "2", "--warmup-steps", "2", "--threads", "1"]
+SMALL = ["--window", "16", "--hop", "4", "--warmup", "8", "--threads", "1"]
+FAST = [*SMALL, "--steps", "2", "--warmup-steps", "2"]
 
 
 def _tum_lines(seconds: float, start_s: float = 100.0, fps: float = 30.0) -> list[str]:
@@ -43,11 +44,12 @@ def _free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 def test_replay_end_to_end_on_a_real_case(tmp_path: Path, capsys):
-    """The example (held-out walking): its first 2.5 s replayed as fast as possible with the shipped model."""
+    """The example (held-out walking): its first 2.5 s replayed as fast as possible with the shipped model (the
+    distilled student, in its own steps, for the hops and the warm-up)."""
     csv = tmp_path / "trajectory.csv"
     csv.write_text("\n".join(EXAMPLE_TRAJECTORY.read_text().splitlines()[:76]) + "\n")  # header + 75 rows
     out = tmp_path / "live.npz"
-    assert main(["live", "--replay", str(csv), "--device-is-cpf", "--speed", "0", "--out", str(out), *FAST]) == 0
+    assert main(["live", "--replay", str(csv), "--device-is-cpf", "--speed", "0", "--out", str(out), *SMALL]) == 0
     printed = capsys.readouterr().out
     assert "75 frames in 1 segment(s) from 75 poses" in printed and f"wrote {out}" in printed
     result = InferenceResult.load(out)
@@ -56,6 +58,7 @@ def test_replay_end_to_end_on_a_real_case(tmp_path: Path, capsys):
     np.testing.assert_allclose(result.T_world_cpf, head.T_input_world @ head.T_world_cpf, atol=1e-9)
     assert result.joints_world.shape == (1, 75, 52, 3) and result.metadata["live"]["delay_frames"] == 3
     assert result.metadata["segments"] == [{"first_frame": 0, "frames": 75, "start_s": 0.0}]
+    assert result.metadata["checkpoint"] == result.metadata["warmup_checkpoint"] == str(STUDENT_CHECKPOINT)
     # The head joint sits at the CPF (Eq. 5) and the feet stand below it, along the world's z (gravity column).
     assert np.linalg.norm(result.joints_world[0, :, 15] - result.T_world_cpf[:, :3, 3], axis=-1).max() < 0.2
     assert (result.joints_world[0, :, 10, 2] < result.T_world_cpf[:, 2, 3] - 1.0).all()

@@ -16,9 +16,11 @@ from egoallo.errors import UserError
 from egoallo.geometry import se3
 from egoallo.prior.checkpoint import (
     CheckpointError,
+    CheckpointSampling,
     load_project_checkpoint,
     load_denoiser,
     load_release,
+    read_sampling,
     save_project_checkpoint,
 )
 from egoallo.prior.conditioning import compute_conditioning
@@ -226,3 +228,24 @@ def test_error_own_config(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         load_project_checkpoint(tmp_path)
+
+
+def test_distilled_checkpoint_sampling(tmp_path: Path) -> None:
+    """A student's config.json records the steps it supports; other counts are a clear error; a prior
+    trained on data (or a release) takes any count, 30 by default, with the stochastic DDIM eta."""
+    save_project_checkpoint(tmp_path / "teacher", EgoDenoiser(TINY))
+    assert read_sampling(tmp_path / "teacher") == CheckpointSampling(None, 0.8)
+    assert read_sampling(tmp_path / "teacher").num_steps(None, tmp_path) == 30
+    assert read_sampling(tmp_path / "teacher").num_steps(12, tmp_path) == 12
+    student = tmp_path / "student"
+    save_project_checkpoint(student, EgoDenoiser(TINY), sampling={"steps": [8, 4], "eta": 0.0})
+    sampling = read_sampling(student)
+    assert sampling == CheckpointSampling((8, 4), 0.0) and load_denoiser(student)[0] == TINY
+    assert sampling.num_steps(None, student) == 8 and sampling.num_steps(4, student) == 4
+    with pytest.raises(CheckpointError, match=r"student: a distilled checkpoint, sampled in 8, 4 steps only; got --steps 30"):
+        sampling.num_steps(30, student)
+    content = json.loads((student / "config.json").read_text())
+    for bad in ({"steps": []}, {"steps": [0]}, {"steps": [8], "eta": 2}, {"steps": "8"}, [8]):
+        (student / "config.json").write_text(json.dumps({**content, "sampling": bad}))
+        with pytest.raises(CheckpointError, match=r"config.json: \"sampling\" must hold \"steps\""):
+            read_sampling(student)

@@ -8,11 +8,10 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from ..assets import DEFAULT_CHECKPOINT
 from ..body import BodyModel
 from ..errors import UserError
 from ..files import check_output_files
-from .checks import check_dataset, check_range, check_seed
+from .checks import check_dataset, check_range, check_seed, checkpoint_and_sampling
 from ..evaluation.baselines import NearestNeighbourPredictor, rest_pose_predictor
 from ..evaluation.benchmark import (
     EvalConfig,
@@ -51,7 +50,7 @@ def evaluate_cli(
     checkpoint: Path | None = None,
     windows: tuple[int, ...] = (32, 128),
     samples: int = 1,
-    steps: int = 30,
+    steps: int | None = None,
     seed: int = 0,
     max_windows: int | None = None,
     window_step: int = 1,
@@ -69,6 +68,7 @@ def evaluate_cli(
         dataset: dataset.h5 from `egoallo data build`.
         out: Report directory (`<name>_w<window>.json` / `.md`).
         checkpoint: Model directory (default: the shipped one).
+        steps: Denoising steps; default: the checkpoint's own (see `egoallo infer --help`).
         windows: Window lengths in frames (the paper: 32 and 128).
         samples: Samples per window.
         max_windows: Only the first N windows (quick checks).
@@ -79,7 +79,7 @@ def evaluate_cli(
         sources: Only clips of these sources (e.g. `cmu` for the cross-dataset test).
         force: Overwrite reports of the same names in OUT.
     """
-    for flag, value in (("--samples", samples), ("--steps", steps), ("--window-step", window_step),
+    for flag, value in (("--samples", samples), ("--window-step", window_step),
                         *(("--windows", w) for w in windows), *((("--max-windows", max_windows),) if max_windows else ())):
         check_range(flag, value, 1)
     check_seed(seed)
@@ -88,10 +88,10 @@ def evaluate_cli(
     check_output_files(out, report_files(names, windows), force=force)
     check_dataset(dataset)
     body = BodyModel.load_from_env_or_default(body_model)
-    checkpoint = checkpoint or DEFAULT_CHECKPOINT
+    checkpoint, steps, eta = checkpoint_and_sampling(checkpoint, steps)
     _, denoiser = load_denoiser(checkpoint)
     for window in windows:
-        config = EvalConfig(window=window, samples=samples, num_steps=steps, seed=seed, max_windows=max_windows,
+        config = EvalConfig(window=window, samples=samples, num_steps=steps, eta=eta, seed=seed, max_windows=max_windows,
                             window_step=window_step, guidance=modes, floor=floor)
         predictors = [diffusion_predictor(denoiser, body, config)]
         if baselines:

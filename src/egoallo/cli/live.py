@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..files import check_output, require_file
-from .checks import check_range, check_seed, threads_and_models
+from .checks import check_range, check_seed, checkpoint_and_sampling, threads_and_models
 
 
 def live(
@@ -36,8 +36,8 @@ def live(
     hop: int = 4,
     lookahead: int = 0,
     warmup: int = 30,
-    steps: int = 4,
-    warmup_steps: int = 30,
+    steps: int | None = None,
+    warmup_steps: int | None = None,
     guidance: bool = True,
     guidance_iterations: int = 1,
     silence: float = 0.5,
@@ -70,13 +70,13 @@ def live(
         hop: New frames per step: the delay is hop - 1 + lookahead frames.
         lookahead: Newest frames sampled but emitted one step later (more context, more delay).
         warmup: Frames sampled together before a segment's first bodies (they also fix the body shape).
-        steps: Denoising steps per hop.
-        warmup_steps: Denoising steps of a segment's warm-up (once per segment; it sets the body shape).
+        steps: Denoising steps per hop; default: the shipped distilled student's 4 (other counts run the shipped prior), a distilled --checkpoint's own, else 4.
+        warmup_steps: Denoising steps of a segment's warm-up (once per segment; it sets the body shape); default: the checkpoint's own (the shipped student's 4; 30 for a prior trained on data).
         guidance: Foot guidance on the new frames (--no-guidance: about a third less time per hop).
         guidance_iterations: Levenberg-Marquardt iterations of the foot guidance per hop.
         silence: Seconds without a pose after which the held-back bodies are emitted and a new segment begins.
         exit_after_silence: End the stream after this many seconds without a pose (default: run until Ctrl-C or the input ends).
-        checkpoint: Model directory; default: the shipped one.
+        checkpoint: Model directory; default: the shipped distilled student (the shipped prior for step counts it does not take).
         body_model: Body model .npz; default: $EGOALLO_SMPLH_MODEL or the shipped open model.
         threads: CPU threads for the network (one: a hop is small work, and a second thread only helps on an idle machine).
         seed: Random seed.
@@ -118,16 +118,23 @@ def live(
 
     from ..live.estimator import LiveConfig
     from ..live.stream import StreamLimits
+    from ..prior.checkpoint import read_sampling
 
+    warmup_checkpoint, warmup_steps, warmup_eta = checkpoint_and_sampling(checkpoint, warmup_steps)
+    asked_steps = steps
+    checkpoint, steps, eta = checkpoint_and_sampling(checkpoint, steps)
+    if asked_steps is None and read_sampling(checkpoint).steps is None:
+        steps = LiveConfig.num_steps  # a prior trained on data: its offline count (30) per hop would fall behind
     try:
         config = LiveConfig(window=window, hop=hop, lookahead=lookahead, warmup=warmup, num_steps=steps,
-                            warmup_steps=warmup_steps, guidance=guidance,
+                            warmup_steps=warmup_steps, eta=eta, warmup_eta=warmup_eta, guidance=guidance,
                             guidance_iterations=guidance_iterations, seed=seed, limits=StreamLimits())
     except ValueError as error:
         raise UserError(f"live settings: {error}") from None
     _run(config, follow=follow, stdin=stdin, udp=udp, ws_input=ws_input, replay=replay, speed=speed, host=host, viewer=viewer, port=port,
          ws_port=ws_port, out=out, calibration=calibration, device_is_cpf=device_is_cpf, up=up, floor_z=floor_z,
-         silence=silence, exit_after_silence=exit_after_silence, checkpoint=checkpoint, body_model=body_model,
+         silence=silence, exit_after_silence=exit_after_silence, checkpoint=checkpoint, warmup_checkpoint=warmup_checkpoint,
+         body_model=body_model,
          threads=threads)
 
 
@@ -151,7 +158,7 @@ def _run(config, **options) -> None:
 
 
 def _wire(config, *, follow, stdin, udp, ws_input, replay, speed, host, viewer, port, ws_port, out, calibration, device_is_cpf,
-          up, floor_z, silence, exit_after_silence, checkpoint, body_model, threads) -> None:
+          up, floor_z, silence, exit_after_silence, checkpoint, warmup_checkpoint, body_model, threads) -> None:
     """Wire the source, the estimator and the outputs; finish the outputs on the stream's end or Ctrl-C."""
     import dataclasses
     import queue
@@ -163,6 +170,7 @@ def _wire(config, *, follow, stdin, udp, ws_input, replay, speed, host, viewer, 
     from ..live.estimator import LiveEstimator
     from ..live.outputs import FrameServer, Recorder, hello_message
     from ..live.session import FrameSetup, LiveSession
+    from ..prior.checkpoint import load_denoiser
 
     try:
         up_vector = _up_vector(Path("--up"), up) if up is not None else None
@@ -176,6 +184,7 @@ def _wire(config, *, follow, stdin, udp, ws_input, replay, speed, host, viewer, 
 
         T_device_cpf = load_calibration(calibration).T_device_cpf
     body, denoiser, checkpoint = threads_and_models(threads, 1, body_model, checkpoint)
+    warmup_denoiser = denoiser if warmup_checkpoint == checkpoint else load_denoiser(warmup_checkpoint)[1]
 
     stop = threading.Event()
     lines: queue.Queue = queue.Queue(maxsize=100_000)
@@ -186,7 +195,8 @@ def _wire(config, *, follow, stdin, udp, ws_input, replay, speed, host, viewer, 
     estimators: list[LiveEstimator] = []
 
     def make_estimator(T_input_zup: np.ndarray) -> LiveEstimator:
-        estimator = LiveEstimator(denoiser, body, T_input_zup=T_input_zup, floor_z=floor_z, config=config)
+        estimator = LiveEstimator(denoiser, body, T_input_zup=T_input_zup, floor_z=floor_z, config=config,
+                                  warmup_denoiser=warmup_denoiser)
         estimators.append(estimator)
         return estimator
 
@@ -256,7 +266,7 @@ def _wire(config, *, follow, stdin, udp, ws_input, replay, speed, host, viewer, 
     if out is not None:
         source = replay or follow or (f"udp:{udp}" if udp else f"websocket:{ws_input}" if ws_input else "stdin")
         metadata = {"trajectory": {"path": str(source)},
-                    "checkpoint": str(checkpoint), "body_model": body.name, "network": dataclasses.asdict(denoiser.config),
+                    "checkpoint": str(checkpoint), "warmup_checkpoint": str(warmup_checkpoint), "body_model": body.name, "network": dataclasses.asdict(denoiser.config),
                     "latency_s": session.latency.summary(), "warnings": []}
         result = recorder.result(estimator, body, metadata) if estimator is not None else None
         if result is None:

@@ -67,6 +67,8 @@ class LiveConfig:
     warmup_steps: int = 30
     """Denoising steps of a segment's warm-up, as offline (once per segment: it sets the body shape)."""
     eta: float = 0.8
+    warmup_eta: float = 0.8
+    """DDIM stochasticity of the warm-up (0 for a distilled student)."""
     guidance: bool = True
     """Foot guidance on the new frames."""
     guidance_iterations: int = 1
@@ -157,10 +159,16 @@ class LiveEstimator:
         T_input_zup: np.ndarray,
         floor_z: float | None = None,
         config: LiveConfig = LiveConfig(),
+        warmup_denoiser: EgoDenoiser | None = None,
     ) -> None:
         """`T_input_zup (4, 4)`: from the z-up world of the poses to the input's; `floor_z`: in the z-up world
-        (None: from the first segment's warm-up, as `egoallo infer` without points)."""
+        (None: from the first segment's warm-up, as `egoallo infer` without points); `warmup_denoiser`: samples
+        the warm-ups instead of `denoiser` (a few-step distilled student, `config.warmup_steps` its step count)."""
         self.denoiser = denoiser.eval()
+        self.warmup_denoiser = (warmup_denoiser or denoiser).eval()
+        hop_net, warmup_net = denoiser.config, self.warmup_denoiser.config
+        if (warmup_net.conditioning, warmup_net.include_hands) != (hop_net.conditioning, hop_net.include_hands):
+            raise ValueError("the warm-up denoiser's conditioning or state (hands) differ from the denoiser's.")
         self.body = body
         self._guidance_body = body.to(dtype=guidance_dtype(frozenset({"feet"})))
         self.config = config
@@ -283,11 +291,13 @@ class LiveEstimator:
         cond = compute_conditioning(torch.from_numpy(above_floor), net.conditioning).float()  # (size, d)
         fixed = segment.emitted - first  # emitted frames in the window
         known = self._known(segment, size, fixed, net.d_state)
+        warmup = segment.emitted == 0
+        denoiser = self.warmup_denoiser if warmup else self.denoiser
 
         def denoise(x_t: Tensor, t: Tensor, frames: Tensor) -> Tensor:
             B, K, W, _ = x_t.shape
             window_cond = cond[frames].expand(B, -1, -1, -1).flatten(0, 1)
-            return self.denoiser(x_t.flatten(0, 1), t.repeat_interleave(K), window_cond).unflatten(0, (B, K))
+            return denoiser(x_t.flatten(0, 1), t.repeat_interleave(K), window_cond).unflatten(0, (B, K))
 
         predicted: list[Tensor] = []  # the last step's x0 before the known frames replace it
 
@@ -298,8 +308,8 @@ class LiveEstimator:
 
         x0 = ddim_sample(
             denoise, (1, size, net.d_state), include_hands=net.include_hands,
-            num_steps=config.warmup_steps if segment.emitted == 0 else config.num_steps,
-            eta=config.eta, window=config.window, overlap=0, generator=self._generator, on_step=keep_prediction,
+            num_steps=config.warmup_steps if warmup else config.num_steps,
+            eta=config.warmup_eta if warmup else config.eta, window=config.window, overlap=0, generator=self._generator, on_step=keep_prediction,
             known=known,
         )
         if self.betas is None:

@@ -229,6 +229,52 @@ def read_config(path: Path) -> EgoDenoiserConfig:
     return config_from_dict(content["config"], path)
 
 
+DEFAULT_STEPS = 30
+DEFAULT_ETA = 0.8
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointSampling:
+    """How a checkpoint is sampled: a prior trained on data takes any step count; a distilled student only
+    the ones it was trained for, deterministically."""
+
+    steps: tuple[int, ...] | None = None
+    """The step counts a distilled student supports; None: any."""
+    eta: float = DEFAULT_ETA
+    """DDIM stochasticity."""
+
+    def num_steps(self, asked: int | None, source: Path) -> int:
+        """`asked`, or the checkpoint's own step count when None; a `CheckpointError` for one it does not support."""
+        if self.steps is None:
+            return DEFAULT_STEPS if asked is None else asked
+        if asked is None:
+            return self.steps[0]
+        if asked not in self.steps:
+            supported = ", ".join(str(n) for n in self.steps)
+            raise CheckpointError(f"{source}: a distilled checkpoint, sampled in {supported} steps only; got --steps "
+                                  f"{asked} (other step counts need a checkpoint trained on data, such as its teacher).")
+        return asked
+
+
+def read_sampling(directory: str | Path) -> CheckpointSampling:
+    """The sampling settings stored in a project checkpoint's `config.json` (the defaults for any other)."""
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        return CheckpointSampling()
+    try:
+        sampling = json.loads(path.read_text(encoding="utf-8")).get("sampling")
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, AttributeError) as e:
+        raise CheckpointError(f"{path}: not a denoiser config ({e}).") from None
+    if sampling is None:
+        return CheckpointSampling()
+    steps, eta = (sampling.get("steps"), sampling.get("eta", DEFAULT_ETA)) if isinstance(sampling, dict) else (None, None)
+    valid_steps = isinstance(steps, list) and steps and all(type(n) is int and n >= 1 for n in steps)
+    if not valid_steps or type(eta) not in (int, float) or not 0 <= eta <= 1:
+        raise CheckpointError(f"{path}: \"sampling\" must hold \"steps\" (a list of positive integers) and \"eta\" "
+                              f"(from 0 to 1); got {json.dumps(sampling)[:200]}.")
+    return CheckpointSampling(tuple(steps), float(eta))
+
+
 def load_project_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> tuple[EgoDenoiserConfig, EgoDenoiser]:
     """Load a checkpoint written by `save_project_checkpoint`."""
     directory = Path(directory)
