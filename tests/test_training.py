@@ -76,6 +76,11 @@ def test_distil_a_teacher_into_a_few_step_student(tiny_dataset, tmp_path, capsys
     assert all(float(r["train_loss"]) > 0 for r in rows(student)) and rows(student)[-1]["val_loss"]
     config = json.loads((student / "latest" / "config.json").read_text())
     assert config["sampling"] == {"steps": [4], "eta": 0.0, "distilled_from": str(teacher / "latest"), "teacher_steps": 8}
+    too_many = ["train", "--dataset", str(tiny_dataset), "--out", str(tmp_path / "s2"), "--teacher", str(student / "latest"),
+                "--student-steps", "2", "--teacher-substeps", "4", *TINY]
+    assert main(too_many) == 2
+    assert "a distilled teacher, sampled in 4 steps only; --student-steps x --teacher-substeps must be one of them (got 8)" \
+        in capsys.readouterr().err
     not_a_checkpoint = ["train", "--dataset", str(tiny_dataset), "--out", str(tmp_path / "other"), "--teacher",
                         str(tmp_path), *TINY]
     assert main(not_a_checkpoint) == 2

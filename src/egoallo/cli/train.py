@@ -9,6 +9,7 @@ from typing import Literal
 from ..errors import UserError
 from ..files import check_writable_folder, existing_ancestor
 from .checks import check_dataset, check_seed
+from ..prior.checkpoint import read_sampling
 from ..prior.network import PRESETS
 from ..prior.training import TrainConfig, train as train_prior
 
@@ -86,6 +87,9 @@ def train(
         raise UserError(f"{teacher}: no model.safetensors there (--teacher takes a checkpoint directory).")
     if student_steps < 1 or teacher_substeps < 1:
         raise UserError(f"--student-steps and --teacher-substeps must be at least 1; got {student_steps} and {teacher_substeps}.")
+    if teacher is not None and (supported := read_sampling(teacher).steps) and student_steps * teacher_substeps not in supported:
+        raise UserError(f"{teacher}: a distilled teacher, sampled in {', '.join(map(str, supported))} steps only; "
+                        f"--student-steps x --teacher-substeps must be one of them (got {student_steps * teacher_substeps}).")
     net = dataclasses.replace(PRESETS[model], cond_param=cond_param, include_hands=include_hands)
     config = TrainConfig(
         dataset=dataset, out=out, model=model, cond_param=cond_param, steps=steps, batch_size=batch_size,
