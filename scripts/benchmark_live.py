@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from egoallo.assets import DEFAULT_CHECKPOINT
 from egoallo.body import BodyModel
 from egoallo.body.plausibility import largest_jump
 from egoallo.cli.checks import checkpoint_and_sampling
+from egoallo.cli.live import live_sampling
 from egoallo.evaluation.benchmark import EvalConfig, diffusion_predictor, evaluate, summarize
 from egoallo.evaluation.metrics import BODY_JOINTS
 from egoallo.inputs.trajectory import HeadTrajectory
@@ -125,7 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", type=Path, required=True, help="dataset.h5 from `egoallo data build`")
     parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="default: as the commands (offline and live warm-ups: the distilled student; hops: the prior)")
+                        help="default: as the commands (the distilled student)")
     parser.add_argument("--out", type=Path, default=Path("build/live_benchmark"))
     parser.add_argument("--window", type=int, default=128, help="evaluation window (frames)")
     parser.add_argument("--max-windows", type=int, default=None)
@@ -136,9 +136,8 @@ def main() -> None:
     parser.add_argument("--hop", type=int, default=LiveConfig.hop)
     parser.add_argument("--lookahead", type=int, default=LiveConfig.lookahead)
     parser.add_argument("--warmup", type=int, default=LiveConfig.warmup)
-    parser.add_argument("--steps", type=int, default=LiveConfig.num_steps)
+    parser.add_argument("--steps", type=int, default=None, help="default: as `egoallo live`")
     parser.add_argument("--guidance-iterations", type=int, default=LiveConfig.guidance_iterations)
-    parser.add_argument("--eta", type=float, default=LiveConfig.eta, help="live DDIM stochasticity")
     parser.add_argument("--warmup-steps", type=int, default=None, help="default: as `egoallo live`")
     parser.add_argument("--no-guidance", action="store_true", help="neither path guides the feet")
     parser.add_argument("--paths", nargs="+", choices=("offline", "live"), default=("offline", "live"))
@@ -147,14 +146,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     body = BodyModel.load_default()
     offline_checkpoint, offline_steps, offline_eta = checkpoint_and_sampling(args.checkpoint, args.offline_steps)
-    warmup_checkpoint, warmup_steps, warmup_eta = checkpoint_and_sampling(args.checkpoint, args.warmup_steps)
-    hop_checkpoint = args.checkpoint or DEFAULT_CHECKPOINT
+    (hop_checkpoint, hop_steps, hop_eta), (warmup_checkpoint, warmup_steps, warmup_eta) = live_sampling(
+        args.checkpoint, args.steps, args.warmup_steps)
     models = {path: load_denoiser(path)[1] for path in {offline_checkpoint, warmup_checkpoint, hop_checkpoint}}
     guidance = frozenset() if args.no_guidance else frozenset({"feet"})
     eval_config = EvalConfig(window=args.window, num_steps=offline_steps, eta=offline_eta, max_windows=args.max_windows,
                              window_step=args.window_step, guidance=guidance)
     live_config = LiveConfig(window=args.live_window, hop=args.hop, lookahead=args.lookahead, warmup=args.warmup,
-                             num_steps=args.steps, warmup_steps=warmup_steps, eta=args.eta, warmup_eta=warmup_eta,
+                             num_steps=hop_steps, warmup_steps=warmup_steps, eta=hop_eta, warmup_eta=warmup_eta,
                              guidance=bool(guidance), guidance_iterations=args.guidance_iterations)
     logs = {"offline": LiveLog(), "live": LiveLog()}
     predictors = {

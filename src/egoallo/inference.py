@@ -40,7 +40,9 @@ class SamplingConfig:
     """Guidance modes (subset of {"feet", "wrist3d", "hands"}); empty: none."""
     guidance_inner: bool = False
     """Also guide inside every denoising step (as well as after sampling)."""
-    post_iterations: int = 20
+    post_iterations: int = 10
+    """Levenberg-Marquardt iterations after sampling (10 did as well as 20 on validation and test:
+    docs/performance.md, "Guidance iterations")."""
     inner_iterations: int = 5
     guidance_segment: int = 2048
     """Longer sequences are guided in overlapping segments of this many frames (bounded memory)."""

@@ -118,13 +118,8 @@ def live(
 
     from ..live.estimator import LiveConfig
     from ..live.stream import StreamLimits
-    from ..prior.checkpoint import read_sampling
 
-    warmup_checkpoint, warmup_steps, warmup_eta = checkpoint_and_sampling(checkpoint, warmup_steps)
-    asked_steps = steps
-    checkpoint, steps, eta = checkpoint_and_sampling(checkpoint, steps)
-    if asked_steps is None and read_sampling(checkpoint).steps is None:
-        steps = LiveConfig.num_steps  # a prior trained on data: its offline count (30) per hop would fall behind
+    (checkpoint, steps, eta), (warmup_checkpoint, warmup_steps, warmup_eta) = live_sampling(checkpoint, steps, warmup_steps)
     try:
         config = LiveConfig(window=window, hop=hop, lookahead=lookahead, warmup=warmup, num_steps=steps,
                             warmup_steps=warmup_steps, eta=eta, warmup_eta=warmup_eta, guidance=guidance,
@@ -136,6 +131,22 @@ def live(
          silence=silence, exit_after_silence=exit_after_silence, checkpoint=checkpoint, warmup_checkpoint=warmup_checkpoint,
          body_model=body_model,
          threads=threads)
+
+
+def live_sampling(checkpoint: Path | None, steps: int | None, warmup_steps: int | None
+                  ) -> tuple[tuple[Path, int, float], tuple[Path, int, float]]:
+    """(checkpoint, steps, eta) of the hops and of the warm-ups, for `--checkpoint`, `--steps` and `--warmup-steps`.
+
+    As `egoallo infer` chooses (`checkpoint_and_sampling`), except that a prior trained on data samples
+    its hops in `LiveConfig.num_steps` unless `--steps` says otherwise: its offline count (30) would fall behind.
+    """
+    from ..live.estimator import LiveConfig
+    from ..prior.checkpoint import read_sampling
+
+    hop_checkpoint, hop_steps, eta = checkpoint_and_sampling(checkpoint, steps)
+    if steps is None and read_sampling(hop_checkpoint).steps is None:
+        hop_steps = LiveConfig.num_steps
+    return (hop_checkpoint, hop_steps, eta), checkpoint_and_sampling(checkpoint, warmup_steps)
 
 
 def _run(config, **options) -> None:

@@ -80,6 +80,8 @@ class EvalConfig:
     guidance: frozenset[str] = frozenset()
     """Guidance modes after sampling; "wrist3d" observes the true wrists and palms exactly."""
     guidance_weights: GuidanceWeights = dataclasses.field(default_factory=GuidanceWeights)
+    guidance_iterations: int = SamplingConfig.post_iterations
+    """Levenberg-Marquardt iterations of the guidance after sampling."""
     floor: FloorMode = "points"
     """Which floor the method gets (see the module docstring)."""
     floor_noise_m: float = 0.02
@@ -131,7 +133,8 @@ def diffusion_predictor(denoiser: EgoDenoiser, body: BodyModel, config: EvalConf
 
     def predict(trajectory: HeadTrajectory, seed: int, window: dict, floor_z: float = 0.0):
         sampling = SamplingConfig(num_samples=config.samples, num_steps=config.num_steps, eta=config.eta, seed=seed,
-                                  guidance=config.guidance, guidance_weights=config.guidance_weights)
+                                  guidance=config.guidance, guidance_weights=config.guidance_weights,
+                                  post_iterations=config.guidance_iterations)
         observations = None
         if "wrist3d" in config.guidance:
             truth = MotionState(
