@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from egoallo.assets import DEFAULT_CHECKPOINT, EXAMPLE_TRAJECTORY
+from egoallo.assets import EXAMPLE_TRAJECTORY
 from egoallo.body import BodyModel
+from egoallo.cli.live import live_sampling
 from egoallo.inputs.trajectory import read_trajectory
-from egoallo.live import LiveEstimator
+from egoallo.live import LiveConfig, LiveEstimator
 from egoallo.live.viewer import LiveViewer
 from egoallo.prior.checkpoint import load_denoiser
 
@@ -52,9 +53,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     head = read_trajectory(EXAMPLE_TRAJECTORY, device_is_cpf=True)
-    _, denoiser = load_denoiser(DEFAULT_CHECKPOINT)
+    (checkpoint, steps, eta), (warmup_checkpoint, warmup_steps, warmup_eta) = live_sampling(None, None, None)
+    config = LiveConfig(num_steps=steps, eta=eta, warmup_steps=warmup_steps, warmup_eta=warmup_eta)
     body = BodyModel.load_default()
-    estimator = LiveEstimator(denoiser, body, T_input_zup=head.T_input_world)
+    estimator = LiveEstimator(load_denoiser(checkpoint)[1], body, T_input_zup=head.T_input_world, config=config,
+                              warmup_denoiser=load_denoiser(warmup_checkpoint)[1])
     viewer = LiveViewer(body, fps=30.0, port=free_port())
     chromium = browser()
     try:
