@@ -25,14 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from egoallo.assets import checkpoint_and_sampling
 from egoallo.body import BodyModel
 from egoallo.body.plausibility import largest_jump
-from egoallo.cli.checks import checkpoint_and_sampling
-from egoallo.cli.live import live_sampling
 from egoallo.evaluation.benchmark import EvalConfig, diffusion_predictor, evaluate, summarize
 from egoallo.evaluation.metrics import BODY_JOINTS
 from egoallo.inputs.trajectory import HeadTrajectory
-from egoallo.live import LiveConfig, LiveEstimator
+from egoallo.live import LiveConfig, LiveEstimator, live_sampling
 from egoallo.prior.checkpoint import load_denoiser
 
 REPORTED = ("mpjpe", "pa_mpjpe", "foot_skate")

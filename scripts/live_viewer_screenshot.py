@@ -19,9 +19,8 @@ import torch
 
 from egoallo.assets import EXAMPLE_TRAJECTORY
 from egoallo.body import BodyModel
-from egoallo.cli.live import live_sampling
 from egoallo.inputs.trajectory import read_trajectory
-from egoallo.live import LiveConfig, LiveEstimator
+from egoallo.live import LiveConfig, LiveEstimator, live_sampling
 from egoallo.live.viewer import LiveViewer
 from egoallo.prior.checkpoint import load_denoiser
 

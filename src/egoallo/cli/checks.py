@@ -41,21 +41,12 @@ def check_dataset(dataset: Path) -> None:
 
 
 def checkpoint_and_sampling(checkpoint: Path | None, steps: int | None) -> tuple[Path, int, float]:
-    """The checkpoint directory to load, its step count and DDIM eta, for `--checkpoint` and `--steps`.
-
-    Without `--checkpoint`: the shipped distilled student for its own step count (the default), the shipped
-    prior (its teacher) for any other. A `UserError` for steps a distilled `--checkpoint` does not support.
-    """
-    from ..assets import DEFAULT_CHECKPOINT, STUDENT_CHECKPOINT
-    from ..prior.checkpoint import read_sampling
+    """`egoallo.assets.checkpoint_and_sampling` for `--checkpoint` and `--steps` (checked first)."""
+    from .. import assets
 
     if steps is not None:
         check_range("--steps", steps, 1)
-    if checkpoint is None:
-        student = read_sampling(STUDENT_CHECKPOINT)
-        checkpoint = STUDENT_CHECKPOINT if steps is None or steps in (student.steps or ()) else DEFAULT_CHECKPOINT
-    sampling = read_sampling(checkpoint)
-    return checkpoint, sampling.num_steps(steps, checkpoint), sampling.eta
+    return assets.checkpoint_and_sampling(checkpoint, steps)
 
 
 def threads_and_models(

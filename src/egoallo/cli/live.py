@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..files import check_output, require_file
-from .checks import check_range, check_seed, checkpoint_and_sampling, threads_and_models
+from .checks import check_range, check_seed, threads_and_models
 
 
 def live(
@@ -116,9 +116,12 @@ def live(
         if ws_port is not None or ws_input is not None:
             require("websockets", "a live WebSocket")
 
-    from ..live.estimator import LiveConfig
+    from ..live.estimator import LiveConfig, live_sampling
     from ..live.stream import StreamLimits
 
+    for flag, value in (("--steps", steps), ("--warmup-steps", warmup_steps)):
+        if value is not None:
+            check_range(flag, value, 1)
     (checkpoint, steps, eta), (warmup_checkpoint, warmup_steps, warmup_eta) = live_sampling(checkpoint, steps, warmup_steps)
     try:
         config = LiveConfig(window=window, hop=hop, lookahead=lookahead, warmup=warmup, num_steps=steps,
@@ -129,24 +132,7 @@ def live(
     _run(config, follow=follow, stdin=stdin, udp=udp, ws_input=ws_input, replay=replay, speed=speed, host=host, viewer=viewer, port=port,
          ws_port=ws_port, out=out, calibration=calibration, device_is_cpf=device_is_cpf, up=up, floor_z=floor_z,
          silence=silence, exit_after_silence=exit_after_silence, checkpoint=checkpoint, warmup_checkpoint=warmup_checkpoint,
-         body_model=body_model,
-         threads=threads)
-
-
-def live_sampling(checkpoint: Path | None, steps: int | None, warmup_steps: int | None
-                  ) -> tuple[tuple[Path, int, float], tuple[Path, int, float]]:
-    """(checkpoint, steps, eta) of the hops and of the warm-ups, for `--checkpoint`, `--steps` and `--warmup-steps`.
-
-    As `egoallo infer` chooses (`checkpoint_and_sampling`), except that a prior trained on data samples
-    its hops in `LiveConfig.num_steps` unless `--steps` says otherwise: its offline count (30) would fall behind.
-    """
-    from ..live.estimator import LiveConfig
-    from ..prior.checkpoint import read_sampling
-
-    hop_checkpoint, hop_steps, eta = checkpoint_and_sampling(checkpoint, steps)
-    if steps is None and read_sampling(hop_checkpoint).steps is None:
-        hop_steps = LiveConfig.num_steps
-    return (hop_checkpoint, hop_steps, eta), checkpoint_and_sampling(checkpoint, warmup_steps)
+         body_model=body_model, threads=threads)
 
 
 def _run(config, **options) -> None:
@@ -277,7 +263,8 @@ def _wire(config, *, follow, stdin, udp, ws_input, replay, speed, host, viewer, 
     if out is not None:
         source = replay or follow or (f"udp:{udp}" if udp else f"websocket:{ws_input}" if ws_input else "stdin")
         metadata = {"trajectory": {"path": str(source)},
-                    "checkpoint": str(checkpoint), "warmup_checkpoint": str(warmup_checkpoint), "body_model": body.name, "network": dataclasses.asdict(denoiser.config),
+                    "checkpoint": str(checkpoint), "warmup_checkpoint": str(warmup_checkpoint), "body_model": body.name,
+                    "network": dataclasses.asdict(denoiser.config),
                     "latency_s": session.latency.summary(), "warnings": []}
         result = recorder.result(estimator, body, metadata) if estimator is not None else None
         if result is None:
