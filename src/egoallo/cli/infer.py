@@ -57,7 +57,7 @@ def infer(
         hands: Hand keypoint detections (.npz: timestamps_ns, keypoints_2d, confidence[, keypoints_3d_camera]) for --guidance hands.
         vrs: Aria .vrs recording: detect the hands in its RGB stream (MediaPipe, cached in ~/.cache/egoallo) and guide with them, camera from its calibration (implies --guidance hands; instead of --hands).
         samples: Number of motion samples.
-        steps: Denoising steps; default: the checkpoint's own (the shipped distilled student's 8; 30 for a prior trained on data). Without --checkpoint, a count the student was not distilled for runs the shipped prior it was distilled from.
+        steps: Denoising steps; default: the checkpoint's own (the shipped distilled student's 4; 30 for a prior trained on data). Without --checkpoint, a count the student was not distilled for runs the shipped prior it was distilled from.
         seed: Random seed.
         device: Torch device for the network.
         threads: CPU threads; default: 1 for short inputs, else the cores this process may use (affinity, cgroup quota).
