@@ -20,7 +20,7 @@ from .guidance import GuidanceWeights, Observations
 from .guidance.segments import guide_in_segments
 from .inputs.trajectory import HeadTrajectory
 from .prior.conditioning import compute_conditioning
-from .prior.diffusion import ddim_sample
+from .prior.diffusion import DEFAULT_ETA, DEFAULT_STEPS, ddim_sample
 from .prior.network import EgoDenoiser
 from .prior.state import MotionState
 from .progress import progress_bar
@@ -30,8 +30,8 @@ from .result import InferenceResult
 @dataclasses.dataclass(frozen=True)
 class SamplingConfig:
     num_samples: int = 1
-    num_steps: int = 30
-    eta: float = 0.8
+    num_steps: int = DEFAULT_STEPS
+    eta: float = DEFAULT_ETA
     window: int = 128
     overlap: int = 32
     seed: int = 0

@@ -10,7 +10,7 @@ import tyro
 from ..assets import EXAMPLE_TRAJECTORY
 from ..errors import UserError
 from ..files import check_output, require_file
-from .checks import check_seed, checkpoint_and_sampling, threads_and_models
+from .checks import check_range, check_seed, threads_and_models
 
 EXAMPLE_OUT = Path("example_result.npz")
 """What `--example` writes without `--out`, replacing what an earlier `--example` run wrote there."""
@@ -72,8 +72,8 @@ def infer(
     out = check_output(out or Path("result.npz"), (".npz",), force=force)
     if samples < 1:
         raise UserError("--samples must be at least 1.")
-    if steps is not None and steps < 1:
-        raise UserError(f"--steps {steps}: expected a number at least 1.")
+    if steps is not None:
+        check_range("--steps", steps, 1)
     check_seed(seed)
     modes = frozenset(guidance) - {"off"}
     if "off" in guidance and modes:
@@ -101,6 +101,7 @@ def infer(
     import numpy as np
     import torch
 
+    from ..assets import checkpoint_and_sampling
     from ..guidance import Observations
     from ..inference import SamplingConfig, standing_eye_height
     from ..inputs.head_checks import head_warnings

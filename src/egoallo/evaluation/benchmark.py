@@ -69,8 +69,8 @@ FloorMode = Literal["points", "trajectory", "true"]
 class EvalConfig:
     window: int = 128
     samples: int = 1
-    num_steps: int = 30
-    eta: float = 0.8
+    num_steps: int = SamplingConfig.num_steps
+    eta: float = SamplingConfig.eta
     """DDIM stochasticity (`SamplingConfig.eta`)."""
     seed: int = 0
     max_windows: int | None = None

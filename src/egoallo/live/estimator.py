@@ -43,7 +43,7 @@ from ..inputs.gait import floor_without_points
 from ..inputs.trajectory import UPRIGHT_WARN
 from ..prior.checkpoint import read_sampling
 from ..prior.conditioning import compute_conditioning
-from ..prior.diffusion import Known, ddim_sample
+from ..prior.diffusion import DEFAULT_ETA, DEFAULT_STEPS, Known, ddim_sample
 from ..prior.network import EgoDenoiser
 from ..prior.state import NUM_BETAS, MotionState
 from .stream import Break, Frame, FrameClock, StreamLimits
@@ -67,10 +67,10 @@ class LiveConfig:
     warmup: int = 30
     """Frames of a segment sampled together before its first emission (the body shape comes from the first)."""
     num_steps: int = 4
-    warmup_steps: int = 30
+    warmup_steps: int = DEFAULT_STEPS
     """Denoising steps of a segment's warm-up, as offline (once per segment: it sets the body shape)."""
-    eta: float = 0.8
-    warmup_eta: float = 0.8
+    eta: float = DEFAULT_ETA
+    warmup_eta: float = DEFAULT_ETA
     """DDIM stochasticity of the warm-up (0 for a distilled student)."""
     guidance: bool = True
     """Foot guidance on the new frames."""
@@ -325,8 +325,8 @@ class LiveEstimator:
         x0 = ddim_sample(
             denoise, (1, size, net.d_state), include_hands=net.include_hands,
             num_steps=config.warmup_steps if warmup else config.num_steps,
-            eta=config.warmup_eta if warmup else config.eta, window=config.window, overlap=0, generator=self._generator, on_step=keep_prediction,
-            known=known,
+            eta=config.warmup_eta if warmup else config.eta, window=config.window, overlap=0, generator=self._generator,
+            on_step=keep_prediction, known=known,
         )
         if self.betas is None:
             self.betas = x0[0, :, :NUM_BETAS].mean(dim=0)

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from egoallo.errors import UserError
 
+from .diffusion import DEFAULT_ETA, DEFAULT_STEPS
 from .network import PRESETS, EgoDenoiser, EgoDenoiserConfig
 
 RELEASE_CONFIG_NAME = "model_config.yaml"
@@ -227,10 +228,6 @@ def read_config(path: Path) -> EgoDenoiserConfig:
     if not isinstance(content.get("config"), dict):
         raise CheckpointError(f"{path}: \"config\" must be a mapping of config fields.")
     return config_from_dict(content["config"], path)
-
-
-DEFAULT_STEPS = 30
-DEFAULT_ETA = 0.8
 
 
 @dataclasses.dataclass(frozen=True)

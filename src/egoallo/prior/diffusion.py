@@ -106,6 +106,11 @@ class Known:
         return torch.where(self.mask, self.x0.to(x0), x0)
 
 
+DEFAULT_STEPS = 30
+"""Denoising steps of a prior trained on data, unless asked otherwise."""
+DEFAULT_ETA = 0.8
+"""DDIM stochasticity of a prior trained on data (a distilled student samples with 0)."""
+
 Denoiser = Callable[[Tensor, Tensor, Tensor], Tensor]
 """`denoise(x_t (B, K, W, D), t (B,), frames (K, W)) -> x0 (B, K, W, D)` for K windows at once;
 `frames` holds each window's frame indices in the sequence."""
@@ -121,8 +126,8 @@ def ddim_sample(
     *,
     include_hands: bool,
     schedule: CosineSchedule = CosineSchedule(),
-    num_steps: int = 30,
-    eta: float = 0.8,
+    num_steps: int = DEFAULT_STEPS,
+    eta: float = DEFAULT_ETA,
     window: int = 128,
     overlap: int = 32,
     batch_windows: int = 32,
