@@ -114,3 +114,22 @@ def test_distillation_targets_of_a_teacher_that_knows_x0_are_x0():
         assert set(t.tolist()) <= set(sampling_levels(steps))
         assert x_t.shape == target.shape and not torch.allclose(x_t, target)
         torch.testing.assert_close(got, target, atol=2e-4, rtol=0)
+
+
+def test_calls_run_at_once_give_the_same_sample():
+    """`workers` calls of a step at once, each on one thread, without grad; the same x0 as one at a time."""
+    weight = torch.nn.Parameter(torch.full((226,), 0.5))  # requires grad, as a network's weights do
+    seen = []
+
+    def denoise(x_t, t, frames):
+        seen.append((torch.is_grad_enabled(), torch.get_num_threads()))
+        return weight * x_t + 0.01 * frames[..., None].float()
+
+    shape = (1, 300, 226)
+    one = ddim_sample(denoise, shape, include_hands=False, num_steps=3, eta=0.8, batch_windows=1, workers=1,
+                      generator=torch.Generator().manual_seed(3))
+    seen.clear()
+    two = ddim_sample(denoise, shape, include_hands=False, num_steps=3, eta=0.8, batch_windows=1, workers=2,
+                      generator=torch.Generator().manual_seed(3))
+    assert torch.equal(one, two) and not one.requires_grad
+    assert len(seen) == 3 * len(window_starts(300, 128, 32)) and set(seen) == {(False, 1)}

@@ -160,6 +160,20 @@ def test_banded_solve_matches_dense(T: int) -> None:
     torch.testing.assert_close(x, expected, atol=1e-8, rtol=0)
 
 
+def test_banded_solve_flags_the_system_that_is_not_positive_definite() -> None:
+    T, n = 5, 3
+    g = torch.Generator().manual_seed(0)
+    diagonal = torch.eye(n, dtype=F64).repeat(3, T, 1, 1) * 4.0
+    upper = (0.5 * torch.eye(n, dtype=F64).repeat(3, T - 1, 1, 1), torch.zeros(3, T - 2, n, n, dtype=F64))
+    diagonal[1, 2, 0, 0] = -1.0  # system 1 is indefinite; 0 and 2 are fine
+    b = torch.randn(3, T, n, generator=g, dtype=F64)
+    x, ok = solve_banded(diagonal, upper, b)
+    assert ok.tolist() == [True, False, True] and x[1].isnan().all()
+    for k in (0, 2):
+        H = _dense_hessian(diagonal[k : k + 1], tuple(u[k : k + 1] for u in upper))[0]
+        torch.testing.assert_close(x[k], torch.linalg.solve(H, b[k].flatten()).reshape(T, n), atol=1e-10, rtol=0)
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")  # from torch.func
 @pytest.mark.parametrize("hands", [False, True])
 def test_analytic_jacobians_and_normal_equations(body: BodyModel, hands: bool) -> None:
@@ -329,7 +343,7 @@ def test_non_finite_solution_falls_back_to_the_sample(body: BodyModel, monkeypat
 
 def test_nan_steps_are_rejected(body: BodyModel, monkeypatch: pytest.MonkeyPatch) -> None:
     problem, x = _random_problem(body, 6, hands=False)
-    monkeypatch.setattr(guidance.solver, "solve_banded", lambda d, u, b: (torch.full_like(b, torch.nan), None))
+    monkeypatch.setattr(guidance.solver, "solve_banded", lambda d, u, b, kd=None: (torch.full_like(b, torch.nan), None))
     out, log = levenberg_marquardt(problem.residuals, x, iterations=3)
     assert torch.equal(out, x) and not log.accepted.any()
 

@@ -10,9 +10,10 @@ import torch
 from egoallo.body import BodyModel
 from egoallo.geometry import se3, so3
 from egoallo.guidance import guide
-from egoallo.guidance.segments import blend_rotations, guide_in_segments
+from egoallo.guidance.segments import blend_rotations, guide_in_segments, segment_bounds
 from egoallo.inference import place_in_world
 from egoallo.prior.state import MotionState
+from egoallo.threads import torch_threads
 
 F64 = torch.float64
 
@@ -61,8 +62,9 @@ def test_segments_match_the_whole_solve(body: BodyModel) -> None:
     skate = {name: float(_skate(j)) for name, j in joints.items()}
     print(f"skate (m): {skate}")
     assert skate["whole"] < 0.5 * skate["sample"] and skate["split"] < 0.5 * skate["sample"]
-    assert torch.equal(split.body_rotations[:, :24], guide(body, _first(state, 32), head[:32], mode={"feet"},
-                                                           iterations=8)[0].body_rotations[:, :24])
+    (_, first_end), (second_start, _) = segment_bounds(T, 32, 8)[:2]  # (0, 30), (21, 51)
+    alone = guide(body, _first(state, first_end), head[:first_end], mode={"feet"}, iterations=8)[0]
+    assert torch.equal(split.body_rotations[:, :second_start], alone.body_rotations[:, :second_start])
 
 
 def _first(state: MotionState, frames: int) -> MotionState:
@@ -73,3 +75,27 @@ def _skate(joints: torch.Tensor) -> torch.Tensor:
     """Summed horizontal displacement of the ankles and feet between frames, metres."""
     feet = joints[..., [7, 8, 10, 11], :2]
     return (feet[:, 1:] - feet[:, :-1]).norm(dim=-1).sum()
+
+
+def test_segments_solved_at_once_match_one_at_a_time(body: BodyModel) -> None:
+    state, head = _sliding_sample(body, 72)
+    with torch_threads(1):
+        one, _ = guide_in_segments(body, state, head, mode={"feet"}, iterations=4, segment=32, overlap=8, workers=1)
+    torch.set_num_threads(2)
+    try:
+        two, logs = guide_in_segments(body, state, head, mode={"feet"}, iterations=4, segment=32, overlap=8, workers=2)
+        assert torch.get_num_threads() == 2  # restored after the pool
+    finally:
+        torch.set_num_threads(1)
+    assert len(logs) == 3 and torch.equal(one.body_rotations, two.body_rotations)
+
+
+@pytest.mark.parametrize("length", [10, 1024, 1025, 1200, 2048, 3001, 108000])
+def test_segments_cover_the_sequence_evenly(length: int) -> None:
+    bounds = segment_bounds(length, 1024, 64)
+    assert bounds[0][0] == 0 and bounds[-1][1] == length
+    sizes = {end - start for start, end in bounds}
+    assert len(sizes) == 1 and max(sizes) <= 1024
+    overlaps = [a[1] - b[0] for a, b in zip(bounds, bounds[1:])]
+    assert all(63 <= o <= 65 for o in overlaps)
+    assert len(bounds) == 1 or (len(bounds) - 1) * (1024 - 64) + 64 < length  # no fewer would do

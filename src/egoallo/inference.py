@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 
 import numpy as np
@@ -17,7 +18,7 @@ from .body import BodyModel
 from .body.plausibility import plausibility
 from .geometry import se3
 from .guidance import GuidanceWeights, Observations
-from .guidance.segments import guide_in_segments
+from .guidance.segments import SEGMENT_FRAMES, guide_in_segments
 from .inputs.trajectory import HeadTrajectory
 from .prior.conditioning import compute_conditioning
 from .prior.diffusion import DEFAULT_ETA, DEFAULT_STEPS, ddim_sample
@@ -44,7 +45,7 @@ class SamplingConfig:
     """Levenberg-Marquardt iterations after sampling (10 did as well as 20 on validation and test:
     docs/performance.md, "Guidance iterations")."""
     inner_iterations: int = 5
-    guidance_segment: int = 2048
+    guidance_segment: int = SEGMENT_FRAMES
     """Longer sequences are guided in overlapping segments of this many frames (bounded memory)."""
     guidance_weights: GuidanceWeights = dataclasses.field(default_factory=GuidanceWeights)
 
@@ -77,7 +78,7 @@ def place_in_world(body: BodyModel, state: MotionState, T_world_cpf: Tensor) -> 
         at_root = shaped.with_pose(se3.identity((), dtype=local.dtype), local)
         T_world_root = T_world_cpf[None, frames].to(local.dtype) @ se3.inverse(at_root.T_world_cpf)
         roots.append(T_world_root)
-        joints.append(shaped.with_pose(T_world_root, local).joints_world)
+        joints.append(shaped.with_pose(T_world_root, local).joints_world.clone())  # not a view of all 4×4 poses
     return betas, torch.cat(roots, dim=1), torch.cat(joints, dim=1)
 
 
@@ -122,19 +123,23 @@ def estimate_body_motion(
     steps = progress_bar(total=config.num_steps, enabled=progress, desc="denoising", unit="step")
     step_level = None
 
+    lock = threading.Lock()  # the sampler may call `denoise` from several threads at once
+
     def denoise(x_t: Tensor, t: Tensor, frames: Tensor) -> Tensor:
         nonlocal step_level
-        if int(t[0]) != step_level:  # the first call of a denoising step
-            step_level = int(t[0])
-            steps.update()
         starts = frames[:, 0].tolist()
-        missing = [s for s in starts if s not in conditioning]
-        if missing:
-            index = torch.tensor(missing)[:, None] + torch.arange(frames.shape[1] + 1)
-            for start, cond in zip(missing, compute_conditioning(with_previous[index], net.conditioning).float()):
-                conditioning[start] = cond.to(device)
+        with lock:
+            if int(t[0]) != step_level:  # the first call of a denoising step
+                step_level = int(t[0])
+                steps.update()
+            missing = [s for s in starts if s not in conditioning]
+            if missing:
+                index = torch.tensor(missing)[:, None] + torch.arange(frames.shape[1] + 1)
+                for start, cond in zip(missing, compute_conditioning(with_previous[index], net.conditioning).float()):
+                    conditioning[start] = cond.to(device)
+            cond = torch.stack([conditioning[s] for s in starts])
         B, K, W, D = x_t.shape
-        cond = torch.stack([conditioning[s] for s in starts]).expand(B, -1, -1, -1)
+        cond = cond.expand(B, -1, -1, -1)
         return denoiser(x_t.flatten(0, 1), t.repeat_interleave(K), cond.flatten(0, 1)).unflatten(0, (B, K))
 
     guidance_log: dict = {}
@@ -185,7 +190,9 @@ def estimate_body_motion(
 
     T_input_zup = trajectory.T_input_world
     R, p = T_input_zup[:3, :3], T_input_zup[:3, 3]
-    joints_input = joints.double().numpy() @ R.T + p
+    joints = joints.double().numpy()  # (S, T, 52, 3)
+    joints_input = joints @ R.T
+    joints_input += p
     local = state.local_rotations.float().numpy()
     if local.shape[-3] == 21:
         fingers = np.broadcast_to(np.eye(3, dtype=np.float32), (*local.shape[:2], 30, 3, 3))
@@ -195,9 +202,9 @@ def estimate_body_motion(
         T_world_cpf=T_input_zup @ trajectory.T_world_cpf,
         joints_world=joints_input.astype(np.float32),
         T_world_root=(T_input_zup @ T_world_root.double().numpy()).astype(np.float32),
-        local_rotations=local.astype(np.float32),
-        betas=betas.numpy().astype(np.float32),
-        contacts=state.contacts.numpy().astype(np.float32),
+        local_rotations=local.astype(np.float32, copy=False),
+        betas=betas.numpy().astype(np.float32, copy=False),
+        contacts=state.contacts.numpy().astype(np.float32, copy=False),
         stature_m=shaped.stature.numpy().astype(np.float32),
         floor_z=float(floor_z),
         T_input_zup=T_input_zup,
@@ -209,7 +216,7 @@ def estimate_body_motion(
             "network": dataclasses.asdict(net),
             "body_model": body.name,
             "plausibility": plausibility(
-                joints.double().numpy(), float(floor_z), shaped.rest_joint_heights.double().numpy(), fps
+                joints, float(floor_z), shaped.rest_joint_heights.double().numpy(), fps
             ).to_json(),
             "timing_s": {"sampling": sampled_s, "total": time.perf_counter() - started},
         },

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import UserError
 
-SMALL_WORK_FRAMES = 256
+SMALL_WORK_FRAMES = 768
 """Inputs of fewer frames × samples than this run on one thread (a second one costs more than it gains)."""
 
 PASSIVE_WAITING = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_NUM_THREADS": "1"}
@@ -83,3 +84,16 @@ def choose_threads(requested: int | None, available: int, work_frames: int) -> t
             return available, f"--threads {requested}: only {available} core(s) available here; using {available}."
         return requested, None
     return (1 if work_frames < SMALL_WORK_FRAMES else available), None
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Torch's intra-op thread count set to `count` inside the block, restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

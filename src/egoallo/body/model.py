@@ -17,6 +17,7 @@ rest it has +x left, +y up, +z forward.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from pathlib import Path
 
@@ -34,25 +35,59 @@ SMPLH_ENV_VAR = "EGOALLO_SMPLH_MODEL"
 _HEAD = skeleton.JOINT_INDEX["head"]
 
 
-def _tree_levels(parents: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
-    """Joints grouped by depth below the root (the root itself excluded)."""
+@functools.lru_cache
+def _level_plan(parents: tuple[int, ...]) -> tuple[Tensor, tuple[tuple[int, int, Tensor], ...], Tensor]:
+    """The joints ordered by depth below the root, for `forward_kinematics`.
+
+    Returns `order (N,)` (joints, level by level, the root first), per depth level
+    `(start, end, parent_slots)` (its joints are `order[start:end]`, their parents at
+    `parent_slots` of the order) and `inverse (N,)`, the permutation back to joint order.
+    """
     depth = [0] * len(parents)
     for j in range(1, len(parents)):
         depth[j] = depth[parents[j]] + 1
-    return tuple(tuple(j for j in range(len(parents)) if depth[j] == d) for d in range(1, max(depth) + 1))
+    order = sorted(range(len(parents)), key=lambda j: (depth[j], j))
+    slot = {j: i for i, j in enumerate(order)}
+    levels = []
+    for d in range(1, max(depth, default=0) + 1):
+        start = next(i for i, j in enumerate(order) if depth[j] == d)
+        end = start + depth.count(d)
+        levels.append((start, end, torch.tensor([slot[parents[j]] for j in order[start:end]])))
+    return torch.tensor(order), tuple(levels), torch.tensor([slot[j] for j in range(len(parents))])
 
 
-def _level_plan(parents: tuple[int, ...]):
-    """Per depth level: (joints, slots of their parents in the running level-ordered list), and the final permutation."""
-    order = [0]
-    plan = []
-    for level in _tree_levels(parents):
-        plan.append((torch.tensor(level), torch.tensor([order.index(parents[j]) for j in level])))
-        order.extend(level)
-    return tuple(plan), torch.tensor([order.index(j) for j in range(len(parents))])
+def forward_kinematics(
+    joints_zero: Tensor, parents: tuple[int, ...], R_world_root: Tensor, p_world_root: Tensor, rotations: Tensor
+) -> tuple[Tensor, Tensor]:
+    """World orientations `(..., N, 3, 3)` and positions `(..., N, 3)` of the joints of a kinematic tree.
+
+    Args:
+        joints_zero: (..., N, 3) rest positions (every joint frame aligned with the model frame at rest).
+        parents: (N,) parent of each joint, -1 for the root (joint 0); a parent comes before its child.
+        R_world_root, p_world_root: (..., 3, 3), (..., 3) the root's world pose.
+        rotations: (..., N - 1, 3, 3) joints 1..N-1 relative to their parents.
+    """
+    order, levels, inverse = _level_plan(tuple(parents))
+    batch = np.broadcast_shapes(  # not torch's: it imports symbolic-shape machinery on first use (0.5 s)
+        R_world_root.shape[:-2], p_world_root.shape[:-1], rotations.shape[:-3], joints_zero.shape[:-2]
+    )
+    N = len(parents)
+    device = joints_zero.device
+    parent_of = torch.tensor([max(p, 0) for p in parents], device=device)
+    # Offsets from each parent and local rotations, in level order (slot 0, the root, is unused).
+    offsets = (joints_zero - joints_zero[..., parent_of, :])[..., order, :, None].expand(*batch, N, 3, 1)
+    local = rotations[..., (order[1:] - 1), :, :].expand(*batch, N - 1, 3, 3)
+    R = joints_zero.new_empty(*batch, N, 3, 3)
+    p = joints_zero.new_empty(*batch, N, 3)
+    R[..., 0, :, :] = R_world_root
+    p[..., 0, :] = p_world_root
+    for start, end, slots in levels:
+        R_parent = R[..., slots, :, :]
+        R[..., start:end, :, :] = R_parent @ local[..., start - 1 : end - 1, :, :]
+        p[..., start:end, :] = p[..., slots, :] + (R_parent @ offsets[..., start:end, :, :])[..., 0]
+    return R[..., inverse, :, :], p[..., inverse, :]
 
 
-_LEVEL_PLAN, _LEVEL_INVERSE = _level_plan(skeleton.PARENTS)
 # Eye-corner vertices of the official SMPL-H topology (6890 vertices): the CPF
 # is the midpoint of the two eye centres, each the mean of two vertices.
 SMPLH_LEFT_EYE_VERTICES = (2800, 2802)
@@ -276,26 +311,13 @@ class ShapedBody:
             hands = eye.expand(*local_rotations.shape[:-3], 30, 3, 3)
             local_rotations = torch.cat([local_rotations, hands], dim=-3)
 
-        batch = np.broadcast_shapes(  # not torch's: it imports symbolic-shape machinery on first use (0.5 s)
-            T_world_root.shape[:-2], local_rotations.shape[:-3], self.joints_zero.shape[:-2]
+        R, p = forward_kinematics(
+            self.joints_zero, self.model.parents, T_world_root[..., :3, :3], T_world_root[..., :3, 3], local_rotations
         )
-        joints = self.joints_zero.expand(*batch, 52, 3)
-        rotations = local_rotations.expand(*batch, 51, 3, 3)
-        parents = torch.tensor(self.model.parents[1:], device=joints.device)
-        offsets = joints[..., 1:, :] - joints[..., parents, :]  # (..., 51, 3)
-
-        # Walk the tree one depth level at a time: all joints of a level in one batched product.
-        R_world = T_world_root[..., None, :3, :3].expand(*batch, 1, 3, 3)
-        p_world = T_world_root[..., None, :3, 3].expand(*batch, 1, 3)
-        for idx, parent_slot in _LEVEL_PLAN:
-            R_parent = R_world[..., parent_slot, :, :]
-            R_world = torch.cat([R_world, R_parent @ rotations[..., idx - 1, :, :]], dim=-3)
-            p_world = torch.cat(
-                [p_world, p_world[..., parent_slot, :] + (R_parent @ offsets[..., idx - 1, :, None])[..., 0]], dim=-2
-            )
-        Ts = torch.cat([R_world, p_world[..., None]], dim=-1)[..., _LEVEL_INVERSE, :, :]
-        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dtype, device=joints.device).expand(*batch, 52, 1, 4)
+        Ts = torch.cat([R, p[..., None]], dim=-1)
+        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dtype, device=Ts.device).expand(*Ts.shape[:-2], 1, 4)
         Ts = torch.cat([Ts, bottom], dim=-2)
+        rotations = local_rotations.expand(*Ts.shape[:-3], 51, 3, 3)
         return PosedBody(shaped=self, T_world_root=T_world_root, local_rotations=rotations, Ts_world_joint=Ts)
 
 

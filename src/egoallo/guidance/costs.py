@@ -44,8 +44,8 @@ import torch
 from torch import Tensor
 
 from ..body import BodyModel
-from ..body.model import ShapedBody
-from ..body.skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS
+from ..body.model import ShapedBody, forward_kinematics
+from ..body.skeleton import JOINT_INDEX, PARENTS
 from ..geometry import se3, so3
 from ..prior.state import MotionState
 from .hands import (
@@ -146,17 +146,29 @@ class Kinematics:
     """A body posed and placed by Eq. 5."""
 
     positions: Tensor
-    """(S, T, 52, 3) world joint positions."""
+    """(S, T, J + 1, 3) world positions of joints 0..J (J posed rotations)."""
     orientations: Tensor
-    """(S, T, 52, 3, 3) world joint orientations."""
+    """(S, T, J + 1, 3, 3) world orientations of joints 0..J."""
 
 
 def place(shaped: ShapedBody, rotations: Tensor, T_world_cpf: Tensor) -> Kinematics:
-    """Pose `rotations (S, T, 21|51, 3, 3)` and place the root so the CPF is at `T_world_cpf (T, 4, 4)`."""
-    at_root = shaped.with_pose(se3.identity((), dtype=rotations.dtype, device=rotations.device), rotations)
-    T_world_root = T_world_cpf @ se3.inverse(at_root.T_world_cpf)
-    Ts = T_world_root[..., None, :, :] @ at_root.Ts_world_joint
-    return Kinematics(positions=Ts[..., :3, 3], orientations=Ts[..., :3, :3])
+    """Pose `rotations (S, T, J, 3, 3)`, J = 21 or 51, and place the root so the CPF is at `T_world_cpf (T, 4, 4)`.
+
+    Only joints 0..J are posed: the body's 22 without hand rotations (their parents come first).
+    """
+    J = rotations.shape[-3]
+    joints_zero = shaped.joints_zero[..., : J + 1, :]
+    eye = so3.identity((), dtype=rotations.dtype, device=rotations.device)
+    R_root_joint, p_root_joint = forward_kinematics(
+        joints_zero, PARENTS[: J + 1], eye, eye.new_zeros(3), rotations
+    )
+    # Eq. 5: the root's world pose from the head's, T_world_root = T_world_cpf · T_root_cpf⁻¹.
+    R_root_cpf = R_root_joint[..., _HEAD, :, :]
+    p_root_cpf = p_root_joint[..., _HEAD, :] + (R_root_cpf @ shaped.T_head_cpf[..., :3, 3, None])[..., 0]
+    R_world_root = T_world_cpf[..., :3, :3] @ R_root_cpf.mT
+    p_world_root = T_world_cpf[..., :3, 3] - (R_world_root @ p_root_cpf[..., None])[..., 0]
+    positions = (R_world_root[..., None, :, :] @ p_root_joint[..., None])[..., 0] + p_world_root[..., None, :]
+    return Kinematics(positions=positions, orientations=R_world_root[..., None, :, :] @ R_root_joint)
 
 
 def _chain(joint: int) -> set[int]:
@@ -170,10 +182,10 @@ def _chain(joint: int) -> set[int]:
 
 @functools.lru_cache
 def _orientation_signs(num_rotations: int) -> Tensor:
-    """(52, J) how rotation j (joint j + 1) enters joint k's world orientation (±1, 0); positions use its negative."""
+    """(J + 1, J) how rotation j (joint j + 1) enters joint k's world orientation (±1, 0); positions use its negative."""
     head = _chain(_HEAD)
-    orientation = torch.zeros(NUM_JOINTS, num_rotations, dtype=torch.float64)
-    for k in range(NUM_JOINTS):
+    orientation = torch.zeros(num_rotations + 1, num_rotations, dtype=torch.float64)
+    for k in range(num_rotations + 1):
         chain = _chain(k)
         for v in range(num_rotations):
             j = v + 1

@@ -68,6 +68,8 @@ class NormalEquations:
     """(d,) long: the variables (out of n = 3J) the dense blocks cover, whole rotations."""
     gradient: Tensor
     """(S, T, n)"""
+    bandwidths: tuple[int, int]
+    """Half-bandwidths of the banded system over `columns` and of each per-rotation system (see `solve_damped`)."""
 
     def full(self, k: int) -> Tensor:
         """(S, T-k, n, n) blocks H[t, t+k] of the whole `JᵀJ`."""
@@ -182,36 +184,52 @@ def normal_equations(residuals: list[Residual], num_frames: int) -> NormalEquati
         for a in range(span):
             for b in range(a, span):
                 target[b - a][:, a : a + W] += jacobians[a].mT @ jacobians[b]
-    return NormalEquations(dense=tuple(dense), joint=tuple(joint), columns=columns, gradient=gradient)
+    joints = columns[::3] // 3
+    others = torch.ones(n // 3, dtype=torch.bool, device=columns.device)
+    others[joints] = False
+    # The dense systems also hold the per-joint blocks of their rotations (`_damped_parts`).
+    dense_kd = max(_bandwidth(dense), _bandwidth([b[:, :, joints] for b in joint], len(columns)))
+    bandwidths = (dense_kd, _bandwidth([b[:, :, others] for b in joint], 3))
+    return NormalEquations(
+        dense=tuple(dense), joint=tuple(joint), columns=columns, gradient=gradient, bandwidths=bandwidths
+    )
 
 
-def _bandwidth(blocks: tuple[Tensor, Tensor, Tensor]) -> int:
-    """Half-bandwidth of the matrix whose blocks H[t, t+k] (k = 0, 1, 2) are `blocks (B, T-k, n, n)`."""
-    n = blocks[0].shape[-1]
+def _bandwidth(blocks, n: int | None = None) -> int:
+    """Half-bandwidth of the matrix whose frame blocks H[t, t+k] (k = 0, 1, 2) are `blocks[k]`.
+
+    `blocks[k]`: (B, T-k, n, n), or (B, T-k, R, 3, 3) for the 3×3 diagonal blocks of R rotations
+    (then `n` = 3R, or 3 for R independent systems of one rotation each).
+    """
     kd = 0
     for k, block in enumerate(blocks):
-        if block.numel():
-            offsets = k * n + torch.arange(n)[None, :] - torch.arange(n)[:, None]  # column minus row
-            used = (block != 0).flatten(0, -3).any(dim=0).cpu()
-            kd = max(kd, int(offsets[used].max()) if used.any() else 0)
+        if not block.numel():
+            continue
+        used = (block != 0).flatten(0, -3).any(dim=0).cpu()  # (n, n) or (3, 3)
+        width = block.shape[-1] if n is None else n
+        offsets = k * width + torch.arange(used.shape[-1])[None, :] - torch.arange(used.shape[-1])[:, None]
+        kd = max(kd, int(offsets[used].max()) if used.any() else 0)
     return kd
 
 
-def solve_banded(diagonal: Tensor, upper: tuple[Tensor, Tensor], rhs: Tensor) -> tuple[Tensor, Tensor]:
+def solve_banded(
+    diagonal: Tensor, upper: tuple[Tensor, Tensor], rhs: Tensor, bandwidth: int | None = None
+) -> tuple[Tensor, Tensor]:
     """Solve `H x = rhs` for SPD H given by frame blocks (see `NormalEquations.full`).
 
     Args:
         diagonal: (B, T, n, n) blocks H[t, t]; upper: (B, T-1, n, n) H[t, t+1] and (B, T-2, n, n) H[t, t+2].
         rhs: (B, T, n)
+        bandwidth: half-bandwidth of the nonzero entries (at most 3n − 1), if known; else found here.
     Returns:
-        x (B, T, n) and ok (B,); systems that are not positive definite get NaN. One LAPACK
-        banded Cholesky (`pbsv`) per system, its bandwidth that of the nonzero entries (at
-        most 3n − 1): cost linear in T.
+        x (B, T, n) and ok (B,); systems that are not positive definite get NaN. LAPACK's banded
+        Cholesky (`pbsv`) on all B systems at once, one after another in one band matrix (no
+        entry couples them): cost linear in B·T.
     """
     from scipy.linalg import lapack  # scipy.linalg is already loaded by the trajectory readers
 
     B, T, n = rhs.shape
-    kd = _bandwidth((diagonal, *upper))
+    kd = _bandwidth((diagonal, *upper)) if bandwidth is None else bandwidth
     pad = max(0, kd - 2 * n)
     # Per frame t, the column of blocks [0 (pad rows); H[t-2, t]; H[t-1, t]; H[t, t]] (pad + 3n rows, n columns).
     columns = diagonal.new_zeros(B, T, pad + 3 * n, n)
@@ -222,12 +240,18 @@ def solve_banded(diagonal: Tensor, upper: tuple[Tensor, Tensor], rhs: Tensor) ->
     band = columns.as_strided(
         (B, T, n, kd + 1), ((pad + 3 * n) * n * T, (pad + 3 * n) * n, n + 1, n), (pad + 2 * n - kd) * n
     )
-    band = band.reshape(B, T * n, kd + 1).cpu().numpy()  # band[k].T: LAPACK's upper band storage, Fortran order
+    band = band.reshape(B * T * n, kd + 1).cpu().numpy()  # band.T: LAPACK's upper band storage, Fortran order
     pbsv = lapack.spbsv if band.dtype.name == "float32" else lapack.dpbsv
-    b = rhs.reshape(B, T * n, 1).cpu().numpy()
+    b = rhs.reshape(B * T * n, 1).cpu().numpy()
+    _, solution, info = pbsv(band.T, b, overwrite_ab=0)
+    if info == 0:
+        x = torch.from_numpy(solution).reshape(B, T, n).to(rhs.device)
+        return x, torch.ones(B, dtype=torch.bool, device=rhs.device)
+    # Some system is not positive definite: solve each alone to find which.
     x, ok = torch.full_like(rhs, torch.nan), torch.zeros(B, dtype=torch.bool, device=rhs.device)
+    size = T * n
     for k in range(B):
-        _, solution, info = pbsv(band[k].T, b[k], overwrite_ab=1)
+        _, solution, info = pbsv(band[k * size : (k + 1) * size].T, b[k * size : (k + 1) * size])
         if info == 0:
             x[k] = torch.from_numpy(solution).reshape(T, n).to(x.device)
             ok[k] = True
@@ -272,10 +296,10 @@ def solve_damped(equations: NormalEquations, damping: Tensor) -> Tensor:
     others[columns] = False
     delta = torch.empty_like(rhs)
     if len(columns):
-        delta[..., columns] = solve_banded(dense[0], dense[1:], rhs[..., columns])[0]
+        delta[..., columns] = solve_banded(dense[0], dense[1:], rhs[..., columns], equations.bandwidths[0])[0]
     if others.any():
         rhs_alone = rhs[..., others].unflatten(-1, (-1, 3)).movedim(2, 1).flatten(0, 1)  # (S·R, T, 3)
-        x = solve_banded(alone[0], alone[1:], rhs_alone)[0]
+        x = solve_banded(alone[0], alone[1:], rhs_alone, equations.bandwidths[1])[0]
         delta[..., others] = x.unflatten(0, (S, -1)).movedim(1, 2).flatten(-2)
     return delta
 

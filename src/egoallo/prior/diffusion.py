@@ -7,13 +7,16 @@ clean state of one window.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import Tensor
 
+from ..threads import torch_threads
 from .state import MotionState
 
 
@@ -135,6 +138,7 @@ def ddim_sample(
     device: torch.device | str = "cpu",
     on_step: Callable[[int, Tensor], Tensor] | None = None,
     known: Known | None = None,
+    workers: int | None = None,
 ) -> Tensor:
     """Sample x0 `(B, T, D)` for a sequence of any length T.
 
@@ -143,6 +147,9 @@ def ddim_sample(
     projects rotations onto SO(3), and takes one DDIM step (stochasticity `eta`).
     `on_step(level, x0)` may refine the blended x0 (e.g. guidance) before the step;
     `known` then fixes parts of it (inpainting, see `Known`).
+    With more than one `denoise` call per step, `workers` of them run at once, each on
+    one torch thread (default: torch's thread count; `denoise` must then be thread-safe);
+    the result does not depend on it.
     Beyond the network, memory is a few copies of the `(B, T, D)` state.
     """
     B, T, D = shape
@@ -151,27 +158,55 @@ def ddim_sample(
     frames, weights = blending_windows(T, window, overlap, device)
     total_weight = torch.zeros(T, device=device).index_add_(0, frames.flatten(), weights.flatten())
     per_call = max(1, batch_windows // B)
+    calls = [(frames[k : k + per_call], weights[k : k + per_call]) for k in range(0, frames.shape[0], per_call)]
+    workers = min(torch.get_num_threads() if workers is None else workers, len(calls))
     levels = sampling_levels(num_steps, schedule.num_levels)
-    for level, next_level in zip(levels[:-1], levels[1:]):
-        t = torch.full((B,), level, dtype=torch.long, device=device)
-        x0 = torch.zeros_like(x)
-        for k in range(0, frames.shape[0], per_call):
-            chunk, w = frames[k : k + per_call], weights[k : k + per_call]
-            predicted = denoise(x[:, chunk], t, chunk) * w[None, :, :, None]
-            x0.index_add_(1, chunk.flatten(), predicted.flatten(1, 2))
-        for a in range(0, T, FRAME_CHUNK):
-            part = slice(a, a + FRAME_CHUNK)
-            x0[:, part] = project_state(x0[:, part] / total_weight[part, None], include_hands)
-        if on_step is not None:
-            x0 = on_step(next_level, x0)
-        if known is not None:
-            x0 = known.apply(x0)
-        ab, ab_next = alpha_bar[level], alpha_bar[next_level]
-        for a in range(0, T, FRAME_CHUNK):
-            part = slice(a, a + FRAME_CHUNK)
-            noise = torch.randn(x[:, part].shape, generator=generator, device=device) if eta > 0 else None
-            x[:, part] = ddim_step(x[:, part], x0[:, part], ab, ab_next, eta=eta, noise=noise)
+    with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        for level, next_level in zip(levels[:-1], levels[1:]):
+            t = torch.full((B,), level, dtype=torch.long, device=device)
+
+            @torch.no_grad()  # per thread: the pool's threads do not inherit the caller's
+            def predict(call: tuple[Tensor, Tensor]) -> Tensor:
+                chunk, w = call
+                return denoise(x[:, chunk], t, chunk) * w[None, :, :, None]
+
+            x0 = torch.zeros_like(x)
+            # The pool's threads take torch's thread count (1) at their first call; `on_step` keeps the caller's.
+            with torch_threads(1) if pool else contextlib.nullcontext():
+                for (chunk, _), predicted in zip(calls, pool.map(predict, calls) if pool else map(predict, calls)):
+                    x0.index_add_(1, chunk.flatten(), predicted.flatten(1, 2))
+            x0, x = _step(x0, x, total_weight, level, next_level, alpha_bar, include_hands, eta, generator, on_step, known)
     return x0
+
+
+def _step(
+    x0: Tensor,
+    x: Tensor,
+    total_weight: Tensor,
+    level: int,
+    next_level: int,
+    alpha_bar: Tensor,
+    include_hands: bool,
+    eta: float,
+    generator: torch.Generator | None,
+    on_step: Callable[[int, Tensor], Tensor] | None,
+    known: Known | None,
+) -> tuple[Tensor, Tensor]:
+    """The blended window predictions `x0 (B, T, D)` normalised, projected, refined; then the DDIM step of `x`."""
+    T = x.shape[1]
+    for a in range(0, T, FRAME_CHUNK):
+        part = slice(a, a + FRAME_CHUNK)
+        x0[:, part] = project_state(x0[:, part] / total_weight[part, None], include_hands)
+    if on_step is not None:
+        x0 = on_step(next_level, x0)
+    if known is not None:
+        x0 = known.apply(x0)
+    ab, ab_next = alpha_bar[level], alpha_bar[next_level]
+    for a in range(0, T, FRAME_CHUNK):
+        part = slice(a, a + FRAME_CHUNK)
+        noise = torch.randn(x[:, part].shape, generator=generator, device=x.device) if eta > 0 else None
+        x[:, part] = ddim_step(x[:, part], x0[:, part], ab, ab_next, eta=eta, noise=noise)
+    return x0, x
 
 
 def ddim_step(x_t: Tensor, x0: Tensor, ab: Tensor, ab_next: Tensor, *, eta: float = 0.0,
