@@ -13,10 +13,10 @@ Each configuration runs in a fresh process, `--repeats` times:
 * peak RAM: the largest resident set of that `egoallo infer` process (`wait4`);
 * CPU seconds (user + system) of both, which a machine shared with other jobs inflates less than wall time.
 
-`--busy` adds rows for the default `egoallo infer --example --guidance feet` (threads
-chosen by egoallo) on its own and next to one CPU-bound neighbour process (a Python
-busy loop), and the same with `OMP_WAIT_POLICY=ACTIVE` (spinning OpenMP threads, as
-before egoallo set PASSIVE). Prints markdown tables with the minimum and median.
+`--busy` adds rows for the default `egoallo infer INPUT --guidance feet` (threads
+chosen by egoallo) of each input on its own and next to one CPU-bound neighbour process
+(a Python busy loop), and the same with `OMP_WAIT_POLICY=ACTIVE` (spinning OpenMP threads,
+as before egoallo set PASSIVE). Prints markdown tables with the minimum and median.
 """
 
 from __future__ import annotations
@@ -46,6 +46,28 @@ def looped_trajectory(frames: int, path: Path) -> Path:
     timestamps = np.round(np.arange(frames) * 1e9 / 30.0).astype(np.int64)
     np.savez(path, timestamps_ns=timestamps, T_world_cpf=base.T_world_cpf[index])
     return path
+
+
+def machine_speed() -> str:
+    """The CPU's name and three reference speeds, so runs on different machines can be compared."""
+
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    imports = []
+    for _ in range(3):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch"], check=True)
+        imports.append(time.perf_counter() - start)
+    code = ("import time, numpy as np; a = np.ones((512, 512), np.float32); a @ a; t = time.perf_counter()\n"
+            "for _ in range(50): a @ a\nprint(50 * 2 * 512**3 / (time.perf_counter() - t) / 1e9)")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    gflops = float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                  check=True).stdout)
+    start = time.perf_counter()
+    sum(i * i for i in range(2_000_000))
+    python_s = time.perf_counter() - start
+    return (f"CPU: {model}; `import torch` {statistics.median(imports):.2f} s (median of 3), one-thread float32 "
+            f"matmul {gflops:.0f} GFLOP/s, Python loop of 2 M squares {python_s:.3f} s")
 
 
 def _infer_args(name: str, folder: Path) -> list[str]:
@@ -128,26 +150,29 @@ def benchmark(args: argparse.Namespace, folder: Path) -> None:
 
 
 def busy(args: argparse.Namespace, folder: Path) -> None:
-    """`egoallo infer --example --guidance feet` (default threads) alone and next to a busy neighbour."""
-    command = ["egoallo", "infer", "--example", "--guidance", "feet", "--out", str(folder / "result.npz"), "--force"]
-    print("\n| `egoallo infer --example --guidance feet` | OpenMP waiting | whole process (s), min / median | "
+    """`egoallo infer INPUT --guidance feet` (default threads) alone and next to a busy neighbour, per input."""
+    print("\n| `egoallo infer INPUT --guidance feet`, default threads | OpenMP waiting | whole process (s), min / median | "
           "CPU (s) |")
     print("|---|---|---|---|")
-    for policy in ("PASSIVE", "ACTIVE"):
-        env = {**os.environ, "OMP_WAIT_POLICY": policy}
-        for label, neighbour in (("alone", False), ("one CPU-bound neighbour", True)):
-            runs = []
-            for _ in range(args.repeats):
-                loop = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if neighbour else None
-                try:
-                    runs.append(run_child(command, env)[:2])
-                finally:
-                    if loop is not None:
-                        loop.kill()
-                        loop.wait()
-            note = " (egoallo's default)" if policy == "PASSIVE" else " (spinning)"
-            print(f"| {label} | {policy}{note} | {_summary([w for w, _ in runs])} | {min(c for _, c in runs):.2f} |",
-                  flush=True)
+    for name in args.inputs:
+        command = ["egoallo", "infer", *_infer_args(name, folder), "--guidance", "feet",
+                   "--out", str(folder / "result.npz"), "--force"]
+        length = "11.0 s" if name == "example" else f"{float(name):.1f} s"
+        for policy in ("PASSIVE", "ACTIVE"):
+            env = {**os.environ, "OMP_WAIT_POLICY": policy}
+            for label, neighbour in (("alone", False), ("one CPU-bound neighbour", True)):
+                runs = []
+                for _ in range(args.repeats):
+                    loop = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if neighbour else None
+                    try:
+                        runs.append(run_child(command, env)[:2])
+                    finally:
+                        if loop is not None:
+                            loop.kill()
+                            loop.wait()
+                note = " (egoallo's default)" if policy == "PASSIVE" else " (spinning)"
+                print(f"| {length}, {label} | {policy}{note} | {_summary([w for w, _ in runs])} | "
+                      f"{min(c for _, c in runs):.2f} |", flush=True)
 
 
 def main() -> None:
@@ -169,7 +194,8 @@ def main() -> None:
         return
     load = os.getloadavg()[0]
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average {load:.2f} at start; "
-          f"{args.repeats} runs each\n")
+          f"{args.repeats} runs each")
+    print(f"{machine_speed()}\n")
     with tempfile.TemporaryDirectory() as tmp:
         benchmark(args, Path(tmp))
         if args.busy:
