@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -195,7 +195,7 @@ def normal_equations(residuals: list[Residual], num_frames: int) -> NormalEquati
     )
 
 
-def _bandwidth(blocks, n: int | None = None) -> int:
+def _bandwidth(blocks: Sequence[Tensor], n: int | None = None) -> int:
     """Half-bandwidth of the matrix whose frame blocks H[t, t+k] (k = 0, 1, 2) are `blocks[k]`.
 
     `blocks[k]`: (B, T-k, n, n), or (B, T-k, R, 3, 3) for the 3×3 diagonal blocks of R rotations
