@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from egoallo.cli.main import main
@@ -14,6 +16,7 @@ from egoallo.threads import (
     cgroup_v2_limit,
     choose_threads,
     prefer_passive_waiting,
+    thread_pool,
 )
 
 
@@ -63,3 +66,21 @@ def test_bad_threads_flag_is_one_line(value, tmp_path, capsys) -> None:
     assert main(["infer", "--example", "--threads", value, "--out", str(tmp_path / "r.npz")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"egoallo: error: --threads must be at least 1, got {value}."
+
+
+def test_thread_pool_cancels_queued_work_when_the_block_fails() -> None:
+    ran = []
+
+    def work(i: int) -> int:
+        time.sleep(0.02)
+        ran.append(i)
+        if i == 0:
+            raise RuntimeError("first call fails")
+        return i
+
+    with pytest.raises(RuntimeError, match="first call fails"):
+        with thread_pool(2) as pool:
+            list(pool.map(work, range(100)))
+    assert len(ran) < 20  # the calls queued behind the failure were cancelled, not all run
+    with thread_pool(1) as pool:
+        assert pool is None

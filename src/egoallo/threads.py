@@ -15,8 +15,12 @@ import os
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 SMALL_WORK_FRAMES = 768
 """Inputs of fewer frames × samples than this run on one thread (a second one costs more than it gains)."""
@@ -97,3 +101,22 @@ def torch_threads(count: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextmanager
+def thread_pool(workers: int) -> Iterator[ThreadPoolExecutor | None]:
+    """A pool of `workers` threads, or None for fewer than 2.
+
+    On leaving the block the pool's queued work is cancelled (after an error or Ctrl-C, only the
+    calls already running are waited for, not every one submitted).
+    """
+    if workers < 2:
+        yield None
+        return
+    from concurrent.futures import ThreadPoolExecutor  # here: the CLI imports this module at start-up
+
+    pool = ThreadPoolExecutor(workers)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import Tensor
@@ -25,7 +24,7 @@ from torch import Tensor
 from ..body import BodyModel
 from ..geometry import so3
 from ..prior.state import MotionState
-from ..threads import torch_threads
+from ..threads import thread_pool, torch_threads
 from .costs import GuidanceLog, Observations, WristObservations, guide
 from .hands import HandObservations
 
@@ -92,7 +91,7 @@ def guide_in_segments(
 
     workers = min(torch.get_num_threads() if workers is None else workers, len(bounds))
     if workers > 1:
-        with torch_threads(1), ThreadPoolExecutor(workers) as pool:
+        with torch_threads(1), thread_pool(workers) as pool:
             return _joined(state, bounds, pool.map(solve, bounds))
     return _joined(state, bounds, map(solve, bounds))
 

@@ -11,12 +11,11 @@ import contextlib
 import dataclasses
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import Tensor
 
-from ..threads import torch_threads
+from ..threads import thread_pool, torch_threads
 from .state import MotionState
 
 
@@ -161,7 +160,7 @@ def ddim_sample(
     calls = [(frames[k : k + per_call], weights[k : k + per_call]) for k in range(0, frames.shape[0], per_call)]
     workers = min(torch.get_num_threads() if workers is None else workers, len(calls))
     levels = sampling_levels(num_steps, schedule.num_levels)
-    with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+    with thread_pool(workers) as pool:
         for level, next_level in zip(levels[:-1], levels[1:]):
             t = torch.full((B,), level, dtype=torch.long, device=device)
 
