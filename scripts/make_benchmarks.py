@@ -430,7 +430,8 @@ def main() -> None:
     if not args.table1_runs:  # not rerun: keep what the previous page measured, saying so
         for heading in ("## Table 1 replication", "## Cross-dataset"):
             kept = kept_section(previous, heading)
-            note = "*Kept from the previous page (not rerun: it needs `--table1-runs`); measured with the checkpoints it names.*"
+            note = ("*Kept from the previous page (not rerun: it needs `--table1-runs`): measured when it was written, "
+                    "with the checkpoints of that time, 30 DDIM steps and the true floor.*")
             lines += kept[:2] + ([note, ""] if kept and note not in kept else []) + kept[2:]
     if speed:
         lines += ["## Inference speed", "", "`python scripts/benchmark_inference.py`:", "", speed.strip(), ""]
@@ -439,7 +440,9 @@ def main() -> None:
     lines += [
         "## Commands",
         "",
-        "Shipped checkpoint training (the prior; the student distilled from it by the commands in `src/egoallo/assets/student/PROVENANCE.md`):",
+        ("The shipped prior's base training (then its fine-tuning on everyday motion, "
+         "`src/egoallo/assets/checkpoint/PROVENANCE.md`, and the student's distillation from it, "
+         "`src/egoallo/assets/student/PROVENANCE.md`):"),
         "",
         "```",
         SHIPPED_TRAIN,
