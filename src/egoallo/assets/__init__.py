@@ -24,6 +24,8 @@ def checkpoint_and_sampling(checkpoint: Path | None = None, steps: int | None = 
 
     if checkpoint is None:
         student = read_sampling(STUDENT_CHECKPOINT)
-        checkpoint = STUDENT_CHECKPOINT if steps is None or steps in (student.steps or ()) else DEFAULT_CHECKPOINT
+        if steps is None or steps in (student.steps or ()):
+            return STUDENT_CHECKPOINT, student.num_steps(steps, STUDENT_CHECKPOINT), student.eta
+        checkpoint = DEFAULT_CHECKPOINT
     sampling = read_sampling(checkpoint)
     return checkpoint, sampling.num_steps(steps, checkpoint), sampling.eta

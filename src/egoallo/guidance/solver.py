@@ -184,15 +184,21 @@ def normal_equations(residuals: list[Residual], num_frames: int) -> NormalEquati
         for a in range(span):
             for b in range(a, span):
                 target[b - a][:, a : a + W] += jacobians[a].mT @ jacobians[b]
-    joints = columns[::3] // 3
-    others = torch.ones(n // 3, dtype=torch.bool, device=columns.device)
-    others[joints] = False
+    joints, others = _coupled_rotations(columns, n // 3)
     # The dense systems also hold the per-joint blocks of their rotations (`_damped_parts`).
     dense_kd = max(_bandwidth(dense), _bandwidth([b[:, :, joints] for b in joint], len(columns)))
     bandwidths = (dense_kd, _bandwidth([b[:, :, others] for b in joint], 3))
     return NormalEquations(
         dense=tuple(dense), joint=tuple(joint), columns=columns, gradient=gradient, bandwidths=bandwidths
     )
+
+
+def _coupled_rotations(columns: Tensor, num_rotations: int) -> tuple[Tensor, Tensor]:
+    """The rotations whose variables are `columns` (long), and a (num_rotations,) mask of the others."""
+    joints = columns[::3] // 3
+    others = torch.ones(num_rotations, dtype=torch.bool, device=columns.device)
+    others[joints] = False
+    return joints, others
 
 
 def _bandwidth(blocks: Sequence[Tensor], n: int | None = None) -> int:
@@ -264,11 +270,8 @@ def _damped_parts(equations: NormalEquations, damping: Tensor) -> tuple[tuple[Te
     `H + λ·diag(H)` per sample, the diagonal floored so every direction is damped.
     Returns ((S, T-k, d, d) for k = 0, 1, 2) and ((S·R, T-k, 3, 3) for k = 0, 1, 2), R the other rotations.
     """
-    columns = equations.columns
-    joints = columns[::3] // 3
     S, _, J = equations.joint[0].shape[:3]
-    others = torch.ones(J, dtype=torch.bool, device=columns.device)
-    others[joints] = False
+    joints, others = _coupled_rotations(equations.columns, J)
     dense = []
     for k in range(MAX_SPAN):
         block = equations.dense[k].clone()
