@@ -196,3 +196,24 @@ def test_upside_down_head_poses_are_warned_about(tiny_estimator_parts, caplog):
     with caplog.at_level("WARNING", logger="egoallo.live"):
         _run(estimator, timestamps, poses @ flip)
     assert "points 180 deg from world up" in caplog.text
+
+
+def test_websocket_messages_are_read_after_the_client_has_closed():
+    """A client that sends and closes at once leaves no peer address; its queued lines still count."""
+    import queue
+
+    from egoallo.live.sources import read_websocket_lines
+
+    class ClosedConnection:
+        @property
+        def remote_address(self):
+            raise OSError(9, "Bad file descriptor")
+
+        def __iter__(self):
+            return iter(["1 0 0 0 0 0 0 1\n2 0 0 0 0 0 0 1", b"3 0 0 0 0 0 0 1"])
+
+    out: queue.Queue = queue.Queue()
+    read_websocket_lines(ClosedConnection(), out)
+    lines = [out.get_nowait() for _ in range(out.qsize())]
+    assert [line.text for line in lines] == ["1 0 0 0 0 0 0 1", "2 0 0 0 0 0 0 1", "3 0 0 0 0 0 0 1"]
+    assert {line.where for line in lines} == {"websocket client"}

@@ -242,6 +242,18 @@ def replay(path: Path, speed: float, out: queue.Queue, stop: threading.Event) ->
     out.put(END)
 
 
+def read_websocket_lines(connection, out: queue.Queue) -> None:
+    """Put the lines of every message of one WebSocket connection on `out`."""
+    try:
+        where = "websocket from {}:{}".format(*connection.remote_address[:2])
+    except OSError:  # the client has already closed; the messages it sent are still queued
+        where = "websocket client"
+    for message in connection:
+        text = message if isinstance(message, str) else message.decode("utf-8", errors="replace")
+        for line in text.splitlines():
+            out.put(Line(line, where))
+
+
 class WebSocketInput:
     """A local WebSocket server (its own thread): the lines of every message a client sends are poses."""
 
@@ -249,14 +261,7 @@ class WebSocketInput:
         """Raises `OSError` when `host:port` cannot be listened on."""
         from websockets.sync.server import serve
 
-        def handler(connection) -> None:
-            where = "websocket from {}:{}".format(*connection.remote_address[:2])
-            for message in connection:
-                text = message if isinstance(message, str) else message.decode("utf-8", errors="replace")
-                for line in text.splitlines():
-                    out.put(Line(line, where))
-
-        self._server = serve(handler, host, port)
+        self._server = serve(lambda connection: read_websocket_lines(connection, out), host, port)
         self.port = self._server.socket.getsockname()[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
