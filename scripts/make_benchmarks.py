@@ -67,7 +67,8 @@ SHIPPED_TRAIN = (
 
 
 def run_eval(dataset: Path, out: Path, checkpoint: Path, window: int, *, step: int = 1, guidance: tuple[str, ...] = (),
-             floor: str = "points", baselines: bool = False, sources: tuple[str, ...] | None = None) -> dict[str, dict]:
+             floor: str = "points", baselines: bool = False, sources: tuple[str, ...] | None = None,
+             seed: int = 0) -> dict[str, dict]:
     """`egoallo eval` unless `out` already holds reports of exactly these settings; returns them by report name."""
     suffix = "" if floor == "points" else f"_floor-{floor}"
     method = "egoallo" + "".join(f"+{m}" for m in sorted(guidance)) + suffix
@@ -80,12 +81,12 @@ def run_eval(dataset: Path, out: Path, checkpoint: Path, window: int, *, step: i
         meta = json.loads(path.read_text())["meta"]
         return (meta.get("checkpoint_sha256") == checkpoint_digest(checkpoint) and meta["config"]["window_step"] == step
                 and meta["config"]["guidance"] == sorted(guidance) and meta.get("sources") == (list(sources) if sources else None)
-                and meta["config"].get("floor", "true") == floor
+                and meta["config"].get("floor", "true") == floor and meta["config"]["seed"] == seed
                 and (not guidance or meta["config"].get("guidance_weights") == dataclasses.asdict(GuidanceWeights())))
 
     if not all(current(p) for p in paths):
         args = ["eval", "--dataset", str(dataset), "--out", str(out), "--checkpoint", str(checkpoint),
-                "--windows", str(window), "--window-step", str(step), "--floor", floor, "--force"]
+                "--windows", str(window), "--window-step", str(step), "--floor", floor, "--seed", str(seed), "--force"]
         args += ["--guidance", *guidance] if guidance else []
         args += ["--sources", *sources] if sources else []
         args += ["--baselines"] if baselines else []
@@ -96,6 +97,9 @@ def run_eval(dataset: Path, out: Path, checkpoint: Path, window: int, *, step: i
 
 
 GROUPS = ("held-out performers", "held-out styles")
+PERFORMER_SOURCES = ("cmu", "cmu_daz", "reactidle")
+FLOORS = ("points", "trajectory", "true")
+RESEEDS = (1, 2, 3)
 """`egoallo eval`'s groups: CMU, CMU Daz and ReActIdle test performers; Bandai Namco test styles of seen performers."""
 
 
@@ -152,6 +156,11 @@ def activity_rows(reports: list[dict]) -> list[str]:
             cells.append(f"{s['mpjpe']['mean']:.1f} ± {s['mpjpe']['stderr']:.1f}" if s else "—")
         rows.append(f"| {activity} | {groups.get(activity, '')} | {first['windows']} | " + " | ".join(cells) + " |")
     return rows
+
+
+def _sitting(report: dict) -> dict | None:
+    """The summary of a report's sitting / standing-up windows (the first source that has them), if any."""
+    return next((s for a, s in report["summary"]["activities"].items() if a.endswith("/sit")), None)
 
 
 def _median_metric(report: dict, metric: str, group: str) -> float:
@@ -256,20 +265,37 @@ def main() -> None:
     ship, num_steps, _ = checkpoint_and_sampling()  # what `egoallo infer` runs by default
 
     w128 = run_eval(d, r / "shipped", ship, 128, step=2, baselines=True)
-    feet = {floor: run_eval(d, r / "shipped", ship, 128, step=2, guidance=("feet",), floor=floor)
-            for floor in ("points", "trajectory", "true")}
-    feet_points, feet_none, feet_true = (next(iter(feet[f].values())) for f in ("points", "trajectory", "true"))
+    feet = {floor: run_eval(d, r / "shipped", ship, 128, step=2, guidance=("feet",), floor=floor) for floor in FLOORS}
+    feet_points, feet_none, feet_true = (next(iter(feet[f].values())) for f in FLOORS)
+    # Held-out performers' windows are few (sitting: one clip): their bars use every window, and three more seeds
+    # show how much of a difference is the sampler's noise.
+    everyone = {floor: next(iter(run_eval(d, r / "performers", ship, 128, guidance=("feet",), floor=floor,
+                                          sources=PERFORMER_SOURCES).values())) for floor in FLOORS}
+    reseeded = [next(iter(run_eval(d, r / f"performers_seed{seed}", ship, 128, guidance=("feet",),
+                                   sources=PERFORMER_SOURCES, seed=seed).values())) for seed in RESEEDS]
     w32 = run_eval(d, r / "shipped", ship, 32, step=8, baselines=True)
     w32_feet = run_eval(d, r / "shipped", ship, 32, step=8, guidance=("feet",))["egoallo+feet"]
     nearest, rest = w128["nearest_neighbour"], w128["rest_pose"]
     best_baseline = min(rest, nearest, key=lambda rep: rep["summary"]["all"]["mpjpe"]["mean"])
     whole = feet_points["summary"]["all"]
     gain = 1.0 - whole["mpjpe"]["mean"] / best_baseline["summary"]["all"]["mpjpe"]["mean"]
-    performers = feet_points["summary"]["groups"]["held-out performers"]
-    sitting = [s for a, s in feet_points["summary"]["activities"].items() if a.endswith("/sit")]
-    sit = sitting[0] if sitting else None
-    floor_median = _median_metric(feet_none, "floor_error_cm", "held-out performers")
-    stature_median = _median_metric(feet_none, "stature_error_cm", "held-out performers")
+    performers = everyone["points"]["summary"]["all"]
+    sit = _sitting(everyone["points"])
+    floor_median = _median_metric(everyone["trajectory"], "floor_error_cm", "held-out performers")
+    stature_median = _median_metric(everyone["trajectory"], "stature_error_cm", "held-out performers")
+    seeded = [everyone["points"], *reseeded]  # seeds 0, *RESEEDS
+
+    def over_seeds(summary_of, bar_mm: float) -> tuple[str, bool]:
+        """The bar judged on the mean over the seeds (one seed's windows are too few), each seed listed."""
+        values = [summary_of(report) for report in seeded]
+        if any(v is None for v in values):
+            return "no window", False
+        means = [v["mpjpe"]["mean"] for v in values]
+        mean = float(np.mean(means))
+        listed = ", ".join(f"{m:.1f}" for m in means)
+        return (f"{mean:.1f} mm, mean of seeds 0–{RESEEDS[-1]} ({listed}; {values[0]['windows']} windows, "
+                f"± {values[0]['mpjpe']['stderr']:.1f} over windows at seed 0)", mean <= bar_mm)
+
     bar_rows = [
         ("whole test split: MPJPE ≤ 110 mm (first set with the true floor)", f"{whole['mpjpe']['mean']:.1f} mm",
          whole["mpjpe"]["mean"] <= 110.0),
@@ -277,9 +303,9 @@ def main() -> None:
          f"{100 * gain:.1f} % below {best_baseline['meta']['method']}", gain >= 0.15),
         ("whole test split: T_head ≤ 0.01 m", f"{whole['T_head']['mean']:.4f} m", whole["T_head"]["mean"] <= 0.01),
         ("whole test split: foot contact ≥ 0.95", f"{whole['foot_contact']['mean']:.2f}", whole["foot_contact"]["mean"] >= 0.95),
-        ("held-out performers: MPJPE ≤ 130 mm", f"{performers['mpjpe']['mean']:.1f} mm", performers["mpjpe"]["mean"] <= 130.0),
-        ("held-out performers, sitting / standing up: MPJPE ≤ 150 mm",
-         f"{sit['mpjpe']['mean']:.1f} mm ({sit['windows']} windows)" if sit else "no window", bool(sit) and sit["mpjpe"]["mean"] <= 150.0),
+        ("held-out performers (every window): MPJPE ≤ 130 mm",
+         *over_seeds(lambda report: report["summary"]["all"], 130.0)),
+        ("held-out performers, sitting / standing up (every window): MPJPE ≤ 150 mm", *over_seeds(_sitting, 150.0)),
         ("sitting: a foot > 3 cm into the floor in ≤ 5 % of frames",
          f"{100 * sit['penetration_share']['mean']:.1f} %" if sit else "no window", bool(sit) and sit["penetration_share"]["mean"] <= 0.05),
         ("no point cloud, held-out performers: floor error median ≤ 4 cm (per window, own statures)",
@@ -333,7 +359,7 @@ def main() -> None:
          "no user has). Test split of `egoallo data build` (`docs/dataset.md`): **held-out performers** (CMU "
          "subject 5, CMU Daz subject 13, ReActIdle performers 008 and 012: people the model has never seen) apart "
          "from **held-out styles** of seen performers (Bandai Namco styles proud, tired, feminine). 128-frame "
-         "windows: every 2nd; 32-frame windows: every 8th. Mean ± standard error over windows. The paper's numbers "
+         "windows: every 2nd (every window for the held-out performers' bars); 32-frame windows: every 8th. Mean ± standard error over windows. The paper's numbers "
          "(AMASS, SMPL-H, 50 M-parameter model) are not directly comparable: different data and body model."),
         "",
         "## Accuracy bars (128-frame windows, foot guidance, point-cloud floor unless said)",
@@ -354,6 +380,26 @@ def main() -> None:
             *method_table(d, rows_128, group),
             "",
         ]
+    lines += [
+        f"## 128-frame windows: held-out performers, every window ({performers['windows']} windows)",
+        "",
+        ("The bars above for held-out performers use these runs: every window of theirs rather than every 2nd, "
+         f"since their rarer activities have few (sitting: one clip). Seeds {RESEEDS[0]}–{RESEEDS[-1]} rerun the "
+         "point-cloud row to show the sampler's share of the differences; the MPJPE bars are judged on the mean "
+         "over the four seeds."),
+        "",
+        *method_table(d, [("egoallo + foot guidance, point-cloud floor", everyone["points"]),
+                          ("egoallo + foot guidance, no point cloud (floor from the trajectory)", everyone["trajectory"]),
+                          ("egoallo + foot guidance, true floor (upper bound)", everyone["true"]),
+                          *((f"egoallo + foot guidance, point-cloud floor, seed {seed}", report)
+                            for seed, report in zip(RESEEDS, reseeded))]),
+        "",
+        ("| activity | group | windows | point-cloud floor | no point cloud | true floor (upper bound) | "
+         + " | ".join(f"point-cloud floor, seed {seed}" for seed in RESEEDS) + " |"),
+        "|---|---|---|---|---|---|" + "---|" * len(RESEEDS),
+        *activity_rows([everyone[f] for f in FLOORS] + reseeded),
+        "",
+    ]
     lines += [
         ("Foot guidance (`--guidance feet`): no sliding of feet in predicted contact, and feet in contact "
          "standing on the floor given (`docs/guidance.md`). The last row scores the motion capture itself: its foot "
@@ -453,7 +499,11 @@ def main() -> None:
         "```",
         "egoallo eval --dataset DIR/dataset.h5 --out reports/shipped --windows 128 --window-step 2 --baselines",
         *[f"egoallo eval --dataset DIR/dataset.h5 --out reports/shipped --windows 128 --window-step 2 --guidance feet --floor {f}"
-          for f in ("points", "trajectory", "true")],
+          for f in FLOORS],
+        *[f"egoallo eval --dataset DIR/dataset.h5 --out reports/performers --windows 128 --guidance feet --floor {f} "
+          f"--sources {' '.join(PERFORMER_SOURCES)}" for f in FLOORS],
+        *[f"egoallo eval --dataset DIR/dataset.h5 --out reports/performers_seed{seed} --windows 128 --guidance feet "
+          f"--sources {' '.join(PERFORMER_SOURCES)} --seed {seed}" for seed in RESEEDS],
         "egoallo eval --dataset DIR/dataset.h5 --out reports/shipped --windows 32 --window-step 8 --baselines",
         "egoallo eval --dataset DIR/dataset.h5 --out reports/shipped --windows 32 --window-step 8 --guidance feet",
         "```",
