@@ -203,5 +203,10 @@ def infer(
         f"in {compute:.1f} s ({seconds / compute:.1f}x real time); floor z = {floor.z:.3f} m ({floor.method}); "
         f"stature {', '.join(f'{s:.2f}' for s in result.stature_m)} m"
     )
+    if floor.method == "trajectory":
+        print(f"note: no point cloud or --floor-z: the floor was put an average standing eye height "
+              f"({standing_eye_height(body):.2f} m) under the head's usual top height, so it is off by about as much "
+              "as the wearer's eye height differs from that (about 9 cm per 10 cm of stature; docs/everyday.md); "
+              "--points or --floor-z give the true floor")
     if repairs := head.metadata.get("repairs"):
         print(f"note: input repairs: {repairs}")
