@@ -269,7 +269,7 @@ def _json_numbers(value: Any, shape: tuple[int, ...], where: str) -> np.ndarray:
 def _real_numbers(value: Any) -> np.ndarray | None:
     """A JSON number or (nested) list of them as float64; None for anything else (strings, booleans, null,
     integers beyond float64)."""
-    leaves, stack = [], [value]
+    stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, list):
