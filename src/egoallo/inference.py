@@ -57,7 +57,7 @@ def standing_eye_height(body: BodyModel) -> float:
 
 
 PLACEMENT_CHUNK = 8192
-"""Frames posed at once by `place_in_world` (bounds its memory on long sequences)."""
+"""Frames posed at once by `place_in_world`, and moved to the input's world at once (bounds memory on long sequences)."""
 
 
 def place_in_world(body: BodyModel, state: MotionState, T_world_cpf: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -190,9 +190,11 @@ def estimate_body_motion(
 
     T_input_zup = trajectory.T_input_world
     R, p = T_input_zup[:3, :3], T_input_zup[:3, 3]
-    joints = joints.double().numpy()  # (S, T, 52, 3)
-    joints_input = joints @ R.T
-    joints_input += p
+    joints = joints.numpy()  # (S, T, 52, 3) float32, z-up world
+    joints_input = np.empty_like(joints)  # in the input's world, computed in float64 a chunk at a time
+    for start in range(0, joints.shape[1], PLACEMENT_CHUNK):
+        chunk = slice(start, start + PLACEMENT_CHUNK)
+        joints_input[:, chunk] = joints[:, chunk].astype(np.float64) @ R.T + p
     local = state.local_rotations.float().numpy()
     if local.shape[-3] == 21:
         fingers = np.broadcast_to(np.eye(3, dtype=np.float32), (*local.shape[:2], 30, 3, 3))
@@ -200,7 +202,7 @@ def estimate_body_motion(
     return InferenceResult(
         timestamps_ns=trajectory.timestamps_ns.astype(np.int64),
         T_world_cpf=T_input_zup @ trajectory.T_world_cpf,
-        joints_world=joints_input.astype(np.float32),
+        joints_world=joints_input,
         T_world_root=(T_input_zup @ T_world_root.double().numpy()).astype(np.float32),
         local_rotations=local.astype(np.float32, copy=False),
         betas=betas.numpy().astype(np.float32, copy=False),

@@ -258,9 +258,9 @@ def joined(parts: list[Part], body: BodyModel, metadata: dict[str, Any]) -> Infe
     first, reference = results[0], results[longest]
 
     def along_time(name: str, axis: int) -> np.ndarray:
-        return np.concatenate([getattr(r, name) for r in results], axis=axis)
+        return joined_arrays([getattr(r, name) for r in results], axis)
 
-    over_floor = np.concatenate([above_floor(part, result) for part, result in zip(parts, results)], axis=1)
+    over_floor = joined_arrays([above_floor(part, result) for part, result in zip(parts, results)], 1)
     heights = body.with_shape(torch.from_numpy(first.betas)).rest_joint_heights.double().numpy()
     figures = plausibility(over_floor, 0.0, heights, first.fps).to_json()
     return dataclasses.replace(
@@ -285,10 +285,16 @@ def joined(parts: list[Part], body: BodyModel, metadata: dict[str, Any]) -> Infe
     )
 
 
+def joined_arrays(arrays: list[np.ndarray], axis: int) -> np.ndarray:
+    """The arrays one after the other along `axis`; a single one as it is (an hour of joints is 0.1 GB a copy)."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=axis)
+
+
 def above_floor(part: Part, result: InferenceResult) -> np.ndarray:
     """(S, T, 52, 3) a moved-back part's joints in the z-up world, heights over its own floor."""
     joints = result.joints_world @ result.T_input_zup[:3, :3]
-    return joints - np.array([0.0, 0.0, part.floor_z])
+    joints[..., 2] -= part.floor_z
+    return joints
 
 
 def segment_entries(parts: list[Part], results: list[InferenceResult]) -> list[dict[str, Any]]:

@@ -55,15 +55,15 @@ def plausibility(joints_world: np.ndarray, floor_z: float, standing_heights: np.
         standing_heights: `(S, 52)` or `(52,)` each joint's height over the sole in the rest pose.
         fps: frame rate (for speeds).
     """
-    joints = np.asarray(joints_world, dtype=np.float64)
+    joints = np.asarray(joints_world)  # float32 or float64; only the joints used are cast (an hour is 0.1 GB a copy)
     standing = np.broadcast_to(np.asarray(standing_heights, dtype=np.float64), (joints.shape[0], joints.shape[2]))
-    feet = joints[:, :, FOOT_JOINTS]  # (S, T, 4, 3)
+    feet = joints[:, :, FOOT_JOINTS].astype(np.float64)  # (S, T, 4, 3)
     above = feet[..., 2] - floor_z - standing[:, None, FOOT_JOINTS]  # (S, T, 4): height over standing height
     penetration = np.maximum(-above, 0.0)
     on_floor = np.abs(above) < SKATE_CONTACT_M
     speed = np.linalg.norm(np.diff(feet[..., :2], axis=1), axis=-1) * fps  # (S, T-1, 4)
     skating = (on_floor[:, 1:] & on_floor[:, :-1] & (speed > SKATE_SPEED_M_S)).any(axis=-1)
-    pelvis = joints[:, :, skeleton.JOINT_INDEX["pelvis"], 2] - floor_z
+    pelvis = joints[:, :, skeleton.JOINT_INDEX["pelvis"], 2].astype(np.float64) - floor_z
     return Plausibility(
         penetration_share=(penetration > PENETRATION_TOLERANCE_M).any(axis=-1).mean(axis=1),
         deepest_penetration_m=penetration.max(axis=(1, 2)),
@@ -77,7 +77,7 @@ def plausibility(joints_world: np.ndarray, floor_z: float, standing_heights: np.
 
 def largest_jump(joints_world: np.ndarray) -> np.ndarray:
     """`(...)` the largest frame-to-frame displacement of a body joint (0-21) in `joints_world (..., T, J, 3)`."""
-    body = np.asarray(joints_world, dtype=np.float64)[..., : skeleton.NUM_BODY_JOINTS, :]
+    body = np.asarray(joints_world)[..., : skeleton.NUM_BODY_JOINTS, :].astype(np.float64)
     steps = np.linalg.norm(np.diff(body, axis=-3), axis=-1)
     return steps.max(axis=(-2, -1)) if steps.shape[-2] else np.zeros(body.shape[:-3])
 
