@@ -190,8 +190,8 @@ def estimate_body_motion(
 
     T_input_zup = trajectory.T_input_world
     R, p = T_input_zup[:3, :3], T_input_zup[:3, 3]
-    joints = joints.numpy()  # (S, T, 52, 3) float32, z-up world
-    joints_input = np.empty_like(joints)  # in the input's world, computed in float64 a chunk at a time
+    joints = joints.numpy()  # (S, T, 52, 3), z-up world
+    joints_input = np.empty(joints.shape, dtype=np.float32)  # in the input's world, computed in float64 a chunk at a time
     for start in range(0, joints.shape[1], PLACEMENT_CHUNK):
         chunk = slice(start, start + PLACEMENT_CHUNK)
         joints_input[:, chunk] = joints[:, chunk].astype(np.float64) @ R.T + p
