@@ -27,14 +27,10 @@ import torch
 
 from egoallo.body import BodyModel
 from egoallo.data.dataset import MotionDataset, betas_with_stature, reshape_window
+from egoallo.inference import standing_eye_height
 from egoallo.inputs.gait import GaitHeightModel, gait_windows
 
 HELD_OUT_PERFORMERS = ("cmu", "cmu_daz", "reactidle")
-
-
-def eye_height(body: BodyModel, betas: np.ndarray) -> float:
-    shaped = body.with_shape(torch.from_numpy(np.asarray(betas[: body.num_betas], dtype=np.float32)))
-    return float(shaped.cpf_zero[1] - shaped.verts_zero[:, 1].min())
 
 
 def stature_for_eye_height(body: BodyModel, eye: float) -> float:
@@ -42,7 +38,7 @@ def stature_for_eye_height(body: BodyModel, eye: float) -> float:
     lo, hi = 1.2, 2.3
     for _ in range(30):
         mid = 0.5 * (lo + hi)
-        if eye_height(body, betas_with_stature(body, np.zeros(body.num_betas), mid)) < eye:
+        if standing_eye_height(body, betas_with_stature(body, np.zeros(body.num_betas), mid)) < eye:
             lo = mid
         else:
             hi = mid
@@ -88,7 +84,7 @@ def main() -> None:
         model.save(args.out)
         print(f"wrote {args.out}")
 
-    mean_eye = eye_height(body, np.zeros(body.num_betas))
+    mean_eye = standing_eye_height(body, np.zeros(body.num_betas))
     for split in ("val", "test"):
         dataset = MotionDataset(args.dataset, split)
         errors: dict[tuple[str, str], list] = defaultdict(list)

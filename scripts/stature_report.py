@@ -27,6 +27,7 @@ from egoallo.body import BodyModel
 from egoallo.body import skeleton
 from egoallo.data.dataset import MotionDataset
 from egoallo.evaluation.benchmark import EvalConfig, diffusion_predictor, given_floor, test_windows
+from egoallo.inference import standing_eye_height
 from egoallo.inputs.trajectory import HeadTrajectory
 from egoallo.prior.checkpoint import load_denoiser
 
@@ -77,7 +78,7 @@ def main() -> None:
         shaped = body.with_shape(torch.from_numpy(whole["betas"]).float())
         rest_ankle = float(shaped.rest_joint_heights[skeleton.JOINT_INDEX["left_ankle"]])
         truth[who] = {"stature": float(shaped.stature),
-                      "eye": float(shaped.cpf_zero[1] - shaped.verts_zero[:, 1].min())}
+                      "eye": standing_eye_height(body, whole["betas"])}
         still = standing_still(whole, rest_ankle)
         heads[who].extend(whole["T_world_cpf"][still, 2, 3])
         knees[who].extend(knee_angles_deg(whole["joints_world"][still]).ravel())

@@ -174,3 +174,15 @@ def test_unreadable_and_missing_files(tmp_path):
     junk.write_text("not a zip")
     with pytest.raises(BodyModelFileError, match="junk.npz: not a valid npz"):
         BodyModel.load(junk)
+
+
+def test_standing_eye_height_follows_the_body_shape():
+    from egoallo.data.dataset import betas_with_stature
+    from egoallo.inference import standing_eye_height
+
+    body = BodyModel.load_default()
+    mean = standing_eye_height(body)
+    assert mean == standing_eye_height(body, np.zeros(body.num_betas))
+    tall = standing_eye_height(body, betas_with_stature(body, np.zeros(body.num_betas), 1.95))
+    short = standing_eye_height(body, betas_with_stature(body, np.zeros(body.num_betas), 1.50))
+    assert short < mean < tall and 0.9 < (tall - short) / 0.45 < 1.0  # eye height is about 0.93 of stature

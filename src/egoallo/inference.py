@@ -50,9 +50,10 @@ class SamplingConfig:
     guidance_weights: GuidanceWeights = dataclasses.field(default_factory=GuidanceWeights)
 
 
-def standing_eye_height(body: BodyModel) -> float:
-    """Height of the CPF above the soles for the mean body (β = 0) standing at rest."""
-    shaped = body.with_shape(torch.zeros(body.num_betas))
+def standing_eye_height(body: BodyModel, betas: np.ndarray | Tensor | None = None) -> float:
+    """Height of the CPF above the soles of the body `betas (B',)` (default: the mean body, β = 0) standing at rest."""
+    betas = torch.zeros(body.num_betas) if betas is None else torch.as_tensor(betas)[: body.num_betas].float()
+    shaped = body.with_shape(betas)
     return float(shaped.cpf_zero[1] - shaped.verts_zero[:, 1].min())
 
 

@@ -40,15 +40,6 @@ def check_dataset(dataset: Path) -> None:
         raise UserError(f"{dataset}: not an HDF5 file; expected a dataset.h5 from `egoallo data build`.")
 
 
-def checkpoint_and_sampling(checkpoint: Path | None, steps: int | None) -> tuple[Path, int, float]:
-    """`egoallo.assets.checkpoint_and_sampling` for `--checkpoint` and `--steps` (checked first)."""
-    from .. import assets
-
-    if steps is not None:
-        check_range("--steps", steps, 1)
-    return assets.checkpoint_and_sampling(checkpoint, steps)
-
-
 def threads_and_models(
     threads: int | None, work: int, body_model: Path | None, checkpoint: Path | None
 ) -> tuple[BodyModel, EgoDenoiser, Path]:

@@ -8,10 +8,11 @@ import json
 from pathlib import Path
 from typing import Literal
 
+from ..assets import checkpoint_and_sampling
 from ..body import BodyModel
 from ..errors import UserError
 from ..files import check_output_files
-from .checks import check_dataset, check_range, check_seed, checkpoint_and_sampling
+from .checks import check_dataset, check_range, check_seed
 from ..evaluation.baselines import NearestNeighbourPredictor, rest_pose_predictor
 from ..evaluation.benchmark import (
     EvalConfig,
@@ -80,7 +81,8 @@ def evaluate_cli(
         force: Overwrite reports of the same names in OUT.
     """
     for flag, value in (("--samples", samples), ("--window-step", window_step),
-                        *(("--windows", w) for w in windows), *((("--max-windows", max_windows),) if max_windows else ())):
+                        *(("--windows", w) for w in windows), *((("--max-windows", max_windows),) if max_windows else ()),
+                        *((("--steps", steps),) if steps is not None else ())):
         check_range(flag, value, 1)
     check_seed(seed)
     modes = frozenset(guidance) - {"off"}

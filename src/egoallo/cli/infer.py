@@ -125,8 +125,9 @@ def infer(
             print("warning: official EgoAllo checkpoints predict SMPL-H shapes; pass the SMPL-H model with --body-model.")
 
     cloud = read_points(points) if points is not None else None
+    eye_height = standing_eye_height(body)
     try:
-        floors, notes = segment_floors(segments, fps=30.0, eye_height=standing_eye_height(body), floor_z=floor_z,
+        floors, notes = segment_floors(segments, fps=30.0, eye_height=eye_height, floor_z=floor_z,
                                        cloud=cloud)
     except ValueError as e:
         raise UserError(str(e)) from None
@@ -205,7 +206,7 @@ def infer(
     )
     if floor.method == "trajectory":
         print(f"note: no point cloud or --floor-z: the floor was put an average standing eye height "
-              f"({standing_eye_height(body):.2f} m) under the head's usual top height, so it is off by about as much "
+              f"({eye_height:.2f} m) under the head's usual top height, so it is off by about as much "
               "as the wearer's eye height differs from that (about 9 cm per 10 cm of stature; docs/everyday.md); "
               "--points or --floor-z give the true floor")
     if repairs := head.metadata.get("repairs"):
