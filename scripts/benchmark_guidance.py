@@ -14,14 +14,18 @@ import math
 import platform
 import time
 
-import torch
+from egoallo.threads import prefer_passive_waiting
 
-from egoallo.body import BodyModel
-from egoallo.geometry import se3, so3
-from egoallo.guidance import LMConfig, build_problem, guide, levenberg_marquardt
-from egoallo.guidance.costs import FOOT_JOINTS
-from egoallo.guidance.solver import sum_of_squares
-from egoallo.prior.state import MotionState
+prefer_passive_waiting()  # before torch and scipy start their thread pools, as the egoallo command does
+
+import torch  # noqa: E402
+
+from egoallo.body import BodyModel  # noqa: E402
+from egoallo.geometry import se3, so3  # noqa: E402
+from egoallo.guidance import LMConfig, build_problem, guide, levenberg_marquardt  # noqa: E402
+from egoallo.guidance.costs import FOOT_JOINTS  # noqa: E402
+from egoallo.guidance.solver import sum_of_squares  # noqa: E402
+from egoallo.prior.state import MotionState  # noqa: E402
 
 F64 = torch.float64
 
