@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..files import check_output, require_file
-from .checks import check_range, check_seed, threads_and_models
+from .checks import check_range, check_seed
 
 
 def live(
@@ -167,6 +167,7 @@ def _wire(config, *, follow, stdin, udp, ws_input, replay, speed, host, viewer, 
     from ..live.estimator import LiveEstimator
     from ..live.outputs import FrameServer, Recorder, hello_message
     from ..live.session import FrameSetup, LiveSession
+    from ..pipeline import load_models
     from ..prior.checkpoint import load_denoiser
 
     try:
@@ -180,7 +181,7 @@ def _wire(config, *, follow, stdin, udp, ws_input, replay, speed, host, viewer, 
         from ..inputs.calibration import load_calibration
 
         T_device_cpf = load_calibration(calibration).T_device_cpf
-    body, denoiser, checkpoint = threads_and_models(threads, 1, body_model, checkpoint)
+    body, denoiser, checkpoint = load_models(threads, 1, body_model, checkpoint)
     warmup_denoiser = denoiser if warmup_checkpoint == checkpoint else load_denoiser(warmup_checkpoint)[1]
 
     stop = threading.Event()
