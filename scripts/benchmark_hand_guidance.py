@@ -22,8 +22,10 @@ import torch
 
 from egoallo.body import BodyModel
 from egoallo.evaluation.synthetic_hands import F64, Scene, errors, make_scene, perturbed
-from egoallo.guidance import HandObservations, LMConfig, Observations, guide
-from egoallo.inputs.cameras import CameraModel, load_aria_rgb_camera
+from egoallo.guidance import LMConfig, guide
+from egoallo.observations import HandObservations, Observations
+from egoallo.cameras import CameraModel
+from egoallo.inputs.calibration import load_rgb_camera
 
 SHARED = Path(os.environ.get("EGOALLO_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 def noisy_pixels(scene: Scene, seed: int) -> torch.Tensor:
@@ -99,7 +101,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     body = BodyModel.load_default()
-    camera = load_aria_rgb_camera(SHARED / "aria" / "aea_recording_rgb8frames.vrs")
+    camera = load_rgb_camera(SHARED / "aria" / "aea_recording_rgb8frames.vrs")
     started = time.perf_counter()
     print(f"torch {torch.__version__}, {args.threads} thread(s), {platform.processor() or platform.machine()}")
     accuracy_table(body, camera, args.frames, args.seeds)

@@ -96,7 +96,8 @@ def in_process(name: str, threads: int, guidance: str, folder: Path, steps: int 
     """Child mode: time `estimate_body_motion` after a warm-up; prints JSON."""
     import torch
 
-    from egoallo.assets import EXAMPLE_TRAJECTORY, checkpoint_and_sampling
+    from egoallo.assets import EXAMPLE_TRAJECTORY
+    from egoallo.prior.checkpoint import checkpoint_and_sampling
     from egoallo.body import BodyModel
     from egoallo.inference import SamplingConfig, estimate_body_motion, standing_eye_height
     from egoallo.inputs.points import floor_from_trajectory

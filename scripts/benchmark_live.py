@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from egoallo.assets import checkpoint_and_sampling
+from egoallo.prior.checkpoint import checkpoint_and_sampling
 from egoallo.body import BodyModel
 from egoallo.body.plausibility import largest_jump
 from egoallo.evaluation.benchmark import EvalConfig, diffusion_predictor, evaluate, summarize

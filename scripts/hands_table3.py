@@ -37,7 +37,8 @@ from egoallo.body import BodyModel
 from egoallo.data.dataset import MotionDataset
 from egoallo.evaluation.benchmark import test_windows
 from egoallo.geometry import se3
-from egoallo.guidance import HandObservations, Observations, wrist_observations
+from egoallo.guidance import wrist_observations
+from egoallo.observations import HandObservations, Observations
 from egoallo.guidance.hands import (
     LANDMARK_JOINTS,
     NUM_LANDMARKS,
@@ -46,7 +47,8 @@ from egoallo.guidance.hands import (
     place_keypoints,
 )
 from egoallo.inference import SamplingConfig, estimate_body_motion
-from egoallo.inputs.cameras import CameraModel, load_aria_rgb_camera
+from egoallo.cameras import CameraModel
+from egoallo.inputs.calibration import load_rgb_camera
 from egoallo.inputs.trajectory import HeadTrajectory
 from egoallo.prior.checkpoint import load_denoiser
 from egoallo.prior.network import EgoDenoiser
@@ -295,7 +297,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     body = BodyModel.load_default()
-    camera = load_aria_rgb_camera(SHARED / "aria" / "aea_recording_rgb8frames.vrs")
+    camera = load_rgb_camera(SHARED / "aria" / "aea_recording_rgb8frames.vrs")
     _, denoiser = load_denoiser(DEFAULT_CHECKPOINT)
     detector = Detector()
     dataset = MotionDataset(args.dataset, "test")

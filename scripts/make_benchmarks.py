@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from egoallo.assets import checkpoint_and_sampling
+from egoallo.prior.checkpoint import checkpoint_and_sampling
 from egoallo.body import skeleton
 from egoallo.cli.evaluate import checkpoint_digest
 from egoallo.cli.main import main as egoallo

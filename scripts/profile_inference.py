@@ -86,7 +86,8 @@ def profile_once(guidance: frozenset[str], steps: int | None) -> dict[str, float
     import egoallo.guidance.solver as solver
     import egoallo.inference as inference
     import egoallo.prior.diffusion as diffusion
-    from egoallo.assets import EXAMPLE_TRAJECTORY, checkpoint_and_sampling
+    from egoallo.assets import EXAMPLE_TRAJECTORY
+    from egoallo.prior.checkpoint import checkpoint_and_sampling
     from egoallo.body import BodyModel
     from egoallo.inputs.points import floor_from_trajectory
     from egoallo.inputs.trajectory import read_trajectory

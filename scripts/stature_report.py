@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from egoallo.assets import checkpoint_and_sampling
+from egoallo.prior.checkpoint import checkpoint_and_sampling
 from egoallo.body import BodyModel
 from egoallo.body import skeleton
 from egoallo.data.dataset import MotionDataset

@@ -22,7 +22,7 @@ from egoallo.data.amass import AmassFileError, read_amass
 from egoallo.data.bvh import BvhError, read_bvh
 from egoallo.errors import UserError
 from egoallo.export import result_motion, write_amass_npz, write_bvh
-from egoallo.guidance import Observations
+from egoallo.observations import Observations
 from egoallo.hands.detections import HandDetections
 from egoallo.hands.hamer import read_hamer
 from egoallo.inference import SamplingConfig
@@ -424,7 +424,7 @@ def same_calibration(a, b) -> bool:  # noqa: ANN001 (two AriaCalibration)
     if (a.rgb is None) != (b.rgb is None):
         return False
     return a.rgb is None or (
-        a.rgb.model == b.rgb.model and a.rgb.image_size == b.rgb.image_size and a.rgb.valid_radius == b.rgb.valid_radius
+        a.rgb.kind == b.rgb.kind and a.rgb.image_size == b.rgb.image_size and a.rgb.valid_radius == b.rgb.valid_radius
         and np.allclose(a.rgb.params, b.rgb.params, atol=1e-12)
         and np.allclose(a.rgb.T_device_camera, b.rgb.T_device_camera, atol=1e-12)
     )

@@ -11,11 +11,9 @@ from torch import Tensor
 from egoallo import guidance
 from egoallo.body import BodyModel
 from egoallo.geometry import se3, so3
+from egoallo.cameras import CameraModel
 from egoallo.guidance import (
     GuidanceWeights,
-    HandObservations,
-    Observations,
-    WristObservations,
     build_problem,
     guide,
     levenberg_marquardt,
@@ -29,7 +27,7 @@ from egoallo.guidance.solver import (
     solve_banded,
 )
 from egoallo.inference import place_in_world
-from egoallo.inputs.cameras import CameraModel
+from egoallo.observations import HandObservations, Observations, WristObservations
 from egoallo.prior.state import MotionState
 
 F64 = torch.float64

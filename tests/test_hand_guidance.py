@@ -18,13 +18,15 @@ import torch
 from egoallo.body import BodyModel
 from egoallo.body.skeleton import JOINT_NAMES, PARENTS
 from egoallo.evaluation.synthetic_hands import Scene, errors, make_scene, perturbed
-from egoallo.guidance import GuidanceWeights, HandObservations, Observations, guide
+from egoallo.guidance import GuidanceWeights, guide
+from egoallo.observations import HandObservations, Observations
 from egoallo.guidance.hands import (
     LANDMARK_JOINTS,
     TIP_LANDMARKS,
     fingertip_offsets,
 )
-from egoallo.inputs.cameras import CameraModel, load_aria_rgb_camera
+from egoallo.cameras import CameraModel
+from egoallo.inputs.calibration import load_rgb_camera
 
 F64 = torch.float64
 @pytest.fixture(scope="module")
@@ -34,7 +36,7 @@ def body() -> BodyModel:
 
 @pytest.fixture(scope="module")
 def camera(shared_dir: Path) -> CameraModel:
-    return load_aria_rgb_camera(shared_dir / "aria" / "aea_recording_rgb8frames.vrs")
+    return load_rgb_camera(shared_dir / "aria" / "aea_recording_rgb8frames.vrs")
 
 
 @pytest.fixture(scope="module")

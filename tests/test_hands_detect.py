@@ -54,7 +54,7 @@ def test_vrs_detects_the_visible_left_hand_inside_the_image(vrs, vrs_run):
     assert (np.linalg.norm(relative[:, 9], axis=-1) > 0.05).all()  # wrist to middle-finger knuckle: metric
     assert np.isnan(hands.wrist_3d_camera).all()
     camera = load_rgb_camera(vrs)
-    assert hands.camera.model == "fisheye624" and hands.camera.params.shape == (15,)
+    assert hands.camera.kind == "fisheye624" and hands.camera.params.shape == (15,)
     assert np.allclose(hands.camera.T_cpf_camera, camera.T_cpf_camera) and hands.camera.image_size == (1408, 1408)
 
 
@@ -122,7 +122,7 @@ def test_video_without_hands_is_counted(tmp_path, capsys):
     assert hands.frame_indices.tolist() == [0, 3, 6, 9]
     assert hands.timestamps_ns.tolist() == [5_000_000_000 + i * 100_000_000 for i in (0, 3, 6, 9)]
     assert (hands.confidence == 0).all() and np.isnan(hands.keypoints_2d).all()
-    assert hands.camera.model == "pinhole" and hands.camera.T_device_camera is None
+    assert hands.camera.kind == "pinhole" and hands.camera.T_device_camera is None
 
 
 def _text_file(path: Path) -> Path:

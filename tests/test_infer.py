@@ -177,7 +177,8 @@ def test_infer_with_a_known_floor(tiny_checkpoint, tmp_path, capsys):
 def test_the_default_is_the_distilled_student_and_other_step_counts_run_its_teacher(tiny_checkpoint, tmp_path, capsys):
     """Without --checkpoint: the shipped student in its own steps, deterministic; any other --steps: the shipped
     prior it was distilled from. A distilled --checkpoint refuses step counts it was not trained for."""
-    from egoallo.assets import DEFAULT_CHECKPOINT, STUDENT_CHECKPOINT, checkpoint_and_sampling
+    from egoallo.assets import DEFAULT_CHECKPOINT, STUDENT_CHECKPOINT
+    from egoallo.prior.checkpoint import checkpoint_and_sampling
     from egoallo.prior.checkpoint import load_denoiser, read_sampling, save_project_checkpoint
 
     student = read_sampling(STUDENT_CHECKPOINT)

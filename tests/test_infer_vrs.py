@@ -13,12 +13,13 @@ import torch
 
 from egoallo.body import BodyModel
 from egoallo.cli.main import main
-from egoallo.guidance import Observations
+from egoallo.observations import Observations
 from egoallo.guidance.hands import LANDMARK_JOINTS, landmark_offsets
 from egoallo.hands import open_frames
 from egoallo.hands.observations import detected_hand_observations
 from egoallo.inference import SamplingConfig, estimate_body_motion
-from egoallo.inputs.cameras import CameraModel, load_aria_rgb_camera
+from egoallo.cameras import CameraModel
+from egoallo.inputs.calibration import load_rgb_camera
 from egoallo.inputs.trajectory import HeadTrajectory
 from egoallo.prior.checkpoint import load_denoiser
 from egoallo.result import InferenceResult
@@ -98,7 +99,7 @@ def landmark_pixel_error(result: InferenceResult, camera: CameraModel, pixels: t
     posed = shaped.with_pose(torch.from_numpy(result.T_world_root[0]).double(), torch.from_numpy(result.local_rotations[0]).double())
     Ts = posed.Ts_world_joint[:, list(LANDMARK_JOINTS[0])]  # (T, 21, 4, 4)
     world = Ts[..., :3, 3] + (Ts[..., :3, :3] @ landmark_offsets(shaped)[0, :, :, None])[..., 0]
-    T_camera_world = torch.linalg.inv(torch.from_numpy(result.T_world_cpf) @ camera.T_cpf_camera)
+    T_camera_world = torch.linalg.inv(torch.from_numpy(result.T_world_cpf @ camera.T_cpf_camera))
     points = (T_camera_world[:, None, :3, :3] @ world[..., None])[..., 0] + T_camera_world[:, None, :3, 3]
     error = (camera.project(points) - pixels[:, 0]).norm(dim=-1)
     return float(error[error.isfinite()].median())
@@ -112,8 +113,8 @@ def test_detected_hands_guide_the_left_arm_toward_the_keypoints(tiny_checkpoint,
     assert info["counts"] == {"detections": 8, "matched": 8, "outside_trajectory": 0, "same_frame_dropped": 0,
                               "frames_left": 3, "frames_right": 0}
     assert info["warnings"] == []
-    camera = load_aria_rgb_camera(vrs)
-    assert torch.equal(observations.camera.params, camera.params)
+    camera = load_rgb_camera(vrs)
+    assert np.array_equal(observations.camera.params, camera.params)
     seen = observations.keypoints_2d.isfinite().all(dim=-1).all(dim=-1)  # (T, 2)
     nearest = np.round((frame_times[:3] - timestamps[0]) * 30 / 1e9).astype(int)
     assert seen[:, 0].nonzero()[:, 0].tolist() == nearest.tolist() and not seen[:, 1].any()

@@ -186,7 +186,7 @@ def test_calibration_from_vrs_and_online_json_agree(aria: Path, aria_tools: None
     from_json = load_calibration(full_json)
     assert "DVT-S" in from_json.description
     np.testing.assert_allclose(from_json.T_device_cpf, aea.T_device_cpf, atol=1e-9)
-    for key in ("model", "image_size", "valid_radius"):
+    for key in ("kind", "image_size", "valid_radius"):
         assert getattr(from_json.rgb_camera(), key) == getattr(aea.rgb_camera(), key)
     np.testing.assert_allclose(from_json.rgb_camera().params, aea.rgb_camera().params, rtol=1e-12)
     np.testing.assert_allclose(from_json.rgb_camera().T_device_camera, aea.rgb_camera().T_device_camera, atol=1e-12)
@@ -196,7 +196,7 @@ def test_online_calibration_without_projectaria_matches_it(aria: Path) -> None:
     """The MPS online calibration is read without projectaria-tools; where installed, it agrees."""
     online = load_calibration(aria / "mps_online_calibration_first_line.jsonl")
     camera = online.rgb_camera()
-    assert camera.model == "fisheye624" and camera.image_size == (2880, 2880) and camera.valid_radius == 1415.0
+    assert camera.kind == "fisheye624" and camera.image_size == (2880, 2880) and camera.valid_radius == 1415.0
     np.testing.assert_allclose(online.T_device_cpf, DEFAULT_ARIA_T_DEVICE_CPF, atol=1e-12)
     device = projectaria_device_calibration(aria / "mps_online_calibration_first_line.jsonl")
     theirs = device.get_camera_calib("camera-rgb")

@@ -17,7 +17,8 @@ from torch import Tensor
 from .body import BodyModel
 from .body.plausibility import plausibility
 from .geometry import se3
-from .guidance import GuidanceWeights, Observations
+from .guidance import GuidanceWeights
+from .observations import Observations
 from .guidance.segments import SEGMENT_FRAMES, guide_in_segments
 from .inputs.trajectory import HeadTrajectory
 from .prior.conditioning import compute_conditioning

@@ -135,11 +135,11 @@ def estimate_file(
     # Imported only now: a mistyped flag or file is reported without waiting for torch.
     import torch
 
-    from .assets import checkpoint_and_sampling
     from .inference import SamplingConfig, standing_eye_height
     from .inputs.head_checks import head_warnings
     from .inputs.points import read_points
     from .inputs.trajectory import read_trajectory_segments
+    from .prior.checkpoint import checkpoint_and_sampling
     from .recording import estimate_recording, main_frame, segment_floors
     from .resources import MemoryNeed, available_memory, check_memory
 
@@ -219,7 +219,7 @@ def _observer(options: InferOptions, head, say: Callable[[str], None]):
     """The `Observe` callback of `recording.estimate_recording` for `options`' wrist, palm and hand files."""
     import numpy as np
 
-    from .guidance import Observations
+    from .observations import Observations
 
     track = camera = T_device_cpf = None
     if options.wrist_palm is not None:
@@ -228,9 +228,9 @@ def _observer(options: InferOptions, head, say: Callable[[str], None]):
         T_device_cpf = np.asarray(head.metadata["T_pose_cpf"], dtype=np.float64)
         track = read_wrist_palm(options.wrist_palm)
     if options.hands is not None:
-        from .inputs.cameras import load_aria_rgb_camera
+        from .inputs.calibration import load_rgb_camera
 
-        camera = load_aria_rgb_camera(options.calibration) if options.calibration is not None else None
+        camera = load_rgb_camera(options.calibration) if options.calibration is not None else None
 
     def observe(segment):
         """The guidance observations of one (re-centred) segment, and what they were."""

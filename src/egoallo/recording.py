@@ -26,11 +26,11 @@ import torch
 from .body import BodyModel
 from .body.plausibility import plausibility
 from .errors import UserError
-from .guidance import Observations
 from .inference import SamplingConfig, estimate_body_motion, place_in_world
 from .inputs.gait import floor_without_points
 from .inputs.points import FloorEstimate, PointCloud, PointCloudError, estimate_floor_z, floor_given
 from .inputs.trajectory import HeadTrajectory
+from .observations import Observations
 from .prior.network import EgoDenoiser
 from .prior.state import MotionState
 from .result import InferenceResult

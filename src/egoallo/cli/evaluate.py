@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from ..assets import checkpoint_and_sampling
 from ..body import BodyModel
 from ..errors import UserError
 from ..files import check_output_files
@@ -21,7 +20,7 @@ from ..evaluation.benchmark import (
     markdown_table,
     write_report,
 )
-from ..prior.checkpoint import load_denoiser
+from ..prior.checkpoint import checkpoint_and_sampling, load_denoiser
 
 
 def checkpoint_digest(directory: Path) -> str:

@@ -56,11 +56,12 @@ def import_hamer(
     """
     check_output(out, (".npz",), force=force)
     require_file(hamer, "HaMeR outputs (.npz or .json)")
-    from ..hands import open_frames, read_hamer, read_video_camera, summarize
+    from ..hands import open_frames, read_hamer, summarize
+    from ..inputs.camera_json import read_video_calibration
 
     hand_camera = None
     if camera is not None:
-        hand_camera = open_frames(camera).camera if camera.suffix.lower() == ".vrs" else read_video_camera(camera).camera
+        hand_camera = open_frames(camera).camera if camera.suffix.lower() == ".vrs" else read_video_calibration(camera).camera
     detections = read_hamer(hamer, hand_camera)
     detections.save(out, force=force)
     print(summarize(detections))

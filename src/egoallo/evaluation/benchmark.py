@@ -43,7 +43,8 @@ from ..body import BodyModel
 from ..body.plausibility import largest_jump, plausibility, wrist_above_shoulder
 from ..data.dataset import MotionDataset
 from ..files import write_files_atomic
-from ..guidance import GuidanceWeights, Observations, wrist_observations
+from ..guidance import GuidanceWeights, wrist_observations
+from ..observations import Observations
 from ..inference import SamplingConfig, estimate_body_motion, standing_eye_height
 from ..inputs.gait import floor_without_points
 from ..inputs.trajectory import HeadTrajectory

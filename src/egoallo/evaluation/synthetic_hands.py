@@ -18,7 +18,7 @@ from ..body import BodyModel
 from ..body.skeleton import JOINT_INDEX
 from ..geometry import se3, so3
 from ..guidance.hands import LANDMARK_JOINTS, landmark_offsets
-from ..inputs.cameras import CameraModel
+from ..cameras import CameraModel, as_tensor
 from ..prior.state import MotionState
 
 F64 = torch.float64
@@ -80,7 +80,7 @@ def landmarks_world(body: BodyModel, Ts_world_joint: Tensor) -> Tensor:
 
 def observe(camera: CameraModel, T_world_cpf: Tensor, landmarks: Tensor) -> tuple[Tensor, Tensor]:
     """Pixels (T, 2, 21, 2) and camera-frame points (T, 2, 21, 3) of world `landmarks (T, 42, 3)`."""
-    T_camera_world = se3.inverse(T_world_cpf @ camera.T_cpf_camera)
+    T_camera_world = se3.inverse(T_world_cpf @ as_tensor(camera.T_cpf_camera, T_world_cpf))
     points = (T_camera_world[:, None, :3, :3] @ landmarks[..., None])[..., 0] + T_camera_world[:, None, :3, 3]
     return camera.project(points).unflatten(1, (2, 21)), points.unflatten(1, (2, 21))
 

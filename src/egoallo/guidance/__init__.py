@@ -8,13 +8,10 @@ from .costs import (
     GuidanceLog,
     GuidanceProblem,
     GuidanceWeights,
-    Observations,
-    WristObservations,
     build_problem,
     guide,
     wrist_observations,
 )
-from .hands import HandObservations
 from .solver import LMConfig, SolverLog, levenberg_marquardt
 
 __all__ = [
@@ -22,11 +19,8 @@ __all__ = [
     "GuidanceLog",
     "GuidanceProblem",
     "GuidanceWeights",
-    "HandObservations",
     "LMConfig",
-    "Observations",
     "SolverLog",
-    "WristObservations",
     "build_problem",
     "guide",
     "levenberg_marquardt",

@@ -20,7 +20,7 @@ radians, positions in metres. Terms (window of frames in brackets):
   `sqrt(c_t·c_{t+1})` of their predicted contact probabilities;
 - "wrist3d" (t): Aria wrist tracking: wrist position; palm orientation as the
   wrist→palm direction and the palm normal.
-- "hands" (t), from the RGB camera (`hands.HandObservations`): 2D reprojection of the
+- "hands" (t), from the RGB camera (`egoallo.observations.HandObservations`): 2D reprojection of the
   21 hand landmarks (`hands.LANDMARK_JOINTS`), in normalised image units (pixel error
   divided by the focal length, ≈ radians near the image centre, as the reference's
   `x/z, y/z`), robust (Huber) and scaled by `sqrt(confidence)`; and, from 3D keypoints
@@ -38,29 +38,25 @@ import dataclasses
 import functools
 import time
 import warnings
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor
 
 from ..body import BodyModel
 from ..body.model import ShapedBody, forward_kinematics
 from ..body.skeleton import JOINT_INDEX, PARENTS
+from ..cameras import CameraModel, as_tensor
 from ..geometry import se3, so3
+from ..observations import NUM_LANDMARKS, HandObservations, Observations, WristObservations
 from ..prior.state import MotionState
 from .hands import (
     LANDMARK_JOINTS,
-    NUM_LANDMARKS,
     PALM_LANDMARKS,
-    HandObservations,
     landmark_offsets,
     palm_from_landmarks,
     place_keypoints,
 )
 from .solver import LMConfig, Residual, SolverLog, levenberg_marquardt
 
-if TYPE_CHECKING:
-    from ..inputs.cameras import CameraModel
 
 MODES = frozenset({"feet", "wrist3d", "hands"})
 TORSO_JOINTS = (0, 1, 2, 3, 6, 9, 12, 13, 14)
@@ -101,31 +97,6 @@ class GuidanceWeights:
     hand_smooth_rotation: float = 1.0
     hand_smooth_prior_deviation: float = 0.0
     hand_smooth_second_difference: float = 0.0
-
-
-@dataclasses.dataclass(frozen=True)
-class WristObservations:
-    """Aria wrist-and-palm tracking in the world frame (z up); hands ordered (left, right).
-
-    A hand-frame with any NaN is ignored (with a warning); `valid` marks absent ones.
-    """
-
-    wrist_position: Tensor
-    """(T, 2, 3)"""
-    palm_position: Tensor
-    """(T, 2, 3) palm centre (mean of the index, middle, ring and pinky knuckles)."""
-    palm_normal: Tensor
-    """(T, 2, 3) unit normal of the palm side (facing down in the rest T-pose)."""
-    valid: Tensor | None = None
-    """(T, 2) bool, or None: all present."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Observations:
-    """Measurements used by the modes that need them."""
-
-    wrist3d: WristObservations | None = None
-    hands: HandObservations | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -416,7 +387,7 @@ def _hand_reprojection(
     points = kin.positions[..., _LANDMARK_JOINTS, :] + (R @ targets.offsets[..., None])[..., 0]
     R_camera_world = targets.T_camera_world[:, None, :3, :3]  # (T, 1, 3, 3)
     points_camera = (R_camera_world @ points[..., None])[..., 0] + targets.T_camera_world[:, None, :3, 3]
-    focal = targets.camera.focal_lengths.to(points)
+    focal = as_tensor(targets.camera.focal_lengths, points)
     w = weights.hand_reprojection * targets.weight[..., None]  # (T, 42, 1)
     if not with_jacobians:
         error = (targets.camera.project(points_camera) - targets.pixels) / focal
@@ -444,7 +415,7 @@ def _hand_targets(
     T, dtype = T_world_cpf.shape[0], T_world_cpf.dtype
     if obs.keypoints_2d is None and obs.keypoints_3d_camera is None:
         raise ValueError("HandObservations needs keypoints_2d and/or keypoints_3d_camera.")
-    T_world_camera = T_world_cpf @ obs.camera.T_cpf_camera.to(dtype)
+    T_world_camera = T_world_cpf @ as_tensor(obs.camera.T_cpf_camera, T_world_cpf)
     confidence = torch.ones(T, 2, NUM_LANDMARKS, dtype=dtype) if obs.confidence is None else obs.confidence.to(dtype)
     _check_shape("confidence", confidence, (T, 2, NUM_LANDMARKS))
     confidence = torch.nan_to_num(confidence, nan=0.0).clamp(0.0, 1.0)

@@ -10,20 +10,13 @@ skinned mostly to that joint, that lies farthest along the finger's last bone.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor
 
 from ..body.model import ShapedBody
 from ..body.skeleton import JOINT_INDEX, PARENTS
-
-if TYPE_CHECKING:
-    from ..inputs.cameras import CameraModel
-
-SIDES = ("left", "right")
-NUM_LANDMARKS = 21
+from ..cameras import CameraModel, as_tensor
+from ..observations import NUM_LANDMARKS, SIDES
 _FINGERS = ("thumb", "index", "middle", "ring", "pinky")
 TIP_LANDMARKS = (4, 8, 12, 16, 20)
 PALM_LANDMARKS = (5, 9, 17, 13)
@@ -34,23 +27,6 @@ LANDMARK_JOINTS: tuple[tuple[int, ...], tuple[int, ...]] = tuple(
     for side in SIDES
 )
 """Per hand (left, right): the joint each landmark is attached to (a tip: its finger's third joint)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class HandObservations:
-    """Hand keypoints at the trajectory's frames (one row per frame), hands ordered (left, right).
-
-    NaN marks what was not observed. At least one of the keypoint arrays is given.
-    """
-
-    camera: CameraModel
-    """The RGB camera that saw them (intrinsics, image size, `T_cpf_camera`)."""
-    keypoints_2d: Tensor | None = None
-    """(T, 2, 21, 2) pixels in the camera's image."""
-    keypoints_3d_camera: Tensor | None = None
-    """(T, 2, 21, 3) metres in the camera frame (e.g. HaMeR); their depth may be off by an unknown offset."""
-    confidence: Tensor | None = None
-    """(T, 2, 21) in [0, 1]; None: 1 wherever a keypoint is present."""
 
 
 def fingertip_offsets(shaped: ShapedBody) -> Tensor:
@@ -103,7 +79,7 @@ def place_keypoints(
     Starts from the given placement if the wrist (keypoint 0) is over 0.1 m ahead (else, e.g.
     for wrist-relative keypoints, with the wrist 0.4 m ahead).
     """
-    focal = camera.focal_lengths.to(keypoints_3d)
+    focal = as_tensor(camera.focal_lengths, keypoints_3d)
     wrist = keypoints_3d[:, 0]
     ahead = torch.tensor([0.0, 0.0, 0.4], dtype=keypoints_3d.dtype) - wrist
     translation = torch.where(wrist[:, 2:] > 0.1, torch.zeros_like(wrist), ahead)

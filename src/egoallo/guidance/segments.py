@@ -25,8 +25,8 @@ from ..body import BodyModel
 from ..geometry import so3
 from ..prior.state import MotionState
 from ..threads import thread_pool, torch_threads
-from .costs import GuidanceLog, Observations, WristObservations, guide
-from .hands import HandObservations
+from ..observations import HandObservations, Observations, WristObservations
+from .costs import GuidanceLog, guide
 
 SEGMENT_FRAMES = 1024
 SEGMENT_OVERLAP = 64

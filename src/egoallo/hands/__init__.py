@@ -1,6 +1,5 @@
 """Hands from egocentric video: MediaPipe detection on Aria VRS or video, HaMeR outputs, `hands.npz`."""
 
-from egoallo.hands.camera import HandCamera, VideoCamera, read_video_camera
 from egoallo.hands.detect import DetectionRun, DetectSettings, detect_hands, summarize
 from egoallo.hands.detections import SIDES, HandDetections
 from egoallo.hands.frames import Frame, FrameSource, open_frames
@@ -12,12 +11,9 @@ __all__ = [
     "DetectionRun",
     "Frame",
     "FrameSource",
-    "HandCamera",
     "HandDetections",
-    "VideoCamera",
     "detect_hands",
     "open_frames",
     "read_hamer",
-    "read_video_camera",
     "summarize",
 ]

@@ -16,19 +16,18 @@ import numpy as np
 
 from egoallo.errors import UserError
 from egoallo.files import read_npz, write_npz
-from egoallo.hands.camera import HandCamera
+from egoallo.observations import NUM_LANDMARKS, SIDES
+from egoallo.cameras import CameraModel
 
 FORMAT_VERSION = 1
-SIDES = ("left", "right")
-NUM_KEYPOINTS = 21
 NUM_MANO_JOINTS = 15
 
 _ARRAYS = {
     "timestamps_ns": ("F",),
     "frame_indices": ("F",),
-    "keypoints_2d": ("F", 2, NUM_KEYPOINTS, 2),
+    "keypoints_2d": ("F", 2, NUM_LANDMARKS, 2),
     "confidence": ("F", 2),
-    "keypoints_3d_camera": ("F", 2, NUM_KEYPOINTS, 3),
+    "keypoints_3d_camera": ("F", 2, NUM_LANDMARKS, 3),
     "wrist_3d_camera": ("F", 2, 3),
 }
 _CAMERA = {"image_size": (2,), "camera_model": (), "camera_params": ("P",), "T_cpf_camera": (4, 4), "metadata": ()}
@@ -51,7 +50,7 @@ class HandDetections:
     """(F, 2, 21, 3) float32 metres in camera axes, relative to the wrist (row 0 is zero)."""
     wrist_3d_camera: np.ndarray
     """(F, 2, 3) float32 wrist position in the camera frame, metres; NaN where not measured."""
-    camera: HandCamera
+    camera: CameraModel
     metadata: dict
     mano_global_orient: np.ndarray | None = None
     """(F, 2, 3, 3) float32 MANO root rotation in the camera frame (HaMeR), or None."""
@@ -91,14 +90,7 @@ class HandDetections:
             if key not in data:
                 raise UserError(f"{path}: missing key '{key}'.")
             _check_shape(path, key, data[key].shape, spec, dims)
-        width, height = (int(v) for v in data["image_size"])
-        camera = HandCamera(
-            model=str(data["camera_model"]),  # type: ignore[arg-type]
-            params=data["camera_params"],
-            image_size=(width, height),
-            T_cpf_camera=data["T_cpf_camera"],
-            T_device_camera=data.get("T_device_camera"),
-        )
+        camera = CameraModel.from_arrays(data)
         return HandDetections(
             **{k: data[k] for k in _ARRAYS},
             camera=camera,
@@ -110,24 +102,19 @@ class HandDetections:
         arrays = {k: getattr(self, k) for k in _ARRAYS}
         arrays.update({k: getattr(self, k) for k in _MANO if getattr(self, k) is not None})
         arrays.update(
-            image_size=np.asarray(self.camera.image_size, dtype=np.int64),
-            camera_model=np.array(self.camera.model),
-            camera_params=self.camera.params,
-            T_cpf_camera=self.camera.T_cpf_camera,
+            self.camera.as_arrays(),
             format_version=np.int64(FORMAT_VERSION),
             metadata=np.array(json.dumps(self.metadata, default=str)),
         )
-        if self.camera.T_device_camera is not None:
-            arrays["T_device_camera"] = self.camera.T_device_camera
         return arrays
 
 
 def empty_arrays(num_frames: int) -> dict[str, np.ndarray]:
     """Keypoint arrays for `num_frames` frames with no hand: NaN keypoints, zero confidence."""
     return {
-        "keypoints_2d": np.full((num_frames, 2, NUM_KEYPOINTS, 2), np.nan, dtype=np.float32),
+        "keypoints_2d": np.full((num_frames, 2, NUM_LANDMARKS, 2), np.nan, dtype=np.float32),
         "confidence": np.zeros((num_frames, 2), dtype=np.float32),
-        "keypoints_3d_camera": np.full((num_frames, 2, NUM_KEYPOINTS, 3), np.nan, dtype=np.float32),
+        "keypoints_3d_camera": np.full((num_frames, 2, NUM_LANDMARKS, 3), np.nan, dtype=np.float32),
         "wrist_3d_camera": np.full((num_frames, 2, 3), np.nan, dtype=np.float32),
     }
 

@@ -2,7 +2,7 @@
 
 A VRS gives its RGB stream (`camera-rgb`, stream id 214-1; device timestamps, frames stored
 rotated 90 degrees counter-clockwise from upright) and its factory calibration. A video (any
-container OpenCV's FFmpeg reads) needs a camera JSON (`camera.read_video_camera`); frame `i`
+container OpenCV's FFmpeg reads) needs a camera JSON (`egoallo.inputs.camera_json.read_video_calibration`); frame `i`
 is stamped `start_time_ns + round(i * 1e9 / fps)`. Frames are read lazily.
 """
 
@@ -17,8 +17,9 @@ from typing import Literal
 import numpy as np
 
 from egoallo.errors import InputFileError
-from egoallo.hands.camera import HandCamera, read_video_camera
+from egoallo.cameras import CameraModel
 from egoallo.inputs.calibration import RGB_CAMERA_LABEL, from_device_calibration
+from egoallo.inputs.camera_json import read_video_calibration
 from egoallo.thirdparty import native_logs_hidden, require
 
 ARIA_UPRIGHT_QUARTER_TURNS = 1  # Aria stores RGB frames turned 90 degrees counter-clockwise
@@ -41,7 +42,7 @@ class FrameSource:
 
     path: Path
     kind: Literal["vrs", "video"]
-    camera: HandCamera
+    camera: CameraModel
     num_frames: int
     """Frames in the source (for a video, as its container reports it)."""
     upright_quarter_turns: int
@@ -85,8 +86,7 @@ def _open_vrs(path: Path) -> FrameSource:
     device = provider.get_device_calibration()
     if device is None:
         raise InputFileError(path, "the VRS recording holds no device calibration")
-    rgb = from_device_calibration(device, str(path), "VRS factory calibration").rgb_camera()  # its errors name the file
-    camera = HandCamera.from_aria(rgb)
+    camera = from_device_calibration(device, str(path), "VRS factory calibration").rgb_camera()  # its errors name the file
     read = functools.partial(_read_vrs, path, provider, stream, num_frames)
     return FrameSource(path, "vrs", camera, num_frames, ARIA_UPRIGHT_QUARTER_TURNS, read)
 
@@ -102,7 +102,7 @@ def _read_vrs(path: Path, provider, stream, num_frames: int, every: int) -> Iter
 def _open_video(path: Path, intrinsics: Path) -> FrameSource:
     cv2 = require("cv2", f"{path}: reading a video")
 
-    spec = read_video_camera(intrinsics)
+    spec = read_video_calibration(intrinsics)
     capture = cv2.VideoCapture(str(path))
     ok, first = capture.read() if capture.isOpened() else (False, None)
     fps, count = capture.get(cv2.CAP_PROP_FPS), capture.get(cv2.CAP_PROP_FRAME_COUNT)

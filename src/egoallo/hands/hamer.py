@@ -15,24 +15,25 @@ import numpy as np
 
 from egoallo.errors import InputFileError
 from egoallo.files import NpzError, load_npz
-from egoallo.hands.camera import HandCamera, camera_from_spec
+from egoallo.cameras import CameraModel
 from egoallo.hands.detections import (
-    NUM_KEYPOINTS,
+    NUM_LANDMARKS,
     NUM_MANO_JOINTS,
     HandDetections,
     empty_arrays,
 )
+from egoallo.inputs.camera_json import camera_from_spec
 
 _SLOT_ARRAYS = {
-    "keypoints_2d": (NUM_KEYPOINTS, 2),
-    "keypoints_3d": (NUM_KEYPOINTS, 3),
+    "keypoints_2d": (NUM_LANDMARKS, 2),
+    "keypoints_3d": (NUM_LANDMARKS, 3),
     "global_orient": (3, 3),
     "hand_pose": (NUM_MANO_JOINTS, 3, 3),
 }
 _ROTATION_TOLERANCE = 1e-3
 
 
-def read_hamer(path: str | Path, camera: HandCamera | None = None) -> HandDetections:
+def read_hamer(path: str | Path, camera: CameraModel | None = None) -> HandDetections:
     """Read a HaMeR `.npz` or `.json`; `camera` is required unless the file carries one (not both)."""
     path = Path(path)
     if not path.is_file():
@@ -48,7 +49,7 @@ def read_hamer(path: str | Path, camera: HandCamera | None = None) -> HandDetect
     return _to_detections(path, slots, camera or file_camera)
 
 
-def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], HandCamera | None]:
+def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], CameraModel | None]:
     try:
         data = load_npz(path)
     except NpzError as error:
@@ -71,7 +72,7 @@ def _npz_camera_spec(path: Path, data: dict[str, np.ndarray]) -> dict:
     return {**spec, "params": params}
 
 
-def _read_json(path: Path) -> tuple[dict[str, np.ndarray], HandCamera | None]:
+def _read_json(path: Path) -> tuple[dict[str, np.ndarray], CameraModel | None]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
@@ -125,7 +126,7 @@ def _is_int64(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
 
 
-def _to_detections(path: Path, data: dict[str, np.ndarray], camera: HandCamera) -> HandDetections:
+def _to_detections(path: Path, data: dict[str, np.ndarray], camera: CameraModel) -> HandDetections:
     timestamps = _checked(path, data, "timestamps_ns", None)
     if timestamps.dtype.kind not in "iu" or (timestamps.dtype.kind == "u" and timestamps.size and timestamps.max() > 2**63 - 1):
         raise InputFileError(path, f"'timestamps_ns' has dtype {timestamps.dtype}; expected integers within int64")

@@ -6,9 +6,9 @@ import tempfile
 from pathlib import Path
 
 from egoallo.errors import UserError
-from egoallo.guidance import HandObservations
+from egoallo.observations import HandObservations
 from egoallo.hands.detect import DetectionRun, detect_hands
-from egoallo.inputs.cameras import load_aria_rgb_camera
+from egoallo.inputs.calibration import load_rgb_camera
 from egoallo.inputs.hands import load_hand_observations
 from egoallo.inputs.trajectory import HeadTrajectory
 
@@ -23,7 +23,7 @@ def detected_hand_observations(
     run = detect_hands(vrs, progress=progress)
     with tempfile.TemporaryDirectory() as folder:
         path = run.cache_file or run.detections.save(Path(folder) / "hands.npz")
-        observations, info = load_hand_observations(path, trajectory, load_aria_rgb_camera(vrs))
+        observations, info = load_hand_observations(path, trajectory, load_rgb_camera(vrs))
     if not info["counts"]["matched"]:
         frames, times = run.detections.timestamps_ns, trajectory.timestamps_ns
         raise UserError(

@@ -20,12 +20,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from egoallo.errors import UserError
-from egoallo.thirdparty import native_logs_hidden, require
+from ..cameras import CameraModel
+from ..errors import UserError
+from ..geometry.rigid import as_rigid_transform
+from ..thirdparty import native_logs_hidden, require
 
 RGB_CAMERA_LABEL = "camera-rgb"
 ORIGIN_LABEL = "camera-slam-left"
@@ -67,35 +69,17 @@ DEFAULT_ARIA_T_DEVICE_CPF.setflags(write=False)
 
 
 @dataclass(frozen=True, eq=False)
-class RgbCamera:
-    """The RGB camera's calibration: projection model, image size and extrinsics as (4, 4) matrices."""
-
-    model: Literal["fisheye624", "pinhole"]
-    params: np.ndarray
-    """(15,) FISHEYE624 `f, cx, cy, k0..k5, p0, p1, s0..s3`, or (4,) pinhole `fx, fy, cx, cy`."""
-    image_size: tuple[int, int]  # (width, height) in pixels
-    valid_radius: float | None
-    """Pixels from the principal point inside which the calibration holds; None: the whole image."""
-    T_device_camera: np.ndarray  # (4, 4)
-    T_device_cpf: np.ndarray  # (4, 4)
-
-    @property
-    def T_cpf_camera(self) -> np.ndarray:
-        """(4, 4) camera pose in the CPF."""
-        return np.linalg.inv(self.T_device_cpf) @ self.T_device_camera
-
-
-@dataclass(frozen=True, eq=False)
 class AriaCalibration:
     """What this project uses of an Aria device calibration, with where it came from."""
 
     T_device_cpf: np.ndarray
     """(4, 4) central pupil frame in the device frame."""
-    rgb: RgbCamera | None
+    rgb: CameraModel | None
+    """The RGB camera (its `T_device_camera` set), or None when the device has none."""
     source: str
     description: str  # how it was read, e.g. "VRS factory calibration, DVT-S"
 
-    def rgb_camera(self) -> RgbCamera:
+    def rgb_camera(self) -> CameraModel:
         """The RGB camera calibration; `CalibrationError` when the device has none."""
         if self.rgb is None:
             raise CalibrationError(f"{self.source}: no {RGB_CAMERA_LABEL!r} calibration in {self.description}")
@@ -119,24 +103,9 @@ def load_T_device_cpf(path: str | Path) -> np.ndarray:
     return load_calibration(path).T_device_cpf
 
 
-def load_rgb_camera(path: str | Path) -> RgbCamera:
-    """The RGB camera calibration from a `.vrs`, `.json` or `.jsonl` calibration."""
+def load_rgb_camera(path: str | Path) -> CameraModel:
+    """The RGB camera from a `.vrs`, `.json` or `.jsonl` calibration."""
     return load_calibration(path).rgb_camera()
-
-
-def as_rigid_transform(T: Any, name: str) -> np.ndarray:
-    """Validate a (4, 4) rigid transform (rotation with det +1, last row 0 0 0 1); returns a float64 copy."""
-    M = np.array(T, dtype=np.float64)
-    if M.shape != (4, 4):
-        raise CalibrationError(f"{name}: expected a (4, 4) matrix, got shape {M.shape}")
-    if not np.isfinite(M).all():
-        raise CalibrationError(f"{name}: contains NaN or infinite values")
-    if not np.allclose(M[3], [0.0, 0.0, 0.0, 1.0], atol=1e-9):
-        raise CalibrationError(f"{name}: last row must be [0, 0, 0, 1], got {M[3].tolist()}")
-    R = M[:3, :3]
-    if not np.allclose(R.T @ R, np.eye(3), atol=1e-5) or np.linalg.det(R) < 0:
-        raise CalibrationError(f"{name}: the top-left 3x3 block is not a rotation (orthonormal, det +1)")
-    return M
 
 
 def _from_vrs(path: Path) -> AriaCalibration:
@@ -162,7 +131,9 @@ def from_device_calibration(device: Any, source: str, description: str) -> AriaC
     return AriaCalibration(T_device_cpf, rgb, source, description)
 
 
-def rgb_camera_from_aria(camera: Any, T_device_cpf: np.ndarray, source: str = "projectaria-tools calibration") -> RgbCamera:
+def rgb_camera_from_aria(
+    camera: Any, T_device_cpf: np.ndarray, source: str = "projectaria-tools calibration"
+) -> CameraModel:
     """From a projectaria-tools `CameraCalibration` (FISHEYE624 or LINEAR) and `T_device_cpf (4, 4)`."""
     name = str(camera.get_model_name()).rsplit(".", 1)[-1]
     kinds = {"FISHEYE624": "fisheye624", "LINEAR": "pinhole"}
@@ -170,13 +141,10 @@ def rgb_camera_from_aria(camera: Any, T_device_cpf: np.ndarray, source: str = "p
         raise CalibrationError(f"{source}: camera {camera.get_label()!r}: model {name} is not supported (FISHEYE624, LINEAR)")
     width, height = (int(v) for v in camera.get_image_size())
     radius = camera.get_valid_radius()
-    return RgbCamera(
-        model=kinds[name],
-        params=np.asarray(camera.get_projection_params(), dtype=np.float64),
-        image_size=(width, height),
-        valid_radius=None if radius is None else float(radius),
-        T_device_camera=np.asarray(camera.get_transform_device_camera().to_matrix(), dtype=np.float64),
-        T_device_cpf=np.asarray(T_device_cpf, dtype=np.float64),
+    T_device_camera = np.asarray(camera.get_transform_device_camera().to_matrix(), dtype=np.float64)
+    return _camera(
+        kinds[name], np.asarray(camera.get_projection_params(), dtype=np.float64), (width, height),
+        None if radius is None else float(radius), T_device_camera, T_device_cpf, source,
     )
 
 
@@ -214,7 +182,7 @@ def _from_json(path: Path) -> AriaCalibration:
     return AriaCalibration(T_device_cpf, rgb, str(path), description)
 
 
-def _rgb_from_json(where: str, cameras: list[Any], T_device_cpf: np.ndarray) -> RgbCamera | None:
+def _rgb_from_json(where: str, cameras: list[Any], T_device_cpf: np.ndarray) -> CameraModel | None:
     """The RGB camera entry of a calibration JSON (None when there is none); image size from its ConfigData."""
     entry = next((c for c in cameras if isinstance(c, dict) and c.get("Label") == RGB_CAMERA_LABEL), None)
     if entry is None:
@@ -225,14 +193,25 @@ def _rgb_from_json(where: str, cameras: list[Any], T_device_cpf: np.ndarray) -> 
         raise CalibrationError(f"{where}: projection {name!r}; expected one of {sorted(_PROJECTIONS)}")
     params = _json_numbers(projection.get("Params"), (15,), f"{where}: Projection.Params")
     size, radius = _image_config(entry.get("ConfigData", _GEN1_RGB_FULL_RESOLUTION), where)
-    return RgbCamera(
-        model=_PROJECTIONS[name],
-        params=params,
-        image_size=size,
-        valid_radius=radius,
-        T_device_camera=_se3_from_json(entry.get("T_Device_Camera"), f"{where}: T_Device_Camera"),
-        T_device_cpf=T_device_cpf,
-    )
+    T_device_camera = _se3_from_json(entry.get("T_Device_Camera"), f"{where}: T_Device_Camera")
+    return _camera(_PROJECTIONS[name], params, size, radius, T_device_camera, T_device_cpf, where)
+
+
+def _camera(
+    kind: str,
+    params: np.ndarray,
+    size: tuple[int, int],
+    valid_radius: float | None,
+    T_device_camera: np.ndarray,
+    T_device_cpf: np.ndarray,
+    where: str,
+) -> CameraModel:
+    """The `CameraModel` of a calibration's camera; a `CalibrationError` naming `where` if it is unusable."""
+    try:
+        T_cpf_camera = np.linalg.inv(as_rigid_transform(T_device_cpf, "T_device_cpf")) @ T_device_camera
+        return CameraModel(kind, params, size[0], size[1], T_cpf_camera, valid_radius, T_device_camera)  # type: ignore[arg-type]
+    except UserError as error:
+        raise CalibrationError(f"{where}: {error}") from None
 
 
 def _se3_from_json(value: Any, where: str) -> np.ndarray:

@@ -30,8 +30,8 @@ import torch
 
 from egoallo.errors import InputFileError
 from egoallo.files import NpzError, load_npz
-from egoallo.guidance.hands import NUM_LANDMARKS, SIDES, HandObservations
-from egoallo.inputs.cameras import CameraError, CameraModel
+from egoallo.cameras import CAMERA_ARRAY_KEYS, CameraError, CameraModel
+from egoallo.observations import NUM_LANDMARKS, SIDES, HandObservations
 from egoallo.inputs.trajectory import HeadTrajectory
 
 REQUIRED = {"timestamps_ns": ("F",), "keypoints_2d": ("F", 2, NUM_LANDMARKS, 2), "confidence": ("F", 2)}
@@ -44,9 +44,6 @@ OPTIONAL = {
 }
 """Numeric arrays and their shapes: "F" the number of rows, "P" any length."""
 MAX_IMAGE_SIDE = 65536
-CAMERA_KEYS = ("camera_model", "camera_params", "image_size", "T_cpf_camera")
-
-
 class HandsFileError(InputFileError):
     """An unusable hand detections file."""
 
@@ -127,7 +124,7 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise HandsFileError(path, "not found or not a file; expected a hands .npz")
     try:
-        arrays = {key: value for key, value in load_npz(path).items() if key in REQUIRED or key in OPTIONAL or key in CAMERA_KEYS}
+        arrays = {key: value for key, value in load_npz(path).items() if key in REQUIRED or key in OPTIONAL or key in CAMERA_ARRAY_KEYS}
     except NpzError as error:
         raise HandsFileError(path, str(error)) from None
     missing = [key for key in REQUIRED if key not in arrays]
@@ -178,21 +175,14 @@ def _with_wrist(keypoints: np.ndarray | None, wrist: np.ndarray | None) -> np.nd
 
 
 def _stored_camera(path: Path, arrays: dict[str, np.ndarray]) -> CameraModel:
-    """The camera the file stores (`CAMERA_KEYS`); an error naming the file when absent or unusable."""
-    missing = [key for key in CAMERA_KEYS if key not in arrays]
+    """The camera the file stores (`CAMERA_ARRAY_KEYS`); an error naming the file when absent or unusable."""
+    missing = [key for key in CAMERA_ARRAY_KEYS if key not in arrays]
     if missing:
         raise HandsFileError(
             path, f"no camera stored (missing {', '.join(missing)}); pass the recording's calibration (--calibration)"
         )
-    width, height = (int(v) for v in arrays["image_size"])
     try:
-        return CameraModel(
-            kind=str(arrays["camera_model"]),
-            params=torch.from_numpy(arrays["camera_params"]),
-            width=width,
-            height=height,
-            T_cpf_camera=torch.from_numpy(arrays["T_cpf_camera"]),
-        )
+        return CameraModel.from_arrays({key: arrays[key] for key in CAMERA_ARRAY_KEYS})
     except CameraError as error:
         raise HandsFileError(path, f"stored camera: {error}") from None
 

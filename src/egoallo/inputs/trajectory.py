@@ -45,11 +45,8 @@ import numpy as np
 
 from egoallo.errors import InputFileError
 from egoallo.files import NpzError, load_npz
-from egoallo.inputs.calibration import (
-    DEFAULT_ARIA_T_DEVICE_CPF,
-    as_rigid_transform,
-    load_calibration,
-)
+from egoallo.geometry.rigid import NotRigidError, as_rigid_transform
+from egoallo.inputs.calibration import DEFAULT_ARIA_T_DEVICE_CPF, CalibrationError, load_calibration
 from egoallo.inputs.csv_columns import decode_text, drop_repeated_timestamps, read_numeric_columns
 
 QUAT_MAX_NORM_ERROR = 0.1  # beyond this a quaternion is refused, not renormalised
@@ -666,7 +663,10 @@ def _T_pose_cpf(
     if isinstance(calibration, (str, Path)):
         loaded = load_calibration(calibration)
         return loaded.T_device_cpf, f"T_device_cpf from {loaded.source} ({loaded.description})"
-    return as_rigid_transform(calibration, f"{path}: calibration (T_{pose_frame}_cpf)"), f"given T_{pose_frame}_cpf"
+    try:
+        return as_rigid_transform(calibration, f"{path}: calibration (T_{pose_frame}_cpf)"), f"given T_{pose_frame}_cpf"
+    except NotRigidError as error:
+        raise CalibrationError(str(error)) from None
 
 
 def _segment_trajectory(

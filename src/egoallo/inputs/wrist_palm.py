@@ -39,12 +39,10 @@ import torch
 from scipy.spatial.transform import Rotation, Slerp
 
 from egoallo.errors import InputFileError
-from egoallo.guidance import WristObservations
-from egoallo.inputs.calibration import as_rigid_transform
+from egoallo.geometry.rigid import as_rigid_transform
 from egoallo.inputs.csv_columns import decode_text, drop_repeated_timestamps, read_numeric_columns
 from egoallo.inputs.trajectory import HeadTrajectory
-
-SIDES = ("left", "right")
+from egoallo.observations import SIDES, WristObservations
 TIMESTAMP_COLUMN = "tracking_timestamp_us"
 # Per file kind: column patterns of the wrist and the palm centre positions.
 POSITION_PATTERNS = {

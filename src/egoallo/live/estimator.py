@@ -33,7 +33,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..assets import checkpoint_and_sampling
 from ..body import BodyModel
 from ..geometry import so3
 from ..guidance import build_problem, levenberg_marquardt
@@ -41,7 +40,7 @@ from ..guidance.solver import Residual, ResidualFn
 from ..inference import guidance_dtype, place_in_world, standing_eye_height
 from ..inputs.gait import floor_without_points
 from ..inputs.trajectory import UPRIGHT_WARN
-from ..prior.checkpoint import read_sampling
+from ..prior.checkpoint import checkpoint_and_sampling, read_sampling
 from ..prior.conditioning import compute_conditioning
 from ..prior.diffusion import DEFAULT_ETA, DEFAULT_STEPS, Known, ddim_sample
 from ..prior.network import EgoDenoiser
@@ -104,7 +103,7 @@ def live_sampling(checkpoint: Path | None = None, steps: int | None = None, warm
                   ) -> tuple[tuple[Path, int, float], tuple[Path, int, float]]:
     """(checkpoint, steps, eta) of the hops and of the warm-ups, as `egoallo live` chooses them.
 
-    As `egoallo.assets.checkpoint_and_sampling`, except that a prior trained on data samples its
+    As `egoallo.prior.checkpoint.checkpoint_and_sampling`, except that a prior trained on data samples its
     hops in `LiveConfig.num_steps` unless `steps` is given: its offline count (30) would fall behind.
     """
     hop_checkpoint, hop_steps, eta = checkpoint_and_sampling(checkpoint, steps)

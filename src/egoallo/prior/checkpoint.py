@@ -286,3 +286,21 @@ def load_denoiser(path: str | Path, device: str | torch.device = "cpu") -> tuple
     if (path / CONFIG_NAME).is_file():
         return load_project_checkpoint(path, device)
     return load_release(path, device)
+
+
+def checkpoint_and_sampling(checkpoint: Path | None = None, steps: int | None = None) -> tuple[Path, int, float]:
+    """The checkpoint directory to load, its step count and DDIM eta, as the commands choose them.
+
+    Without `checkpoint`: the shipped student for its own step count (the default), the shipped prior
+    (its teacher) for any other. With one: its own count unless `steps` is given; a `CheckpointError`
+    for a count a distilled checkpoint does not support.
+    """
+    from ..assets import DEFAULT_CHECKPOINT, STUDENT_CHECKPOINT
+
+    if checkpoint is None:
+        student = read_sampling(STUDENT_CHECKPOINT)
+        if steps is None or steps in (student.steps or ()):
+            return STUDENT_CHECKPOINT, student.num_steps(steps, STUDENT_CHECKPOINT), student.eta
+        checkpoint = DEFAULT_CHECKPOINT
+    sampling = read_sampling(checkpoint)
+    return checkpoint, sampling.num_steps(steps, checkpoint), sampling.eta

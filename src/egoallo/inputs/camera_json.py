@@ -1,7 +1,7 @@
-"""The camera that hand keypoints are measured in: projection model, image size, pose on the head.
+"""A user's camera JSON for an ordinary video: the camera (`egoallo.cameras.CameraModel`) and the video's timing.
 
-Two sources: an Aria recording's factory calibration (`from_aria`), or a small JSON that a
-user writes for an ordinary video (`read_video_camera`):
+An Aria recording's camera comes from its calibration (`egoallo.inputs.calibration`); for any other video the
+user writes a small JSON (`read_video_calibration`):
 
 ```json
 {"model": "pinhole", "width": 1920, "height": 1080,
@@ -23,50 +23,22 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
-from egoallo.errors import InputFileError
-from egoallo.inputs.calibration import CalibrationError, RgbCamera, as_rigid_transform
+from ..cameras import NUM_PARAMS, CameraError, CameraModel
+from ..errors import InputFileError
+from ..geometry.rigid import NotRigidError, as_rigid_transform
 
-CameraModel = Literal["pinhole", "fisheye624"]
-_PARAM_COUNTS: dict[str, tuple[int, ...]] = {"pinhole": (4,), "fisheye624": (15, 16)}
 CAMERA_KEYS = frozenset({"model", "width", "height", "fx", "fy", "cx", "cy", "params", "T_cpf_camera", "T_head_camera"})
 _VIDEO_KEYS = frozenset({"start_time_ns", "fps", "upright_rotation_deg"})
 
 
 @dataclass(frozen=True, eq=False)
-class HandCamera:
-    """Projection model and pose of the camera whose pixels hold the keypoints."""
+class VideoCalibration:
+    """What a user's camera JSON gives for an ordinary video: its camera and how its frames are timed and turned."""
 
-    model: CameraModel
-    params: np.ndarray
-    """(4,) pinhole `fx, fy, cx, cy`; (15,) or (16,) FISHEYE624 as projectaria-tools orders them."""
-    image_size: tuple[int, int]
-    """(width, height) of the stored (unrotated) frames, pixels."""
-    T_cpf_camera: np.ndarray
-    """(4, 4) camera pose in the central pupil frame (OpenCV axes: x right, y down, z forward)."""
-    T_device_camera: np.ndarray | None = None
-    """(4, 4) camera pose in the Aria device frame, when known."""
-
-    @staticmethod
-    def from_aria(camera: RgbCamera) -> HandCamera:
-        """From an Aria RGB camera calibration (FISHEYE624 on Aria Gen 1)."""
-        return HandCamera(
-            model=camera.model,
-            params=camera.params,
-            image_size=camera.image_size,
-            T_cpf_camera=camera.T_cpf_camera,
-            T_device_camera=camera.T_device_camera,
-        )
-
-
-@dataclass(frozen=True, eq=False)
-class VideoCamera:
-    """What a user's camera JSON gives for an ordinary video."""
-
-    camera: HandCamera
+    camera: CameraModel
     start_time_ns: int
     fps: float | None
     """None: take the frame rate from the video."""
@@ -74,7 +46,7 @@ class VideoCamera:
     """Clockwise quarter turns that make a stored frame upright."""
 
 
-def read_video_camera(path: str | Path) -> VideoCamera:
+def read_video_calibration(path: str | Path) -> VideoCalibration:
     """Read and check a camera JSON (format in the module docstring); errors name the file."""
     path = Path(path)
     try:
@@ -93,10 +65,10 @@ def read_video_camera(path: str | Path) -> VideoCamera:
     start = spec.get("start_time_ns", 0)
     if not isinstance(start, int) or isinstance(start, bool):
         raise InputFileError(path, f"start_time_ns must be an integer, got {start!r}")
-    return VideoCamera(camera, start, fps, rotation // 90)
+    return VideoCalibration(camera, start, fps, rotation // 90)
 
 
-def camera_from_spec(path: Path, spec: object, extra_keys: frozenset[str] = frozenset()) -> HandCamera:
+def camera_from_spec(path: Path, spec: object, extra_keys: frozenset[str] = frozenset()) -> CameraModel:
     """A camera from a parsed JSON object (keys as in the module docstring); errors name `path`."""
     if not isinstance(spec, dict):
         raise InputFileError(path, "expected a camera JSON object with model, width, height, intrinsics and T_cpf_camera")
@@ -104,7 +76,7 @@ def camera_from_spec(path: Path, spec: object, extra_keys: frozenset[str] = froz
     if unknown:
         raise InputFileError(path, f"unknown camera keys {unknown}; expected some of {sorted(CAMERA_KEYS | extra_keys)}")
     model = spec.get("model")
-    if model not in _PARAM_COUNTS:
+    if model not in NUM_PARAMS:
         raise InputFileError(path, f"model must be 'pinhole' or 'fisheye624', got {model!r}")
     width, height = spec.get("width"), spec.get("height")
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (width, height)):
@@ -113,18 +85,21 @@ def camera_from_spec(path: Path, spec: object, extra_keys: frozenset[str] = froz
     if not isinstance(params, list) or not all(_is_number(v) for v in params):
         expected = "fx, fy, cx, cy" if model == "pinhole" else "'params': a list of 15 or 16 numbers"
         raise InputFileError(path, f"{model} needs {expected}")
-    if len(params) not in _PARAM_COUNTS[model] or params[0] <= 0 or params[1 if model == "pinhole" else 0] <= 0:
-        raise InputFileError(path, f"{model}: expected {_PARAM_COUNTS[model]} parameters with positive focal lengths")
+    if len(params) not in NUM_PARAMS[model] or params[0] <= 0 or params[1 if model == "pinhole" else 0] <= 0:
+        raise InputFileError(path, f"{model}: expected {NUM_PARAMS[model]} parameters with positive focal lengths")
     if ("T_cpf_camera" in spec) == ("T_head_camera" in spec):
         raise InputFileError(path, "give the camera pose as exactly one of T_cpf_camera or T_head_camera (4x4)")
     name = "T_cpf_camera" if "T_cpf_camera" in spec else "T_head_camera"
     try:
         T_cpf_camera = as_rigid_transform(spec[name], name)
-    except CalibrationError as error:
+    except NotRigidError as error:
         raise InputFileError(path, str(error)) from None
     except (TypeError, ValueError) as error:
         raise InputFileError(path, f"{name}: not a 4x4 matrix of numbers ({error})") from None
-    return HandCamera(model, np.asarray(params, dtype=np.float64), (width, height), T_cpf_camera)
+    try:
+        return CameraModel(model, np.asarray(params, dtype=np.float64), width, height, T_cpf_camera)
+    except CameraError as error:
+        raise InputFileError(path, str(error)) from None
 
 
 def _is_number(value: object) -> bool:
