@@ -23,7 +23,7 @@ import torch  # noqa: E402
 from egoallo.body import BodyModel  # noqa: E402
 from egoallo.geometry import se3, so3  # noqa: E402
 from egoallo.guidance import LMConfig, build_problem, guide, levenberg_marquardt  # noqa: E402
-from egoallo.guidance.costs import FOOT_JOINTS  # noqa: E402
+from egoallo.guidance.feet import FOOT_JOINTS  # noqa: E402
 from egoallo.guidance.solver import sum_of_squares  # noqa: E402
 from egoallo.prior.state import MotionState  # noqa: E402
 

@@ -82,16 +82,15 @@ class Stopwatch:
 
 def profile_once(guidance: frozenset[str], steps: int | None) -> dict[str, float]:
     """Seconds per stage of one in-process run on the example."""
-    import egoallo.guidance.costs as costs
+    import egoallo.guidance.problem as problem
     import egoallo.guidance.solver as solver
     import egoallo.inference as inference
     import egoallo.prior.diffusion as diffusion
     from egoallo.assets import EXAMPLE_TRAJECTORY
-    from egoallo.prior.checkpoint import checkpoint_and_sampling
     from egoallo.body import BodyModel
     from egoallo.inputs.points import floor_from_trajectory
     from egoallo.inputs.trajectory import read_trajectory
-    from egoallo.prior.checkpoint import load_denoiser
+    from egoallo.prior.checkpoint import checkpoint_and_sampling, load_denoiser
 
     watch = Stopwatch()
     stages: dict[str, float] = {}
@@ -110,7 +109,7 @@ def profile_once(guidance: frozenset[str], steps: int | None) -> dict[str, float
     watch.wrap(inference, "place_in_world", "placement")
     watch.wrap(costs, "levenberg_marquardt", "lm")
     watch.wrap(costs, "build_problem", "lm setup")
-    watch.wrap(costs.GuidanceProblem, "residuals", "lm residuals and Jacobians")
+    watch.wrap(problem.GuidanceProblem, "residuals", "lm residuals and Jacobians")
     watch.wrap(solver, "normal_equations", "lm normal equations")
     watch.wrap(solver, "solve_banded", "lm banded solve")
     watch.mark(diffusion, "project_state", "step")

@@ -19,7 +19,8 @@ from egoallo.guidance import (
     levenberg_marquardt,
     wrist_observations,
 )
-from egoallo.guidance.costs import FOOT_CONTACT_LIFT_M, FOOT_JOINTS, place
+from egoallo.guidance.feet import FOOT_CONTACT_LIFT_M, FOOT_JOINTS
+from egoallo.guidance.kinematics import place
 from egoallo.guidance.solver import (
     Residual,
     _block_diagonal,
@@ -325,13 +326,13 @@ def test_non_finite_solution_falls_back_to_the_sample(body: BodyModel, monkeypat
         truth.contacts.expand(2, -1, -1),
         None,
     )
-    real = guidance.costs.levenberg_marquardt
+    real = guidance.problem.levenberg_marquardt
 
     def broken(residual_fn, rotations, iterations, config):
         out, log = real(residual_fn, rotations, iterations, config)
         return out.index_fill(0, torch.tensor([1]), torch.nan), log
 
-    monkeypatch.setattr(guidance.costs, "levenberg_marquardt", broken)
+    monkeypatch.setattr(guidance.problem, "levenberg_marquardt", broken)
     with pytest.warns(UserWarning, match="1 sample"):
         guided, log = guide(body, state, T_world_cpf, mode={"feet"})
     assert log.fell_back.tolist() == [False, True]

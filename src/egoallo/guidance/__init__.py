@@ -3,16 +3,10 @@
 guided, log = guide(body, state, T_world_cpf, mode={"feet"}, floor_z=0.0)
 """
 
-from .costs import (
-    MODES,
-    GuidanceLog,
-    GuidanceProblem,
-    GuidanceWeights,
-    build_problem,
-    guide,
-    wrist_observations,
-)
+from .problem import MODES, GuidanceLog, GuidanceProblem, build_problem, guide
 from .solver import LMConfig, SolverLog, levenberg_marquardt
+from .weights import GuidanceWeights
+from .wrist import wrist_observations
 
 __all__ = [
     "MODES",

@@ -26,7 +26,7 @@ from ..geometry import so3
 from ..prior.state import MotionState
 from ..threads import thread_pool, torch_threads
 from ..observations import HandObservations, Observations, WristObservations
-from .costs import GuidanceLog, guide
+from .problem import GuidanceLog, guide
 
 SEGMENT_FRAMES = 1024
 SEGMENT_OVERLAP = 64
