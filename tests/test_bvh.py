@@ -217,7 +217,7 @@ def test_zero_channel_joint_and_zero_frames() -> None:
 
 
 def test_fk_large_file() -> None:
-    """A 5,000-frame, 100-joint chain (CMU-sized) parses and runs FK; its speed: scripts/benchmark_bvh.py."""
+    """A 5,000-frame, 100-joint chain (CMU-sized) parses and runs FK; its speed: benchmarks/benchmark_bvh.py."""
     num_joints, num_frames = 100, 5000
     lines = ["HIERARCHY", "ROOT J0", "{", "OFFSET 0 0 0", "CHANNELS 6 Xposition Yposition Zposition Zrotation Yrotation Xrotation"]
     for j in range(1, num_joints):

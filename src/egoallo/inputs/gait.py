@@ -6,7 +6,7 @@ a step of length s, the rise is about s² / (8 L) (the compass gait), so
 L ≈ s² / (8 A) with A the amplitude of the vertical bob, and both s (speed /
 step frequency) and A are measured from the head alone. Real gait bends the
 knee and rolls over the foot, so the constants are fitted on motion capture
-(`GaitHeightModel`, `scripts/fit_gait_height.py`): the log of the head's
+(`GaitHeightModel`, `tools/fit_gait_height.py`): the log of the head's
 height above the floor at the top of its bob is linear in log step length and
 log bob amplitude. Both grow in proportion to the body
 whether a tall person walks like a short one scaled up (the body-shape

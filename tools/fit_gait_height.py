@@ -1,6 +1,6 @@
 """Fit the gait floor model on the train split and measure the floor without a point cloud on held-out clips.
 
-    python scripts/fit_gait_height.py --dataset DIR/dataset.h5 [--out src/egoallo/assets/gait_height.json]
+    python tools/fit_gait_height.py --dataset DIR/dataset.h5 [--out src/egoallo/assets/gait_height.json]
 
 Every clip is performed again by bodies of other statures (the body-shape
 augmentation, `betas_with_stature`): `--statures` draws per clip, uniform over
@@ -74,7 +74,7 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     model = GaitHeightModel.fit(
         windows, np.array(floors),
-        provenance=f"scripts/fit_gait_height.py --dataset {args.dataset.name} --statures {args.statures} at commit {commit}: "
+        provenance=f"tools/fit_gait_height.py --dataset {args.dataset.name} --statures {args.statures} at commit {commit}: "
                    f"{len(windows)} walking windows of the train split, statures 1.50-1.95 m",
     )
     print(f"fit on {len(windows)} walking windows of {len(train)} train clips x {args.statures} statures: "

@@ -1,6 +1,6 @@
 """Start-up time of whole `egoallo` commands, as a user runs them: repeated runs as subprocesses.
 
-    python scripts/benchmark_startup.py [--repeats 10] [--example-repeats 3] [--top 8]
+    python benchmarks/benchmark_startup.py [--repeats 10] [--example-repeats 3] [--top 8]
 
 Times `egoallo --help`, a missing-file error (`egoallo infer missing.csv`) and `egoallo infer --example`
 (each run in a fresh temporary folder; wall and CPU time), then lists what each command imports, slowest first
@@ -11,7 +11,6 @@ docs/performance.md ("Start-up"). Wall times depend on the machine's load, print
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import resource
 import statistics
@@ -20,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from _common import machine
 
 COMMANDS = {
     "egoallo --help": ["--help"],
@@ -69,9 +69,7 @@ def main() -> None:
     parser.add_argument("--example-repeats", type=int, default=3, help="runs of infer --example")
     parser.add_argument("--top", type=int, default=8, help="imports listed per command")
     args = parser.parse_args()
-    load = os.getloadavg()
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"load average {load[0]:.1f} at the start (other jobs running)\n")
+    print(f"{machine()} at the start; Python {platform.python_version()}\n")
     print("| command | runs | wall best (s) | wall median (s) | wall worst (s) | CPU median (s) |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, command in COMMANDS.items():

@@ -1,6 +1,6 @@
 """Predicted against true stature per performer, with how the truth stands.
 
-    python scripts/stature_report.py --dataset DIR/dataset.h5 [--split test] [--sources cmu cmu_daz reactidle]
+    python benchmarks/stature_report.py --dataset DIR/dataset.h5 [--split test] [--sources cmu cmu_daz reactidle]
 
 For every performer of the split: the true body's stature and standing eye height
 (CPF over the soles at rest), and over the frames where the truth stands still

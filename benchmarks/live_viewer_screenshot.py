@@ -1,7 +1,7 @@
 """A screenshot of the live viewer: the shipped example replayed through `LiveEstimator` in real time,
 drawn by `LiveViewer`, photographed in headless Chromium after `--seconds` of the stream.
 
-    python scripts/live_viewer_screenshot.py --out live_viewer.png
+    python benchmarks/live_viewer_screenshot.py --out live_viewer.png
 
 Needs Chromium, its driver and selenium (the `test` extra), as the viewer tests do.
 """

@@ -1,6 +1,6 @@
 """Markdown tables of a built dataset: sources x splits, fit errors, and what the cleaning changed.
 
-    python scripts/dataset_report.py --build DIR
+    python benchmarks/dataset_report.py --build DIR
 
 Reads `DIR/dataset.h5` (the index) and the per-clip npz metadata in `DIR/clips`:
 clips, hours and performers (styles for Bandai Namco) per source and split,

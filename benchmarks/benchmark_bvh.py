@@ -1,6 +1,6 @@
 """BVH parsing and forward-kinematics speed on this CPU (a CMU-sized chain: 5,000 frames, 100 joints).
 
-    python scripts/benchmark_bvh.py [--frames 5000] [--joints 100] [--repeats 5]
+    python benchmarks/benchmark_bvh.py [--frames 5000] [--joints 100] [--repeats 5]
 
 Prints the best and median wall time of `parse_bvh` and `forward_kinematics` over the repeats.
 Speed is measured here, not asserted in the test suite (its result depends on the machine's load).

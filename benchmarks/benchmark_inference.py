@@ -1,6 +1,6 @@
 """Inference speed and memory on this machine's CPU: in-process and whole `egoallo infer` runs.
 
-    python scripts/benchmark_inference.py [--inputs example 60 3600] [--threads 1 2] [--guidance off feet]
+    python benchmarks/benchmark_inference.py [--inputs example 60 3600] [--threads 1 2] [--guidance off feet]
                                           [--repeats 3] [--busy]
 
 Inputs: the shipped example (11 s) and, given in seconds, the example looped (played
@@ -24,13 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from _common import cpu_model, machine
 
 def looped_trajectory(frames: int, path: Path) -> Path:
     """The example trajectory played forwards and backwards to `frames` poses at 30 fps, as an .npz."""
@@ -51,8 +51,7 @@ def looped_trajectory(frames: int, path: Path) -> Path:
 def machine_speed() -> str:
     """The CPU's name and three reference speeds, so runs on different machines can be compared."""
 
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    model = cpu_model()
     imports = []
     for _ in range(3):
         start = time.perf_counter()
@@ -193,9 +192,7 @@ def main() -> None:
         name, threads, guidance, folder, steps = json.loads(args.child)
         print(json.dumps(in_process(name, threads, guidance, Path(folder), steps)))
         return
-    load = os.getloadavg()[0]
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average {load:.2f} at start; "
-          f"{args.repeats} runs each")
+    print(f"{machine()} at start; {args.repeats} runs each")
     print(f"{machine_speed()}\n")
     with tempfile.TemporaryDirectory() as tmp:
         benchmark(args, Path(tmp))

@@ -1,6 +1,6 @@
 """Render the shipped body model in a walking pose: ``docs/body_model.png``.
 
-    PYTHONPATH=src python scripts/render_body_model.py --out docs/body_model.png
+    PYTHONPATH=src python benchmarks/render_body_model.py --out docs/body_model.png
 
 Three shapes (beta = 0, and beta moved along the stature gradient to a short and a tall body),
 each seen from the front and from the side, posed with ``egoallo.body`` (left leg stepping

@@ -1,6 +1,6 @@
 """Regenerate the README's example picture and animation from the shipped checkpoint.
 
-    python scripts/make_example_pictures.py [--docs docs]
+    python benchmarks/make_example_pictures.py [--docs docs]
 
 Runs `egoallo infer --example` (no guidance, seed 0) and `egoallo render` to
 `docs/example.png` and `docs/example.gif`, and prints the result's

@@ -1,6 +1,6 @@
 """Where the time of `egoallo infer --example --guidance feet` goes, stage by stage.
 
-    python scripts/profile_inference.py [--threads 1] [--guidance feet|off] [--repeats 3]
+    python benchmarks/profile_inference.py [--threads 1] [--guidance feet|off] [--repeats 3]
 
 Start-up is a fresh interpreter importing what `egoallo infer` imports
 (`python -X importtime`); the in-process stages are timed by wrapping the
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -23,6 +22,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from _common import machine
 
 STARTUP_IMPORT = "import egoallo.cli.infer"
 
@@ -107,8 +107,8 @@ def profile_once(guidance: frozenset[str], steps: int | None) -> dict[str, float
     watch.wrap(inference, "compute_conditioning", "conditioning")
     watch.wrap(inference, "ddim_sample", "sampling")
     watch.wrap(inference, "place_in_world", "placement")
-    watch.wrap(costs, "levenberg_marquardt", "lm")
-    watch.wrap(costs, "build_problem", "lm setup")
+    watch.wrap(problem, "levenberg_marquardt", "lm")
+    watch.wrap(problem, "build_problem", "lm setup")
     watch.wrap(problem.GuidanceProblem, "residuals", "lm residuals and Jacobians")
     watch.wrap(solver, "normal_equations", "lm normal equations")
     watch.wrap(solver, "solve_banded", "lm banded solve")
@@ -176,8 +176,7 @@ def main() -> None:
         walls.append(wall)
         tops.append(top)
     runs = [profile_once(guidance, args.steps) for _ in range(args.repeats)]
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; guidance {args.guidance}, "
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {machine()}; guidance {args.guidance}, "
           f"{args.repeats} runs; wall seconds unless the stage says CPU time\n")
     print("| stage | min (s) | median (s) |")
     print("|---|---|---|")

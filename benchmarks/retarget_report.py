@@ -1,7 +1,7 @@
 """Retarget a few clips per motion-capture source and draw source skeleton vs fitted body.
 
-    python scripts/retarget_report.py --clips-per-source 5 --out-dir docs
-    python scripts/retarget_report.py --sources cmu_daz --activity sit --clips-per-source 3
+    python benchmarks/retarget_report.py --clips-per-source 5 --out-dir docs
+    python benchmarks/retarget_report.py --sources cmu_daz --activity sit --clips-per-source 3
 
 Prints the per-source mean joint error (raw: source joint to body joint; and
 after the per-clip constant joint offsets) and writes `retarget_<source>.png`.

@@ -1,6 +1,6 @@
 """Hands on held-out motion, after the paper's Table 3: hand-joint error with and without hand observations.
 
-    python scripts/hands_table3.py --dataset DIR/dataset.h5 [--windows 12] [--seed 0] [--threads 1]
+    python benchmarks/hands_table3.py --dataset DIR/dataset.h5 [--windows 12] [--seed 0] [--threads 1]
 
 Test windows of 128 frames in which the true hands enter the real Aria RGB camera's view
 (factory calibration and `T_cpf_camera` of `../shared/aria/aea_recording_rgb8frames.vrs`,
@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
-import platform
 import time
 import warnings
 from collections import defaultdict
@@ -53,9 +51,9 @@ from egoallo.inputs.trajectory import HeadTrajectory
 from egoallo.prior.checkpoint import load_denoiser
 from egoallo.prior.network import EgoDenoiser
 from egoallo.prior.state import MotionState
+from _common import SHARED, machine
 
 F64 = torch.float64
-SHARED = Path(os.environ.get("EGOALLO_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 WINDOW = 128
 JOINT_LANDMARKS = [i for i in range(NUM_LANDMARKS) if i not in TIP_LANDMARKS]
 """The 16 landmarks per hand that sit on a joint: wrist, thumb1-3, and finger1-3 of the other four."""
@@ -302,7 +300,7 @@ def main() -> None:
     detector = Detector()
     dataset = MotionDataset(args.dataset, "test")
     picked, candidates = pick_windows(dataset, body.to(dtype=F64), camera, args.windows, args.seed, detector)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {platform.processor() or platform.machine()}; {detector}")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {machine()}; {detector}")
     listed = ", ".join(f"{source} {activity} {n}" for (source, activity), n in candidates.items())
     print(f"{sum(candidates.values())} of {len(test_windows(dataset, WINDOW))} test windows have the hands in view in "
           f">= 10 % of hand-frames ({listed}); using {len(picked)}:")

@@ -11,7 +11,7 @@ latency from a pose's arrival to its body (poses arriving at 30 fps in real time
 taking the CPU time it was measured to take, one at a time; all frames, and those after a window's
 warm-up) and the throughput.
 
-    python scripts/benchmark_live.py --dataset DIR/dataset.h5 --max-windows 20 --out build/live_bench
+    python benchmarks/benchmark_live.py --dataset DIR/dataset.h5 --max-windows 20 --out build/live_bench
 """
 
 from __future__ import annotations

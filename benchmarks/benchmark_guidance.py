@@ -1,6 +1,6 @@
 """Guidance speed on this CPU: LM wall time against sequence length, and LM against Adam.
 
-    python scripts/benchmark_guidance.py [--frames 128 256 512 1024] [--threads 1] [--dtype float32]
+    python benchmarks/benchmark_guidance.py [--frames 128 256 512 1024] [--threads 1] [--dtype float32]
 
 The motion is synthetic: a person standing with feet planted (contact 1) while
 the spine, neck and arms move, and the "sample" adds smooth random rotation
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import time
 
 from egoallo.threads import prefer_passive_waiting
@@ -26,6 +25,7 @@ from egoallo.guidance import LMConfig, build_problem, guide, levenberg_marquardt
 from egoallo.guidance.feet import FOOT_JOINTS  # noqa: E402
 from egoallo.guidance.solver import sum_of_squares  # noqa: E402
 from egoallo.prior.state import MotionState  # noqa: E402
+from _common import machine  # noqa: E402
 
 F64 = torch.float64
 
@@ -137,7 +137,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     body = BodyModel.load_default()
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()}"
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {machine()}"
     )
     scaling_table(body, args.frames, args.iterations, getattr(torch, args.dtype))
     if not args.skip_adam:
