@@ -78,8 +78,9 @@ def run_eval(dataset: Path, out: Path, checkpoint: Path, window: int, *, step: i
     def current(path: Path) -> bool:
         if not path.is_file():
             return False
-        meta = json.loads(path.read_text())["meta"]
-        return (meta.get("checkpoint_sha256") == checkpoint_digest(checkpoint) and meta["config"]["window_step"] == step
+        report = json.loads(path.read_text())
+        meta = report["meta"]
+        return ("activity_mean" in report["summary"] and meta.get("checkpoint_sha256") == checkpoint_digest(checkpoint) and meta["config"]["window_step"] == step
                 and meta["config"]["guidance"] == sorted(guidance) and meta.get("sources") == (list(sources) if sources else None)
                 and meta["config"].get("floor", "true") == floor and meta["config"]["seed"] == seed
                 and (not guidance or meta["config"].get("guidance_weights") == dataclasses.asdict(GuidanceWeights())))
@@ -107,6 +108,12 @@ def _summary(report: dict, group: str | None) -> dict:
     return report["summary"]["all"] if group is None else report["summary"]["groups"][group]
 
 
+def _activity_mean(report: dict, group: str | None) -> dict:
+    """The mean over activity groups (`egoallo.evaluation.benchmark.activity_mean`) of a report or one group."""
+    summary = report["summary"]
+    return summary["activity_mean"] if group is None else summary["group_activity_means"][group]
+
+
 def cell(summary: dict, metric: str, scale: float = 1.0, digits: int = 1) -> str:
     """`mean ± stderr` of one metric of one summary (a report's "all" or one group)."""
     s = summary[metric]
@@ -114,16 +121,17 @@ def cell(summary: dict, metric: str, scale: float = 1.0, digits: int = 1) -> str
 
 
 def results_row(label: str, report: dict, group: str | None = None) -> str:
-    s = _summary(report, group)
-    return (f"| {label} | {s['windows']} | {cell(s, 'mpjpe')} | {cell(s, 'pa_mpjpe')} | {cell(s, 'pa_mpjpe_reference')} "
+    s, a = _summary(report, group), _activity_mean(report, group)
+    return (f"| {label} | {a['activities']} | {s['windows']} | **{cell(a, 'mpjpe')}** | {cell(s, 'mpjpe')} | {cell(s, 'pa_mpjpe')} | {cell(s, 'pa_mpjpe_reference')} "
             f"| {s['T_head']['mean']:.4f} | {s['foot_contact']['mean']:.2f} | {s['foot_skate']['mean']:.2f} "
             f"| {100 * s['penetration_share']['mean']:.1f} | {cell(s, 'floor_error_cm')} | {cell(s, 'stature_error_cm')} |")
 
 
 RESULTS_HEADER = (
-    "| method | windows | MPJPE (mm) | PA-MPJPE (mm) | PA-MPJPE, reference's (mm) | T_head (m) | foot contact | foot skate "
+    "| method | activities | windows | MPJPE, mean over activities (mm) | MPJPE, mean over windows (mm) | PA-MPJPE (mm) "
+    "| PA-MPJPE, reference's (mm) | T_head (m) | foot contact | foot skate "
     "| frames with a foot > 3 cm into the floor (%) | floor error (cm) | stature error (cm) |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -136,7 +144,7 @@ def truth_row(dataset: Path, report: dict, group: str | None = None) -> str:
     joints = [data.window(index[w["clip_id"]], w["start"], window)["joints_world"][None] for w in chosen]
     contact = np.mean([foot_contact(j)[0] for j in joints])
     skate = np.mean([foot_skate(j)[0] for j in joints])
-    return f"| motion capture (the truth) | {len(joints)} | — | — | — | — | {contact:.2f} | {skate:.2f} | — | — | — |"
+    return f"| motion capture (the truth) | — | {len(joints)} | — | — | — | — | — | {contact:.2f} | {skate:.2f} | — | — | — |"
 
 
 def method_table(dataset: Path, rows: list[tuple[str, dict]], group: str | None = None) -> list[str]:
@@ -146,8 +154,16 @@ def method_table(dataset: Path, rows: list[tuple[str, dict]], group: str | None 
 
 
 def activity_rows(reports: list[dict]) -> list[str]:
-    """One row per activity (with its group): MPJPE mean ± standard error of each report."""
+    """The means over activities (all, then per group of performers), then one row per activity (with its group):
+    MPJPE mean ± standard error of each report."""
     rows = []
+    heads = [(None, "**mean over activities**", "")] + [
+        (g, f"**mean over activities: {g}**", g) for g in reports[0]["summary"].get("group_activity_means", {})
+    ]
+    for group, label, name in heads:
+        means = [_activity_mean(report, group) for report in reports]
+        cells = [f"**{m['mpjpe']['mean']:.1f} ± {m['mpjpe']['stderr']:.1f}**" for m in means]
+        rows.append(f"| {label} ({means[0]['activities']}) | {name} | {means[0]['windows']} | " + " | ".join(cells) + " |")
     groups = {f"{w['source']}/{w['activity']}": w["group"] for w in reports[0]["windows"]}
     for activity, first in reports[0]["summary"]["activities"].items():
         cells = []
@@ -293,7 +309,8 @@ def main() -> None:
         means = [v["mpjpe"]["mean"] for v in values]
         mean = float(np.mean(means))
         listed = ", ".join(f"{m:.1f}" for m in means)
-        return (f"{mean:.1f} mm, mean of seeds 0–{RESEEDS[-1]} ({listed}; {values[0]['windows']} windows, "
+        over = f"{values[0]['activities']} activities, " if "activities" in values[0] else ""
+        return (f"{mean:.1f} mm, mean of seeds 0–{RESEEDS[-1]} ({listed}; {over}{values[0]['windows']} windows, "
                 f"± {values[0]['mpjpe']['stderr']:.1f} over windows at seed 0)", mean <= bar_mm)
 
     bar_rows = [
@@ -303,7 +320,9 @@ def main() -> None:
          f"{100 * gain:.1f} % below {best_baseline['meta']['method']}", gain >= 0.15),
         ("whole test split: T_head ≤ 0.01 m", f"{whole['T_head']['mean']:.4f} m", whole["T_head"]["mean"] <= 0.01),
         ("whole test split: foot contact ≥ 0.95", f"{whole['foot_contact']['mean']:.2f}", whole["foot_contact"]["mean"] >= 0.95),
-        ("held-out performers (every window): MPJPE ≤ 130 mm",
+        ("held-out performers (every window): MPJPE, mean over activity groups ≤ 140 mm (#23)",
+         *over_seeds(lambda report: report["summary"]["activity_mean"], 140.0)),
+        ("held-out performers (every window): MPJPE, mean over windows ≤ 130 mm",
          *over_seeds(lambda report: report["summary"]["all"], 130.0)),
         ("held-out performers, sitting / standing up (every window): MPJPE ≤ 150 mm", *over_seeds(_sitting, 150.0)),
         ("sitting: a foot > 3 cm into the floor in ≤ 5 % of frames",
@@ -359,7 +378,10 @@ def main() -> None:
          "no user has). Test split of `egoallo data build` (`docs/dataset.md`): **held-out performers** (CMU "
          "subject 5, CMU Daz subject 13, ReActIdle performers 008 and 012: people the model has never seen) apart "
          "from **held-out styles** of seen performers (Bandai Namco styles proud, tired, feminine). 128-frame "
-         "windows: every 2nd (every window for the held-out performers' bars); 32-frame windows: every 8th. Mean ± standard error over windows. The paper's numbers "
+         "windows: every 2nd (every window for the held-out performers' bars); 32-frame windows: every 8th. Tables lead with "
+         "the **mean over activity groups** (each `source/activity` averaged over its windows, then the activities "
+         "with equal weight; most windows are idle standing, which the mean over windows lets hide the rest), next "
+         "to the mean over windows; mean ± standard error. The paper's numbers "
          "(AMASS, SMPL-H, 50 M-parameter model) are not directly comparable: different data and body model."),
         "",
         "## Accuracy bars (128-frame windows, foot guidance, point-cloud floor unless said)",

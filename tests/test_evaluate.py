@@ -11,7 +11,7 @@ from egoallo.body import BodyModel
 from egoallo.cli.main import main
 from egoallo.data.dataset import MotionDataset
 from egoallo.evaluation.baselines import rest_pose_predictor
-from egoallo.evaluation.benchmark import EvalConfig, evaluate, summarize
+from egoallo.evaluation.benchmark import METRICS, EvalConfig, WindowResult, evaluate, markdown_table, summarize
 from egoallo.prior.checkpoint import save_project_checkpoint
 from egoallo.prior.network import PRESETS, EgoDenoiser
 
@@ -31,6 +31,7 @@ def test_eval_writes_reports_for_model_and_baselines(tiny_dataset, tmp_path, cap
         assert summary["windows"] == 2 and summary["mpjpe"]["mean"] > 0
         assert 0.0 <= summary["foot_contact"]["mean"] <= 1.0
         assert (out / f"{name}_w32.md").read_text().startswith(f"| {name}_w32 |")
+        assert report["summary"]["activity_mean"]["activities"] >= 1
     assert "rest_pose, 32-frame windows" in capsys.readouterr().out
     assert main(args) == 2  # the reports are never overwritten without --force
     assert "egoallo_w32.json exists; pass --force to overwrite it." in capsys.readouterr().err
@@ -96,5 +97,25 @@ def test_eval_floor_from_the_trajectory_and_groups(tiny_dataset, tmp_path):
     assert {r.group for r in results} <= {"held-out performers", "held-out styles"}
     assert all(r.metrics["floor_error_cm"] == pytest.approx(100 * abs(z)) for r, z in zip(results, seen))
     summary = summarize(results)
-    assert set(summary) == {"all", "groups", "sources", "activities"}
+    assert set(summary) == {"activity_mean", "all", "groups", "group_activity_means", "sources", "activities"}
     assert all("/" in name for name in summary["activities"])
+
+
+def _window(activity: str, mpjpe: float, group: str = "held-out performers") -> WindowResult:
+    return WindowResult("cmu_daz/x", activity, 0, "cmu_daz", group, {m: mpjpe for m in METRICS}, [0.0] * 22)
+
+
+def test_the_headline_is_the_mean_over_activities():
+    # Three idle windows at 50 mm and one sitting window at 150 mm: the window mean (75) hides the sitting.
+    results = [_window("idle", 50.0), _window("idle", 50.0), _window("idle", 50.0), _window("sit", 150.0),
+               _window("walk", 80.0, "held-out styles"), _window("walk", 100.0, "held-out styles")]
+    summary = summarize(results)
+    assert summary["activity_mean"]["activities"] == 3 and summary["activity_mean"]["windows"] == 6
+    assert summary["activity_mean"]["mpjpe"]["mean"] == pytest.approx((50.0 + 150.0 + 90.0) / 3)
+    assert summary["all"]["mpjpe"]["mean"] == pytest.approx(480.0 / 6)
+    performers = summary["group_activity_means"]["held-out performers"]
+    assert performers["activities"] == 2 and performers["mpjpe"]["mean"] == pytest.approx(100.0)
+    # Its standard error comes from the activities' own: sqrt(0 + 0 + 10²) / 3 (walk: 80, 100 -> ± 10).
+    assert summary["activity_mean"]["mpjpe"]["stderr"] == pytest.approx(10.0 / 3)
+    table = markdown_table(summary, "x").splitlines()
+    assert table[2].startswith("| **mean over 3 activities** | 6 | 96.67") and table[3].startswith("| **all windows** | 6 | 80")

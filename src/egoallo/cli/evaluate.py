@@ -112,4 +112,5 @@ def evaluate_cli(
                 print(f"skipped {len(skipped)} case(s); listed in {out / f'{name}_w{window}.md'}:")
                 for case in skipped[:10]:
                     print(f"  {case.clip_id}" + ("" if case.start is None else f" @ {case.start}") + f": {case.reason}")
-            print(json.dumps({"method": name, "window": window, "mpjpe": summary["all"]["mpjpe"]}))
+            print(json.dumps({"method": name, "window": window, "mpjpe_activity_mean": summary["activity_mean"]["mpjpe"],
+                              "activities": summary["activity_mean"]["activities"], "mpjpe_window_mean": summary["all"]["mpjpe"]}))
