@@ -115,6 +115,15 @@ def test_new_sources_clip_info_and_splits():
     assert sources.daz_clip("cmu_daz_subjects10-14/13/13_30.bvh", manifest).activity == "exercise"
     assert sources.daz_clip("cmu_daz_subjects10-14/14/14_21.bvh", manifest).split == "train"
     assert [sources.daz_split(s) for s in (10, 11, 12, 13, 14)] == ["val", "train", "train", "test", "train"]
+    # One clip per rare activity of the training subject validates; the held-out subject's stay in test.
+    assert sources.daz_split(14, "14_28") == "val" and sources.daz_split(14, "14_27") == "train"
+    assert sorted(sources.DAZ_VALIDATION_CLIPS.values()) == ["drink", "ladder", "laugh", "reach", "sit", "stairs"]
+    assert sources.daz_split(13, "13_01") == "test"
+    # A built clip is re-split by the current rules from what it stored.
+    stored = {"source": "cmu_daz", "clip_id": "cmu_daz/14_28", "performer": "14", "style": "", "split": "train"}
+    assert sources.clip_split(stored) == "val"
+    assert sources.clip_split({**stored, "clip_id": "cmu_daz/14_27"}) == "train"
+    assert sources.clip_split({"source": "bandai2", "clip_id": "bandai2/x", "style": "feminine", "performer": ""}) == "test"
     idle = sources.reactidle_clip("reactidle/genuine/012_genuine.bvh")
     assert (idle.clip_id, idle.performer, idle.style, idle.activity, idle.split) == (
         "reactidle/012_genuine", "012", "genuine", "idle", "test")

@@ -85,3 +85,41 @@ def test_distil_a_teacher_into_a_few_step_student(tiny_dataset, tmp_path, capsys
                         str(tmp_path), *TINY]
     assert main(not_a_checkpoint) == 2
     assert "no model.safetensors there (--teacher takes a checkpoint directory)" in capsys.readouterr().err
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_mismatched_resume_teacher_and_validation_are_refused(tiny_dataset, tmp_path, capsys):
+    from egoallo.data.dataset import MotionDataset
+
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(tiny_dataset), "--out", str(run), "--steps", "2", *TINY]) == 0
+    capsys.readouterr()
+    recorded = json.loads((run / "latest" / "config.json").read_text())["trained_on"]["body_model"]
+    assert recorded["name"] == "anny_smplh.npz" and len(recorded["joints_sha256"]) == 64
+    # Resuming with another window or conditioning would mix two trainings in one run.
+    other_window = [a if a != "16" else "24" for a in TINY]
+    assert main(["train", "--dataset", str(tiny_dataset), "--out", str(run), "--steps", "3", *other_window]) == 2
+    assert "this run was made with other data or another network (window 16 -> 24)" in _one_line(capsys)
+    assert main(["train", "--dataset", str(tiny_dataset), "--out", str(run), "--steps", "3", "--cond-param", "absolute", *TINY]) == 2
+    assert "cond_param 'ours' -> 'absolute'" in _one_line(capsys)
+    # A teacher of another conditioning, or trained on another body model, cannot teach this student.
+    student = ["train", "--dataset", str(tiny_dataset), "--steps", "1", "--teacher", str(run / "latest"),
+               "--student-steps", "2", "--teacher-substeps", "1", *TINY]
+    assert main([*student, "--out", str(tmp_path / "s1"), "--cond-param", "absolute"]) == 2
+    assert "the teacher's network differs from the student's (cond_param 'ours' -> 'absolute')" in _one_line(capsys)
+    config = json.loads((run / "latest" / "config.json").read_text())
+    config["trained_on"]["body_model"] = {"name": "smplh_model.npz", "joints_sha256": "0" * 64}
+    (run / "latest" / "config.json").write_text(json.dumps(config))
+    assert main([*student, "--out", str(tmp_path / "s2")]) == 2
+    assert "the teacher was trained on body model 'smplh_model.npz'" in _one_line(capsys)
+    # A validation split without the activity groups asked for.
+    held = sorted(set(MotionDataset(tiny_dataset, "val").groups))
+    ask = ["train", "--dataset", str(tiny_dataset), "--out", str(tmp_path / "v"), "--steps", "1", *TINY]
+    assert main([*ask, "--val-activities", "sit", "stairs"]) == 2
+    assert f"the val split holds no sit, stairs clips (--val-activities); it holds {', '.join(held) or 'nothing'}" in _one_line(capsys)
+    assert not (tmp_path / "v" / "latest").exists()

@@ -52,6 +52,8 @@ def train(
     checkpoint_every: int = 500,
     seed: int = 0,
     threads: int | None = None,
+    val_activities: tuple[str, ...] = (),
+    val_balance_power: float = 1.0,
     force: bool = False,
 ) -> None:
     """Train the diffusion motion prior (resumes from OUT/latest; scale out with torchrun).
@@ -72,6 +74,8 @@ def train(
         teacher: Distil this checkpoint directory into a few-step student (starting from its weights unless --init-from is given).
         student_steps: Denoising steps the distilled student is sampled in.
         teacher_substeps: Deterministic teacher steps each student step learns to take at once.
+        val_activities: Activity groups (`cmu_daz/sit`, or `sit` of any source) the val split must hold; the run is refused before any work otherwise.
+        val_balance_power: As --balance-power, for the validation windows (0: every activity group alike).
         force: Write the run into a non-empty OUT that holds no training run (its files of the same names are replaced).
     """
     check_run_folder(out, force=force)
@@ -79,8 +83,9 @@ def train(
     check_seed(seed)
     if not 0 < retime_speeds[0] <= retime_speeds[1]:
         raise UserError(f"--retime-speeds must be two positive speeds, slowest first; got {retime_speeds[0]} {retime_speeds[1]}.")
-    if not 0.0 <= balance_power <= 1.0:
-        raise UserError(f"--balance-power must be between 0 and 1; got {balance_power}.")
+    for flag, power in (("--balance-power", balance_power), ("--val-balance-power", val_balance_power)):
+        if not 0.0 <= power <= 1.0:
+            raise UserError(f"{flag} must be between 0 and 1; got {power}.")
     if init_from is not None and not (init_from / "model.safetensors").is_file():
         raise UserError(f"{init_from}: no model.safetensors there (--init-from takes a checkpoint directory).")
     if teacher is not None and not (teacher / "model.safetensors").is_file():
@@ -98,7 +103,8 @@ def train(
         retime_speeds=retime_speeds, sources=sources, balance_power=balance_power, init_from=init_from,
         teacher=teacher, student_steps=student_steps, teacher_substeps=teacher_substeps, warmup_steps=warmup_steps,
         val_every=val_every,
-        checkpoint_every=checkpoint_every, seed=seed, threads=threads,
+        checkpoint_every=checkpoint_every, seed=seed, threads=threads, val_activities=val_activities,
+        val_balance_power=val_balance_power,
     )
     final = train_prior(config, net)
     print(f"checkpoint: {final}")

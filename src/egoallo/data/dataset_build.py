@@ -70,10 +70,12 @@ from .sources import (
     BANDAI_STYLE_SPLITS,
     CMU_SUBJECT_SPLITS,
     DAZ_SUBJECT_SPLITS,
+    DAZ_VALIDATION_CLIPS,
     REACTIDLE_PERFORMER_SPLITS,
     SPLITS,
     ClipInfo,
     archive_path,
+    clip_split,
     find_shared_dir,
     iter_amass_files,
     iter_archive_clips,
@@ -514,7 +516,13 @@ def _clip_files(clips_dir: Path) -> dict[str, Path]:
 
 
 def _h5_matches_clips(dataset: Path, clips_dir: Path) -> bool:
-    return dataset.is_file() and [r["clip_id"] for r in read_index(dataset)] == list(_clip_files(clips_dir))
+    """The packed dataset holds exactly the built clips, each in the split the current rules give it."""
+    if not dataset.is_file():
+        return False
+    index = read_index(dataset)
+    return [r["clip_id"] for r in index] == list(_clip_files(clips_dir)) and all(
+        (clip_split(r) or "") == r["split"] for r in index
+    )
 
 
 def pack_h5(clips_dir: Path, dataset: Path) -> None:
@@ -536,6 +544,7 @@ def pack_h5(clips_dir: Path, dataset: Path) -> None:
 
 def _write_clip(group: h5py.Group, arrays: dict[str, np.ndarray]) -> dict:
     meta = json.loads(arrays["metadata"].item())
+    meta["info"]["split"] = clip_split(meta["info"])  # the current rules, whatever the clip was built under
     rotations = arrays["local_rotations"]
     datasets = {
         "T_world_root": arrays["T_world_root"],
@@ -600,7 +609,8 @@ def split_assignment(index: list[dict]) -> dict:
         "rules": {
             "bandai": {"by": "style", "held_out": {s: {k: list(v) for k, v in d.items()} for s, d in BANDAI_STYLE_SPLITS.items()}},
             "cmu": {"by": "subject", "subjects": {k: list(v) for k, v in CMU_SUBJECT_SPLITS.items()}, "unlisted": "train"},
-            "cmu_daz": {"by": "subject", "subjects": {k: list(v) for k, v in DAZ_SUBJECT_SPLITS.items()}, "unlisted": "train"},
+            "cmu_daz": {"by": "subject", "subjects": {k: list(v) for k, v in DAZ_SUBJECT_SPLITS.items()}, "unlisted": "train",
+                        "clips_moved_to_val": DAZ_VALIDATION_CLIPS},
             "reactidle": {"by": "performer", "held_out": {k: list(v) for k, v in REACTIDLE_PERFORMER_SPLITS.items()}, "unlisted": "train"},
             "amass": {"by": "sub-dataset", "lists": {k: list(v) for k, v in AMASS_SPLITS.items()}, "unlisted": "excluded"},
         },

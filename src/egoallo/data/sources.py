@@ -29,7 +29,12 @@ Splits (deterministic, no randomness):
 - CMU Daz: by **subject**, so that every activity with two or more subjects
   has one on each side: walk (10, 12), soccer (10, 11), and sitting, stairs,
   ladder, drinking, laughing, reaching (13, 14). train = {11, 12, 14},
-  val = {10}, test = {13}.
+  val = {10}, test = {13}. The rare activities exist for two subjects only
+  (13 held out for test, 14 in train), so validation could not see them: one
+  clip of subject 14 per rare activity goes to val instead
+  (`DAZ_VALIDATION_CLIPS`; the others stay in train), an activity-balanced
+  validation that is clip-held-out, not performer-held-out, for those
+  activities (docs/dataset.md). The test split is untouched.
 - ReActIdle: by **performer** (acted and genuine idle each have performers
   on every side): val = {007}, test = {008, 012}, the other 13 train.
 - AMASS: by sub-dataset (first path component under the AMASS directory), the
@@ -71,6 +76,15 @@ CMU_SUBJECT_SPLITS = {"train": (1, 2), "val": (3,), "test": (5,)}
 """CMU subjects per split; unlisted subjects are train."""
 DAZ_SUBJECT_SPLITS = {"train": (11, 12, 14), "val": (10,), "test": (13,)}
 """CMU Daz subjects per split; unlisted subjects are train."""
+DAZ_VALIDATION_CLIPS = {
+    "14_28": "sit",  # high stool, as the held-out 13_01; 14_27 (high stool) and 14_29-32 (stepstool) stay in train
+    "14_23": "stairs",
+    "14_35": "ladder",
+    "14_37": "drink",
+    "14_19": "laugh",
+    "14_08": "reach",
+}
+"""Clips of a training subject moved to val: one per activity that only subjects 13 (test) and 14 (train) have."""
 REACTIDLE_PERFORMER_SPLITS = {"val": (7,), "test": (8, 12)}
 """ReActIdle performers held out; every other performer is train."""
 DAZ_ACTIVITIES = {
@@ -204,7 +218,9 @@ def cmu_split(subject: int) -> str:
     return next((split for split, subjects in CMU_SUBJECT_SPLITS.items() if subject in subjects), "train")
 
 
-def daz_split(subject: int) -> str:
+def daz_split(subject: int, name: str = "") -> str:
+    if name in DAZ_VALIDATION_CLIPS:
+        return "val"
     return next((split for split, subjects in DAZ_SUBJECT_SPLITS.items() if subject in subjects), "train")
 
 
@@ -215,6 +231,23 @@ def reactidle_split(performer: int) -> str:
 def amass_split(sub_dataset: str) -> str | None:
     name = AMASS_ALIASES.get(sub_dataset, sub_dataset)
     return next((split for split, names in AMASS_SPLITS.items() if name in names), None)
+
+
+def clip_split(info: dict) -> str | None:
+    """The split the current rules give a built clip, from its stored `ClipInfo` fields (a build re-packed after
+    the rules change re-splits without re-retargeting)."""
+    source, name = info["source"], info["clip_id"].split("/", 1)[1]
+    if source in BANDAI_STYLE_SPLITS:
+        return bandai_split(source, info["style"])
+    if source == "cmu":
+        return cmu_split(int(info["performer"]))
+    if source == "cmu_daz":
+        return daz_split(int(info["performer"]), name)
+    if source == "reactidle":
+        return reactidle_split(int(info["performer"]))
+    if source == "amass":
+        return amass_split(name.split("/", 1)[0])
+    return info.get("split")
 
 
 def cmu_activity(description: str) -> str:
@@ -276,7 +309,7 @@ def daz_clip(member: str, manifest: dict[str, tuple[str, str]]) -> ClipInfo | No
         style=None,
         performer=folder,
         description=description,
-        split=daz_split(int(subject)),
+        split=daz_split(int(subject), name),
     )
 
 

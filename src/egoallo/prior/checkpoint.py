@@ -195,17 +195,22 @@ def load_release(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     return config, build_model(config, read_weights(weights_path), weights_path, device)
 
 
-def save_project_checkpoint(directory: str | Path, model: EgoDenoiser, sampling: dict | None = None) -> None:
+def save_project_checkpoint(
+    directory: str | Path, model: EgoDenoiser, sampling: dict | None = None, trained_on: dict | None = None
+) -> None:
     """Write `model.safetensors` and `config.json` into `directory` (created if needed).
 
     `sampling`: for a distilled student, the steps it supports and its `eta` (see `read_sampling`).
-    Each file is written next to its final name and then renamed into place.
+    `trained_on`: what the weights were trained on, e.g. `{"body_model": {"name": ..., "joints_sha256": ...}}`
+    (see `read_trained_on`). Each file is written next to its final name and then renamed into place.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = {"format": CONFIG_FORMAT, "version": CONFIG_VERSION, "config": dataclasses.asdict(model.config)}
     if sampling is not None:
         config["sampling"] = sampling
+    if trained_on is not None:
+        config["trained_on"] = trained_on
     weights = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
     save_file(weights, directory / (WEIGHTS_NAME + ".tmp"))
     (directory / (CONFIG_NAME + ".tmp")).write_text(json.dumps(config, indent=2) + "\n")
@@ -270,6 +275,16 @@ def read_sampling(directory: str | Path) -> CheckpointSampling:
         raise CheckpointError(f"{path}: \"sampling\" must hold \"steps\" (a list of positive integers) and \"eta\" "
                               f"(from 0 to 1); got {json.dumps(sampling)[:200]}.")
     return CheckpointSampling(tuple(steps), float(eta))
+
+
+def read_trained_on(directory: str | Path) -> dict:
+    """What a project checkpoint records of its training data (`{}` for checkpoints that record nothing)."""
+    try:
+        content = json.loads((Path(directory) / CONFIG_NAME).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return {}
+    trained_on = content.get("trained_on") if isinstance(content, dict) else None
+    return trained_on if isinstance(trained_on, dict) else {}
 
 
 def load_project_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> tuple[EgoDenoiserConfig, EgoDenoiser]:

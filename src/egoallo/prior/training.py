@@ -30,7 +30,7 @@ from ..body import BodyModel
 from ..data.dataset import MotionDataset, mirror_window, reshape_window, retime_source_length, retime_window
 from ..errors import UserError
 from ..files import write_bytes_atomic
-from .checkpoint import load_project_checkpoint, save_project_checkpoint
+from .checkpoint import CONFIG_NAME, load_project_checkpoint, read_config, read_trained_on, save_project_checkpoint
 from .conditioning import compute_conditioning
 from .diffusion import CosineSchedule, ddim_step, project_state, sampling_levels, x0_of_step
 from .network import EgoDenoiser, EgoDenoiserConfig
@@ -84,6 +84,14 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     """torch threads per process (default: torch's choice)."""
+    val_activities: tuple[str, ...] = ()
+    """Activity groups (`source/activity`, or an activity of any source) the val split must hold."""
+    val_balance_power: float = 1.0
+    """As `balance_power`, for the validation windows (0: every activity group alike, an activity-balanced loss)."""
+
+
+RESUME_FIELDS = ("dataset", "sources", "window", "model", "cond_param", "teacher", "student_steps", "teacher_substeps")
+"""What a resumed run must share with the run it resumes: its data and its network."""
 
 
 MODALITY_WEIGHTS = {"betas": 0.1, "body": 1.0, "contacts": 0.1, "hands": 0.01}
@@ -262,15 +270,53 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
+def _config_differences(a: EgoDenoiserConfig, b: EgoDenoiserConfig) -> list[str]:
+    """`name a -> b` for every network setting that differs."""
+    return [f"{f.name} {getattr(a, f.name)!r} -> {getattr(b, f.name)!r}"
+            for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]
+
+
+def check_run(config: TrainConfig, net: EgoDenoiserConfig) -> None:
+    """Before any work, a one-line `UserError` naming the mismatch: a resumed run whose data or network differ
+    from the run it resumes; a teacher whose network (conditioning included) or body model differ from the
+    student's; a val split without the activity groups `val_activities` asks for."""
+    out = Path(config.out)
+    stored = out / "train_config.json"
+    if (out / "latest" / "model.safetensors").is_file() and stored.is_file():
+        before = json.loads(stored.read_text())
+        now = json.loads(json.dumps(dataclasses.asdict(config), default=str))
+        differences = [f"{k} {before.get(k)!r} -> {now[k]!r}" for k in RESUME_FIELDS if before.get(k) != now[k]]
+        differences += _config_differences(read_config(out / "latest" / CONFIG_NAME), net)
+        if differences:
+            raise UserError(f"{out}: this run was made with other data or another network ({'; '.join(differences)}); "
+                            "resume it with its own settings, or start a new run in another --out.")
+    if config.teacher is not None:
+        teacher = Path(config.teacher)
+        if differences := _config_differences(read_config(teacher / CONFIG_NAME), net):
+            raise UserError(f"{teacher}: the teacher's network differs from the student's ({'; '.join(differences)}).")
+        theirs, ours = read_trained_on(teacher).get("body_model"), dataset_body_model(config.dataset)
+        if theirs and ours and theirs != ours:
+            raise UserError(f"{teacher}: the teacher was trained on body model {theirs.get('name')!r} "
+                            f"(joints {str(theirs.get('joints_sha256'))[:12]}), the data {config.dataset} on "
+                            f"{ours.get('name')!r} (joints {str(ours.get('joints_sha256'))[:12]}).")
+    if config.val_activities:
+        groups = set(MotionDataset(config.dataset, "val", config.sources).groups)
+        present = groups | {group.split("/", 1)[1] for group in groups}
+        if missing := [a for a in config.val_activities if a not in present]:
+            raise UserError(f"{config.dataset}: the val split holds no {', '.join(missing)} clips (--val-activities); "
+                            f"it holds {', '.join(sorted(groups)) or 'nothing'}.")
+
+
 def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool = True) -> Path:
     """Train (or resume from `config.out/latest`) and return the final checkpoint directory."""
+    check_run(config, net_config)
     rank, world = _distributed()
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed + rank)
     rng = np.random.default_rng([config.seed, rank])
     train_set = MotionDataset(config.dataset, "train", config.sources, balance_power=config.balance_power)
-    val_set = MotionDataset(config.dataset, "val", config.sources)
+    val_set = MotionDataset(config.dataset, "val", config.sources, balance_power=config.val_balance_power)
     if not len(train_set):
         raise UserError(f"{config.dataset}: no clips in the train split" + (f" from sources {list(config.sources)}." if config.sources else "."))
     out = Path(config.out)
@@ -282,16 +328,13 @@ def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool 
     start_step = 0
     teacher = None
     if config.teacher is not None:
-        teacher_config, teacher = load_project_checkpoint(Path(config.teacher))
-        if teacher_config != net_config:
-            raise UserError(f"{config.teacher}: the teacher's network ({teacher_config}) differs from the one asked for "
-                            f"({net_config}).")
+        _, teacher = load_project_checkpoint(Path(config.teacher))
         teacher.requires_grad_(False)
     init_from = config.init_from if config.init_from is not None else config.teacher
     if init_from is not None and not (latest / "model.safetensors").exists():
         init_config, model = load_project_checkpoint(Path(init_from))
-        if init_config != net_config:
-            raise UserError(f"{init_from}: its network ({init_config}) differs from the one asked for ({net_config}).")
+        if differences := _config_differences(init_config, net_config):
+            raise UserError(f"{init_from}: its network differs from the one asked for ({'; '.join(differences)}).")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     if (latest / "model.safetensors").exists():
         _, model = load_project_checkpoint(latest)
@@ -334,7 +377,7 @@ def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool 
                     f"{time.perf_counter() - started:.1f}",
                 ])
             if (step + 1) % config.checkpoint_every == 0 or last:
-                _checkpoint(latest, model, optimizer, step + 1, _sampling(config))
+                _checkpoint(latest, model, optimizer, step + 1, _sampling(config), trained_on(config.dataset))
             if val is not None:
                 plot_loss_curve(log_path, out / "loss_curve.png")
     if world > 1:
@@ -370,14 +413,33 @@ def _sampling(config: TrainConfig) -> dict | None:
             "teacher_steps": config.student_steps * config.teacher_substeps}
 
 
-def _checkpoint(directory: Path, model: EgoDenoiser, optimizer, step: int, sampling: dict | None = None) -> None:
+def dataset_body_model(dataset: Path) -> dict | None:
+    """The body model a `dataset.h5` was retargeted onto (name and joints hash), from its build's marker file."""
+    from ..data.dataset_build import MARKER
+
+    try:
+        model = json.loads((Path(dataset).parent / MARKER).read_text()).get("model")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    return model if isinstance(model, dict) else None
+
+
+def trained_on(dataset: Path) -> dict | None:
+    """What a checkpoint trained on `dataset` records of it (`save_project_checkpoint`)."""
+    model = dataset_body_model(dataset)
+    return None if model is None else {"body_model": model}
+
+
+def _checkpoint(
+    directory: Path, model: EgoDenoiser, optimizer, step: int, sampling: dict | None = None, trained: dict | None = None
+) -> None:
     """Write a complete checkpoint next to `directory`, then swap it in (a crash never leaves half a checkpoint)."""
     tmp = directory.with_name(directory.name + ".tmp")
     if tmp.exists():
         for p in tmp.iterdir():
             p.unlink()
     tmp.mkdir(parents=True, exist_ok=True)
-    save_project_checkpoint(tmp, model, sampling=sampling)
+    save_project_checkpoint(tmp, model, sampling=sampling, trained_on=trained)
     _save_optimizer(tmp / "optimizer.safetensors", optimizer)
     (tmp / "train_state.json").write_text(json.dumps({"step": step}))
     old = directory.with_name(directory.name + ".old")
