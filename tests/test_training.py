@@ -21,6 +21,7 @@ def test_train_and_resume(tiny_dataset, tmp_path):
     assert main(["train", "--dataset", str(tiny_dataset), "--out", str(run), "--steps", "3", *TINY]) == 0
     assert [r["step"] for r in rows(run)] == ["1", "2", "3"]
     assert (run / "latest" / "model.safetensors").is_file() and (run / "loss_curve.png").is_file()
+    assert not list(run.glob("step_*"))
     assert main(["train", "--dataset", str(tiny_dataset), "--out", str(run), "--steps", "5", *TINY]) == 0
     assert [r["step"] for r in rows(run)] == ["1", "2", "3", "4", "5"]  # resumed, not restarted
     # A run killed after its last checkpoint (step 4) leaves a logged step 5; resuming drops it.
@@ -50,8 +51,10 @@ def test_torchrun_two_gloo_processes(tiny_dataset, tmp_path):
 def test_train_with_mirrored_and_reshaped_windows(tiny_dataset, tmp_path):
     run = tmp_path / "augmented"
     args = ["train", "--dataset", str(tiny_dataset), "--out", str(run), "--steps", "2", "--mirror-probability", "1",
-            "--reshape-probability", "1", *TINY]
+            "--reshape-probability", "1", "--keep-every", "1", "--model", "medium", *TINY]
     assert main(args) == 0
+    assert sorted(p.name for p in run.glob("step_*")) == ["step_000001", "step_000002"]
+    assert json.loads((run / "step_000001" / "config.json").read_text())["config"]["d_latent"] == 192
     assert all(float(r["train_loss"]) > 0 for r in rows(run))
     assert '"reshape_probability": 1.0' in (run / "train_config.json").read_text()
 

@@ -30,7 +30,7 @@ def check_run_folder(out: Path, *, force: bool) -> Path:
 def train(
     dataset: Path,
     out: Path,
-    model: Literal["default", "paper"] = "default",
+    model: Literal["default", "medium", "large", "paper"] = "default",
     cond_param: Literal["ours", "canonicalized", "absolute", "absrel"] = "ours",
     include_hands: bool = True,
     steps: int = 10_000,
@@ -52,6 +52,7 @@ def train(
     checkpoint_every: int = 500,
     seed: int = 0,
     threads: int | None = None,
+    keep_every: int | None = None,
     val_activities: tuple[str, ...] = (),
     val_balance_power: float = 1.0,
     force: bool = False,
@@ -61,7 +62,7 @@ def train(
     Args:
         dataset: dataset.h5 from `egoallo data build`.
         out: Run directory (checkpoints, loss_log.csv, loss_curve.png).
-        model: Network size preset.
+        model: Network size preset: default (1.9 M parameters), medium (5.2 M), large (9.0 M), paper (50 M).
         cond_param: Conditioning parameterisation (the paper's Table 1).
         include_hands: Also model the 30 finger rotations.
         mirror_probability: Share of training windows reflected left-right.
@@ -74,6 +75,7 @@ def train(
         teacher: Distil this checkpoint directory into a few-step student (starting from its weights unless --init-from is given).
         student_steps: Denoising steps the distilled student is sampled in.
         teacher_substeps: Deterministic teacher steps each student step learns to take at once.
+        keep_every: Also keep the weights every N steps as OUT/step_<N> (for a curve of validation against steps).
         val_activities: Activity groups (`cmu_daz/sit`, or `sit` of any source) the val split must hold; the run is refused before any work otherwise.
         val_balance_power: As --balance-power, for the validation windows (0: every activity group alike).
         force: Write the run into a non-empty OUT that holds no training run (its files of the same names are replaced).
@@ -103,7 +105,7 @@ def train(
         retime_speeds=retime_speeds, sources=sources, balance_power=balance_power, init_from=init_from,
         teacher=teacher, student_steps=student_steps, teacher_substeps=teacher_substeps, warmup_steps=warmup_steps,
         val_every=val_every,
-        checkpoint_every=checkpoint_every, seed=seed, threads=threads, val_activities=val_activities,
+        checkpoint_every=checkpoint_every, seed=seed, threads=threads, keep_every=keep_every, val_activities=val_activities,
         val_balance_power=val_balance_power,
     )
     final = train_prior(config, net)

@@ -109,6 +109,9 @@ PRESETS: dict[str, EgoDenoiserConfig] = {
     ),
     # 1.9 M parameters (7.8 MB float32): trains on a 2-core CPU within about an hour.
     "default": EgoDenoiserConfig(),
+    # Larger teachers for distillation into the default-sized student (#23's sweep): 5.2 M and 9.0 M parameters.
+    "medium": EgoDenoiserConfig(d_latent=192, d_feedforward=768, d_noise_emb=192, encoder_layers=4, decoder_layers=4),
+    "large": EgoDenoiserConfig(d_latent=256, d_feedforward=1024, d_noise_emb=256, encoder_layers=4, decoder_layers=4),
 }
 
 

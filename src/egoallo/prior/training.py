@@ -84,6 +84,9 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     """torch threads per process (default: torch's choice)."""
+    keep_every: int | None = None
+    """Also keep the weights every N steps as `OUT/step_<N>` (config and weights only): the snapshots a curve of
+    validation against steps is measured on, all from one learning-rate schedule."""
     val_activities: tuple[str, ...] = ()
     """Activity groups (`source/activity`, or an activity of any source) the val split must hold."""
     val_balance_power: float = 1.0
@@ -378,6 +381,9 @@ def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool 
                 ])
             if (step + 1) % config.checkpoint_every == 0 or last:
                 _checkpoint(latest, model, optimizer, step + 1, _sampling(config), trained_on(config.dataset))
+            if config.keep_every and (step + 1) % config.keep_every == 0:
+                snapshot = out / f"step_{step + 1:06d}"
+                save_project_checkpoint(snapshot, model, sampling=_sampling(config), trained_on=trained_on(config.dataset))
             if val is not None:
                 plot_loss_curve(log_path, out / "loss_curve.png")
     if world > 1:
