@@ -100,7 +100,7 @@ def test_projection_jacobian_matches_autograd(shared_dir: Path, kind: str) -> No
 
 
 def test_visibility() -> None:
-    camera = CameraModel("pinhole", torch.tensor([500.0, 500.0, 319.5, 239.5], dtype=F64), 640, 480, torch.eye(4, dtype=F64))
+    camera = CameraModel.pinhole(500.0, 500.0, 319.5, 239.5, 640, 480, np.eye(4))
     points = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [2.0, 0.0, 1.0], [0.3, 0.2, 1.0]], dtype=F64)
     assert camera.in_front(points).tolist() == [True, False, True, True]
     assert camera.visible(points).tolist() == [True, False, False, True]
