@@ -50,7 +50,8 @@ class Job:
 
 
 def options_for(recording: Recording, batch: BatchOptions) -> InferOptions:
-    """`egoallo infer`'s options for `recording`: its point cloud (unless `--floor-z` gives the floor), calibration,
+    """`egoallo infer`'s options for `recording`: its point cloud (unless `--floor-z` gives the floor), calibration
+    (unless `--device-is-cpf`),
     wrist and palm tracking (with `--guidance wrist3d`), hands file or `.vrs` (with `--guidance hands`).
     A `UserError` when a guidance term lacks its file."""
     modes = batch.guidance
@@ -64,7 +65,7 @@ def options_for(recording: Recording, batch: BatchOptions) -> InferOptions:
         batch.infer,
         guidance=modes - {"hands"} if detect else modes,
         points=recording.points if batch.infer.floor_z is None else None,
-        calibration=recording.calibration,
+        calibration=recording.calibration if not batch.infer.device_is_cpf else None,
         wrist_palm=recording.wrist_palm if "wrist3d" in modes else None,
         hands=recording.hands if "hands" in modes else None,
         vrs=recording.vrs if detect else None,

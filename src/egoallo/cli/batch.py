@@ -44,7 +44,7 @@ def batch(
         force: Estimate every recording again, also those done before (and replace result files not written by egoallo batch).
         checkpoint: Model directory (this project's, or an official EgoAllo release); default: the shipped one.
         floor_z: The floor's height along the up axis in every trajectory's world frame (the recordings' point clouds are then not used).
-        device_is_cpf: The trajectories' poses are already CPF poses (identity calibration).
+        device_is_cpf: The trajectories' poses are already CPF poses (identity calibration; the recordings' calibrations are then not used).
         up: Up axis of TUM/npz worlds without gravity information (z, y, -y, ...).
         guidance: Levenberg-Marquardt guidance after sampling: feet, wrist3d (each recording's wrist and palm tracking), hands (its hands file, else hands detected in its .vrs); a recording without the file a term needs fails; off by default.
         guidance_inner: Also guide inside every denoising step (slower; the paper's strongest mode).
