@@ -249,7 +249,8 @@ def test_ray_local_cluster(corpus, tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["batch", str(corpus), "--out", str(out), "--ray", "--workers", "2", "--checkpoint",
                  str(tiny_checkpoint), "--steps", "1", "--device-is-cpf"])
-    assert code == 3, capsys.readouterr()
-    assert "on a local Ray cluster (2 at once)" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert code == 3, printed.err
+    assert "on a local Ray cluster (2 at once)" in printed.out
     assert [r["status"] for r in summary(out).values()] == ["failed", "ok", "ok"]
     InferenceResult.load(out / "seq1" / "result.npz")
