@@ -157,8 +157,11 @@ def timed_run(corpus: Path, out: Path, workers: int, ray: bool, flags: list[str]
 
 
 def counts(out: Path) -> str:
-    tally = Counter(r["status"] for r in read_summary(out))
-    return ", ".join(f"{n} {s}" for s, n in sorted(tally.items()))
+    """The summary's status counts, then each recording's status."""
+    rows = read_summary(out)
+    tally = Counter(r["status"] for r in rows)
+    return ", ".join(f"{n} {s}" for s, n in sorted(tally.items())) + "".join(
+        f"\n    {r['recording']}: {r['status']}" for r in rows)
 
 
 def kill_demo(corpus: Path, out: Path, after: int, flags: list[str]) -> None:

@@ -204,6 +204,8 @@ def test_bad_command_input_is_exit_2(corpus, tmp_path, capsys):
     assert main(["batch", str(corpus), "--out", str(tmp_path / "o"), "--ray", "127.0.0.1:9"]) == 2
     assert "cannot reach a Ray cluster" in capsys.readouterr().err
     assert main(["batch", str(corpus), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
+    assert main(["batch", str(corpus), "--out", str(tmp_path / "o"), "--checkpoint", str(tmp_path / "no")]) == 2
+    assert "checkpoint directory not found" in capsys.readouterr().err
     assert normalize_args(["batch", "c", "--ray"])[0][-1] == "--ray=local"
     assert normalize_args(["batch", "c", "--ray", "--force"])[0][2:] == ["--ray=local", "--force"]
     assert normalize_args(["batch", "c", "--ray", "h:1"])[0][2:] == ["--ray", "h:1"]

@@ -19,6 +19,7 @@ from importlib import metadata as distribution
 from pathlib import Path
 
 from ..errors import UserError, one_line
+from ..files import require_file
 from ..pipeline import FPS, InferOptions
 from .corpus import Recording
 from .summary import Row, result_row
@@ -88,9 +89,12 @@ def model_digests(options: InferOptions) -> dict[str, str]:
     from ..assets import checkpoint_and_sampling
     from ..body.model import DEFAULT_MODEL_PATH, SMPLH_ENV_VAR
 
+    if options.checkpoint is not None and not options.checkpoint.is_dir():
+        raise UserError(f"{options.checkpoint}: checkpoint directory not found.")
     checkpoint = checkpoint_and_sampling(options.checkpoint, options.steps)[0]
-    body = options.body_model or os.environ.get(SMPLH_ENV_VAR) or DEFAULT_MODEL_PATH
-    return {"checkpoint": file_digest(Path(checkpoint)), "body_model": file_digest(Path(body))}
+    body = Path(options.body_model or os.environ.get(SMPLH_ENV_VAR) or DEFAULT_MODEL_PATH)
+    require_file(body, "a body model .npz")
+    return {"checkpoint": file_digest(Path(checkpoint)), "body_model": file_digest(body)}
 
 
 def fingerprint(options: InferOptions, trajectory: Path, models: dict[str, str]) -> str:
