@@ -11,7 +11,9 @@ space and time, resampled to 1 kHz like MPS, played forward and back to make lon
 broken ones (a truncated CSV, a header without rows, a TUM file with a garbage line, an .npz of the wrong
 shape). Each run is `egoallo batch CORPUS --out OUT --guidance feet` with the shipped model in a fresh OUT, timed from the
 command's start to its end (worker start-up included). Prints a markdown table: recordings per minute,
-× real time (seconds of motion estimated per second of wall time) and the peak resident memory of a worker.
+× real time (seconds of motion estimated per second of wall time), the peak resident memory of a worker,
+the recordings' own times summed over the wall time (how many workers were busy on average) and the
+machine's load average when the run started (other processes on a shared machine slow every run).
 With --kill-demo it also runs the corpus on 2 workers, kills the whole command with SIGKILL once a few
 recordings are done, prints the summary counts, reruns it and prints them again.
 """
@@ -136,6 +138,7 @@ def timed_run(corpus: Path, out: Path, workers: int, ray: bool, flags: list[str]
     """One `egoallo batch` run in a fresh `out`; its throughput figures."""
     shutil.rmtree(out, ignore_errors=True)
     command = egoallo("batch", str(corpus), "--out", str(out), "--workers", str(workers), *flags, *(["--ray"] if ray else []))
+    load = os.getloadavg()[0]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -153,6 +156,8 @@ def timed_run(corpus: Path, out: Path, workers: int, ray: bool, flags: list[str]
         "per_min": len(finished) / wall * 60,
         "real_time": motion / wall,
         "peak_mb": max(peaks) if peaks else float("nan"),
+        "busy": sum(float(r["seconds"]) for r in finished) / wall,
+        "load": load,
     }
 
 
@@ -209,11 +214,12 @@ def main() -> None:
     for run in filter(None, args.runs.split(",")):
         results.append(timed_run(corpus, work / f"out-{run}", int(run[-1]), run.startswith("ray"), flags))
     if results:
-        print("\n| run | recordings | wall (s) | recordings / min | × real time | peak RAM per worker (MiB) |")
-        print("|---|---|---:|---:|---:|---:|")
+        print("\n| run | recordings | wall (s) | recordings / min | × real time | peak RAM per worker (MiB) "
+              "| Σ recording time / wall | load average at start |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
         for r in results:
             print(f"| {r['run']} | {r['recordings']} | {r['wall_s']:.1f} | {r['per_min']:.1f} | {r['real_time']:.1f} "
-                  f"| {r['peak_mb']:.0f} |")
+                  f"| {r['peak_mb']:.0f} | {r['busy']:.2f} | {r['load']:.1f} |")
 
 
 if __name__ == "__main__":

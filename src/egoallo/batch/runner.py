@@ -1,9 +1,10 @@
 """A corpus run: plan the recordings, estimate those not done yet on a local process pool or a Ray cluster,
-keep `OUT/summary.csv` up to date after each one.
+keep `OUT/summary.csv` up to date as they end.
 
-Safe to kill: each result is written atomically and the summary is rewritten (atomically) after every
-recording, so SIGKILL loses at most the recordings in flight; SIGINT or SIGTERM stop new work, let the
-running recordings finish and write the summary. The corpus is only read.
+Safe to kill: each result is written atomically and the summary is rewritten (atomically) as recordings
+end, so SIGKILL loses at most the recordings in flight (a rerun finds the finished results, whatever the
+summary said); SIGINT or SIGTERM stop new work, let the running recordings finish and write the summary.
+The corpus is only read.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from .jobs import RESULT_NAME, BatchOptions, Job, earlier_row, fingerprint, mode
 from .summary import Row, summary_lines, write_summary
 
 SUMMARY_NAME = "summary.csv"
+SAVE_EVERY_S = 2.0
+"""The summary is rewritten when a recording ends, at most this often (and at the end): a corpus of thousands
+of recordings does not spend its time rewriting it."""
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 3, 130
 """Exit codes of `egoallo batch`: every recording has its result; some failed (their rows say why); interrupted
 before all ran. Bad input to the command itself (nothing ran) is 2, as for every command."""
@@ -135,12 +139,13 @@ def run_jobs(
     say: Callable[[str], None],
     progress: bool,
 ) -> None:
-    """Run `jobs` with at most `backend.slots` in flight, each row replaced as its job ends and `saved` called;
-    stops submitting once `stop` is set and waits for those running."""
+    """Run `jobs` with at most `backend.slots` in flight, each row replaced as its job ends and `saved` called
+    (at most every `SAVE_EVERY_S`); stops submitting once `stop` is set and waits for those running."""
     from ..progress import progress_bar
 
     queue = list(reversed(jobs))
     running: dict[object, Job] = {}
+    last_save = time.monotonic()
     with progress_bar(total=len(jobs), enabled=progress, unit="recording") as bar:
         tell = bar.write if not bar.disable else say
         while queue or running:
@@ -158,7 +163,9 @@ def run_jobs(
                 elif bar.disable:
                     say(f"ok: {row.recording} ({row.frames} frames in {row.seconds:.1f} s)")
                 bar.update(1)
-                saved()
+                if time.monotonic() - last_save >= SAVE_EVERY_S:
+                    saved()
+                    last_save = time.monotonic()
     for job in queue:
         rows[job.recording.name] = Row(job.recording.name, "pending", error="not run: the run was interrupted")
 
