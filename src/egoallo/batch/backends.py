@@ -23,6 +23,8 @@ WAIT_S = 1.0
 MAX_RETRIES = 3
 """Ray: times a task is run again after its worker process or node was lost."""
 CONNECT_TIMEOUT_S = 5.0
+LOCAL_START_TRIES = 3
+"""Tries to start a local Ray cluster: Ray gives its node 30 s to start, which an overloaded machine can miss."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,11 +122,16 @@ class RayCluster:
         ray = self._ray = require("ray", "egoallo batch --ray")
         if self.address != "local":
             check_reachable(self.address)
-        start = {"num_cpus": self.workers or cores_here(), "include_dashboard": False} if self.address == "local" else {}
-        try:
-            ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False, **start)
-        except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError for a bad cluster
-            raise UserError(f"--ray {self.address}: cannot connect to a Ray cluster ({one_line(str(e), 200)}).") from None
+        local = self.address == "local"
+        start = {"num_cpus": self.workers or cores_here(), "include_dashboard": False} if local else {}
+        for attempt in range(LOCAL_START_TRIES if local else 1):
+            try:
+                ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False, **start)
+                break
+            except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError, Exception for a bad cluster
+                ray.shutdown()
+                if attempt + 1 == (LOCAL_START_TRIES if local else 1):
+                    raise UserError(f"--ray {self.address}: cannot connect to a Ray cluster ({one_line(str(e), 200)}).") from None
         self.slots = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._remote = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(run_job)
         return self
