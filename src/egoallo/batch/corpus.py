@@ -1,7 +1,7 @@
 """The recordings of a corpus: Aria MPS layouts and loose trajectory files found in a folder, or a manifest.
 
 A recording is found in a folder by its `slam/closed_loop_trajectory.csv` (older MPS outputs: `trajectory/`),
-as plain MPS output, Nymeria and Aria Everyday Activities lay it out (docs/corpus.md); its companions are
+as plain MPS output, Nymeria and Aria Everyday Activities lay it out (README, `egoallo batch`); its companions are
 taken from beside it: the point cloud (`semidense_points.csv.gz`, else `global_points.csv.gz`), the online
 calibration (`online_calibration.jsonl`), the wrist and palm tracking (`../hand_tracking/wrist_and_palm_poses.csv`)
 and the `.vrs`. Wrist-worn recordings (Nymeria's `recording_lwrist`, `recording_rwrist`) are not heads and are
