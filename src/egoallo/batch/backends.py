@@ -117,7 +117,7 @@ class RayCluster:
     def __enter__(self) -> RayCluster:
         import logging
 
-        from ..thirdparty import require
+        from ..thirdparty import native_logs_hidden, require
 
         ray = self._ray = require("ray", "egoallo batch --ray")
         if self.address != "local":
@@ -126,12 +126,15 @@ class RayCluster:
         start = {"num_cpus": self.workers or cores_here(), "include_dashboard": False} if local else {}
         for attempt in range(LOCAL_START_TRIES if local else 1):
             try:
-                ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False, **start)
+                with native_logs_hidden():  # Ray's C++ client logs every failed try to stderr
+                    ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False, **start)
                 break
             except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError, Exception for a bad cluster
                 ray.shutdown()
                 if attempt + 1 == (LOCAL_START_TRIES if local else 1):
-                    raise UserError(f"--ray {self.address}: cannot connect to a Ray cluster ({one_line(str(e), 200)}).") from None
+                    hint = "" if local else "; a cluster with token authentication needs RAY_AUTH_MODE=token and its token"
+                    raise UserError(f"--ray {self.address}: cannot connect to a Ray cluster ({one_line(str(e), 200)}"
+                                    f"{hint}).") from None
         self.slots = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._remote = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(run_job)
         return self
