@@ -11,3 +11,9 @@ class InputFileError(UserError, ValueError):
     def __init__(self, path, message: str, row: str | None = None) -> None:
         self.path, self.row = str(path), row
         super().__init__(f"{path}: {row}: {message}" if row else f"{path}: {message}")
+
+
+def one_line(message: str, limit: int | None = None) -> str:
+    """`message` on one line (line breaks become " | "), cut to `limit` characters when given."""
+    joined = " | ".join(line.strip() for line in message.strip().splitlines() if line.strip())
+    return joined if limit is None or len(joined) <= limit else joined[: limit - 3] + "..."

@@ -20,6 +20,7 @@ OPTIONAL = {
     "cv2": ("opencv (with mediapipe)", "hands"),
     "viser": ("viser", "viewer"),
     "websockets": ("websockets", "live"),
+    "ray": ("ray", "cluster"),
     "imageio": ("imageio with imageio-ffmpeg", "video"),
     "imageio_ffmpeg": ("imageio with imageio-ffmpeg", "video"),
 }

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import UserError
+from ..errors import UserError, one_line
 from ..files import require_file
 from ..thirdparty import set_verbose
 
@@ -41,6 +41,11 @@ COMMANDS: dict[str, Command | dict[str, Command]] = {
         "infer:infer",
         "Estimate body motion from a head trajectory (Aria MPS CSV, TUM text or .npz) and write result.npz.",
         TRAJECTORY,
+    ),
+    "batch": Command(
+        "batch:batch",
+        "Estimate every recording of a corpus (folder or manifest) into OUT/<name>/result.npz, resumably, "
+        "locally or on Ray.",
     ),
     "train": Command("train:train", "Train the diffusion motion prior (resumes from OUT/latest; scale out with torchrun)."),
     "eval": Command(
@@ -126,7 +131,8 @@ def usage() -> str:
 
 
 def normalize_args(args: list[str]) -> tuple[list[str], bool]:
-    """(`args` without `--verbose`, whether it was given); `--up -y` joined into `--up=-y` (tyro reads `-y` as a flag)."""
+    """(`args` without `--verbose`, whether it was given); `--up -y` joined into `--up=-y` (tyro reads `-y` as a flag);
+    `--ray` without a value (last, or before another flag) made `--ray=local`."""
     verbose = VERBOSE_FLAG in args
     args = [a for a in args if a != VERBOSE_FLAG]
     joined: list[str] = []
@@ -135,7 +141,10 @@ def normalize_args(args: list[str]) -> tuple[list[str], bool]:
             joined[-1] = f"--up={arg}"
         else:
             joined.append(arg)
-    return joined, verbose
+    return [
+        "--ray=local" if a == "--ray" and (i + 1 == len(joined) or joined[i + 1].startswith("-")) else a
+        for i, a in enumerate(joined)
+    ], verbose
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,7 +176,7 @@ def run(entry: Command, args: list[str], argv: list[str], words: int) -> int:
             require_file(args[0], entry.input)  # before tyro and the command's imports: a typo fails fast
         import tyro
 
-        tyro.cli(resolve(entry.target), args=args, prog="egoallo " + " ".join(argv[:words]))
+        code = tyro.cli(resolve(entry.target), args=args, prog="egoallo " + " ".join(argv[:words]))
     except UserError as e:
         print(f"egoallo: error: {one_line(str(e))}", file=sys.stderr)
         return 2
@@ -178,13 +187,7 @@ def run(entry: Command, args: list[str], argv: list[str], words: int) -> int:
         print(f"egoallo: internal error: {one_line(f'{type(e).__name__}: {e}', 300)} "
               f"(full trace in {write_trace(e, argv)}; please report it)", file=sys.stderr)
         return 1
-    return 0
-
-
-def one_line(message: str, limit: int | None = None) -> str:
-    """`message` on one line (line breaks become " | "), cut to `limit` characters when given."""
-    joined = " | ".join(line.strip() for line in message.strip().splitlines() if line.strip())
-    return joined if limit is None or len(joined) <= limit else joined[: limit - 3] + "..."
+    return code if type(code) is int else 0  # a command may return its exit code (egoallo batch)
 
 
 def one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 (warnings' signature)
