@@ -86,7 +86,7 @@ def file_digest(path: Path) -> str:
 
 def model_digests(options: InferOptions) -> dict[str, str]:
     """Content digests of the checkpoint the options load (as `egoallo infer` picks it) and of the body model."""
-    from ..assets import checkpoint_and_sampling
+    from ..prior.checkpoint import checkpoint_and_sampling
     from ..body.model import DEFAULT_MODEL_PATH, SMPLH_ENV_VAR
 
     if options.checkpoint is not None and not options.checkpoint.is_dir():
