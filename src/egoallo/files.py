@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from .errors import UserError
 
@@ -90,46 +90,87 @@ def check_writable_folder(folder: str | os.PathLike) -> Path:
     return folder
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _exclusive_temp(path: Path) -> tuple[int, Path]:
+    """A new, empty file with a random name beside `path`, created exclusively (`O_EXCL`: an existing name or
+    a symlink there is never opened), with the permissions an ordinary new file would get. Its descriptor and path.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:64]}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_umask())
+    return fd, Path(tmp)
+
+
 @contextmanager
 def replaced_atomically(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path beside `path` to write, renamed over `path` when the block ends without error.
+    """A new temporary file beside `path` to write, renamed over `path` when the block ends without error.
 
-    A `UserError` if the file cannot be written; `path` is untouched then and the temporary file removed.
+    The temporary file is created exclusively under a random name (two writers of one `path` never share it,
+    a planted symlink is never followed). A `UserError` if the file cannot be written; `path` is untouched
+    then and the temporary file removed. For writers that need a file name; `opened_atomically` hands out
+    the open file itself.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = None
     try:
+        fd, tmp = _exclusive_temp(path)
+        os.close(fd)
         yield tmp
         os.replace(tmp, path)
+        tmp = None
     except OSError as e:
         raise UserError(f"{path}: cannot write the file ({e.strerror or e}).") from None
     finally:
-        if tmp.is_file():
-            tmp.unlink()
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def opened_atomically(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """As `replaced_atomically`, but the block gets the temporary file open for binary writing (its name is
+    never opened again, so nothing can be swapped in under it)."""
+    path = Path(path)
+    tmp = None
+    try:
+        fd, tmp = _exclusive_temp(path)
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        raise UserError(f"{path}: cannot write the file ({e.strerror or e}).") from None
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to a temporary file beside `path`, then rename it over `path` (a `UserError` if impossible)."""
-    with replaced_atomically(path) as tmp:
-        tmp.write_bytes(data)
+    """Write `data` to a new temporary file beside `path`, then rename it over `path` (a `UserError` if impossible)."""
+    with opened_atomically(path) as f:
+        f.write(data)
     return Path(path)
 
 
 def write_files_atomic(folder: str | os.PathLike, contents: dict[str, bytes]) -> Path:
     """Write the files `contents` (name -> bytes) into `folder` as one: all of them or none.
 
-    They are written into a staging folder beside `folder` first. A missing or empty `folder` is then
-    replaced by the staging folder in one rename; into a folder with other files, the files are moved one
-    by one with SIGINT and SIGTERM held back, so an interrupt cannot leave some new files beside old ones.
-    A `UserError` if the files cannot be written (nothing changed then).
+    They are written into a new staging folder (random name) beside `folder` first. A missing or empty
+    `folder` is then replaced by the staging folder in one rename; into a folder with other files, the files
+    are moved one by one with SIGINT and SIGTERM held back, so an interrupt cannot leave some new files
+    beside old ones. A `UserError` if the files cannot be written (nothing changed then).
     """
     folder = Path(folder)
-    staging = folder.parent / f".{folder.name}.{os.getpid()}.partial"
+    staging = None
     try:
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name[:64]}.", suffix=".partial"))
+        os.chmod(staging, 0o777 & ~_umask())
         for name, data in contents.items():
-            (staging / name).write_bytes(data)
+            with (staging / name).open("xb") as f:
+                f.write(data)
         if not folder.is_dir() or not any(folder.iterdir()):
             os.replace(staging, folder)
         else:
@@ -139,7 +180,8 @@ def write_files_atomic(folder: str | os.PathLike, contents: dict[str, bytes]) ->
     except OSError as e:
         raise UserError(f"{folder}: cannot write {', '.join(contents)} ({e.strerror or e}).") from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 
@@ -169,8 +211,8 @@ def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], *, what: s
     import numpy as np
 
     # As numpy.savez_compressed, at zlib level 1 (half the time of its level 6, 2 % larger), streamed to disk.
-    with replaced_atomically(path) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+    with opened_atomically(path) as f:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
             for name, value in arrays.items():
                 with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import typing
 import warnings
@@ -22,10 +21,11 @@ from typing import Any, Literal
 
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor
 
 from egoallo.errors import UserError
+from egoallo.files import write_bytes_atomic
 
 from .diffusion import DEFAULT_ETA, DEFAULT_STEPS
 from .network import PRESETS, EgoDenoiser, EgoDenoiserConfig
@@ -207,10 +207,8 @@ def save_project_checkpoint(directory: str | Path, model: EgoDenoiser, sampling:
     if sampling is not None:
         config["sampling"] = sampling
     weights = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
-    save_file(weights, directory / (WEIGHTS_NAME + ".tmp"))
-    (directory / (CONFIG_NAME + ".tmp")).write_text(json.dumps(config, indent=2) + "\n")
-    os.replace(directory / (WEIGHTS_NAME + ".tmp"), directory / WEIGHTS_NAME)
-    os.replace(directory / (CONFIG_NAME + ".tmp"), directory / CONFIG_NAME)
+    write_bytes_atomic(directory / WEIGHTS_NAME, save(weights))
+    write_bytes_atomic(directory / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
 
 
 def read_config(path: Path) -> EgoDenoiserConfig:
