@@ -71,8 +71,19 @@ def drop_repeated_timestamps(
     return np.delete(keep, repeats), int(repeats.size), note
 
 
+def _looks_utf16(head: bytes) -> bool:
+    """ASCII text in UTF-16 without a BOM: every other byte is zero, the others are not."""
+    even, odd = head[0::2], head[1::2]
+    return len(head) >= 8 and any(
+        a.count(0) == len(a) and b.count(0) == 0 for a, b in ((even, odd), (odd, even))
+    )
+
+
 def decode_text(path: Path, raw: bytes, expected: str, error: type[InputFileError]) -> str:
-    """The UTF-8 text of a file's bytes (BOM dropped); binary, undecodable or empty data raises `error`."""
+    """The UTF-8 text of a file's bytes (BOM dropped); UTF-16, binary, undecodable or empty data raises `error`."""
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or _looks_utf16(raw[:4096]):
+        raise error(path, f"UTF-16 text, which is not supported; expected UTF-8 text ({expected}): convert it, "
+                          "e.g. with `iconv -f UTF-16 -t UTF-8`")
     if b"\0" in raw[:4096]:
         raise error(path, f"binary file; expected {expected}")
     try:

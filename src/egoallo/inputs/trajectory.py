@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from egoallo.errors import InputFileError
-from egoallo.files import NpzError, load_npz
+from egoallo.files import NpzError, load_npz, npz_names, read_input_bytes, why_not_a_file
 from egoallo.inputs.calibration import (
     DEFAULT_ARIA_T_DEVICE_CPF,
     as_rigid_transform,
@@ -62,6 +62,9 @@ UPRIGHT_WARN = 0.5  # below this: warn that the up axis or calibration may be wr
 _AXES = {"x": 0, "y": 1, "z": 2}
 # TUM timestamps are seconds; a file in another unit is recognised by the median interval between
 # its poses, taken to lie between 1 ms and 1 s (1 to 1000 poses per second) in the right unit.
+TEXT_PARSE_BYTES_PER_BYTE = 30.0
+"""Peak memory of reading a text trajectory, per byte of its (inflated) text: 23 measured (`ru_maxrss`,
+400,000 TUM rows, 31 MB), with a margin."""
 TUM_TIME_UNITS = (("seconds", 0), ("milliseconds", 3), ("microseconds", 6), ("nanoseconds", 9))
 TUM_POSE_INTERVAL_S = (1e-3, 1.0)
 MAX_TIMESTAMP_NS = 2**63 - 1  # timestamps are int64 nanoseconds
@@ -297,11 +300,12 @@ class _Rows:
 
 def _parse(path: Path) -> _Rows:
     expected = "an Aria MPS trajectory .csv, a TUM text trajectory or an .npz with timestamps and 4x4 poses"
-    if not path.is_file():
-        raise TrajectoryError(path, f"not found or not a file; expected {expected}")
+    if why := why_not_a_file(path):
+        raise TrajectoryError(path, f"{why}; expected {expected}")
     if path.suffix.lower() == ".npz":
         return _parse_npz(path)
-    text = decode_text(path, path.read_bytes(), expected, TrajectoryError)
+    raw = read_input_bytes(path, expected=expected, error=TrajectoryError, parse_bytes_per_byte=TEXT_PARSE_BYTES_PER_BYTE)
+    text = decode_text(path, raw, expected, TrajectoryError)
     lines = text.splitlines()
     if path.suffix.lower() == ".csv" or "tracking_timestamp_us" in lines[0]:
         return _parse_mps_csv(path, lines)
@@ -438,7 +442,7 @@ def _tum_time_unit(path: Path, stamps: list[Decimal]) -> tuple[str, int, float]:
 def _parse_npz(path: Path) -> _Rows:
     """`.npz` with `timestamps_ns` (int) or `timestamps_s`, and `T_world_head` or `T_world_cpf` (T, 4, 4)."""
     try:
-        arrays = load_npz(path)
+        arrays = load_npz(path, keys=("timestamps_ns", "timestamps_s", "T_world_cpf", "T_world_head"))
     except NpzError as error:
         raise TrajectoryError(path, str(error)) from None
     time_keys = [k for k in ("timestamps_ns", "timestamps_s") if k in arrays]
@@ -447,7 +451,7 @@ def _parse_npz(path: Path) -> _Rows:
         raise TrajectoryError(
             path,
             "expected exactly one of timestamps_ns / timestamps_s and one of T_world_cpf / T_world_head; "
-            f"has {sorted(arrays)}",
+            f"has {sorted(npz_names(path))}",
         )
     stamps, poses = arrays[time_keys[0]], arrays[pose_keys[0]]
     if stamps.ndim != 1 or poses.shape != (len(stamps), 4, 4):
