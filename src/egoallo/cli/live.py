@@ -265,7 +265,8 @@ def _wire(config, *, follow, stdin, udp, ws_input, replay, speed, host, viewer, 
         metadata = {"trajectory": {"path": str(source)},
                     "checkpoint": str(checkpoint), "warmup_checkpoint": str(warmup_checkpoint), "body_model": body.name,
                     "network": dataclasses.asdict(denoiser.config),
-                    "latency_s": session.latency.summary(), "warnings": []}
+                    "latency_s": session.latency.summary(), "warnings": [],
+                    "input_rewrites": {"count": session.counts.input_rewrites, "time_shift_s": session.time_shift_ns / 1e9}}
         result = recorder.result(estimator, body, metadata) if estimator is not None else None
         if result is None:
             print(f"egoallo live: no body was estimated; {out} not written", file=sys.stderr)
@@ -276,8 +277,8 @@ def _wire(config, *, follow, stdin, udp, ws_input, replay, speed, host, viewer, 
 
 @contextlib.contextmanager
 def _finish_on_interrupt(stop: threading.Event) -> Iterator[None]:
-    """Ctrl-C (SIGINT) sets `stop`, so the stream ends between two poses and every output is finished;
-    a second Ctrl-C interrupts at once."""
+    """Ctrl-C (SIGINT) or a service stop (SIGTERM) sets `stop`, so the stream ends between two poses and every
+    output (the --out result included) is finished; a second signal interrupts at once."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -285,14 +286,16 @@ def _finish_on_interrupt(stop: threading.Event) -> Iterator[None]:
     def interrupted(signum, frame) -> None:  # noqa: ANN001 (signal's signature)
         if stop.is_set():
             raise KeyboardInterrupt
-        print("egoallo live: interrupted; finishing (Ctrl+C again to abort)", file=sys.stderr, flush=True)
+        name = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
+        print(f"egoallo live: {name}; finishing (Ctrl+C again to abort)", file=sys.stderr, flush=True)
         stop.set()
 
-    previous = signal.signal(signal.SIGINT, interrupted)
+    previous = {signum: signal.signal(signum, interrupted) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _report(session, estimator) -> None:

@@ -137,8 +137,8 @@ def build_model(
     config: EgoDenoiserConfig, weights: dict[str, Tensor], source: Path, device: str | torch.device = "cpu"
 ) -> EgoDenoiser:
     """An `EgoDenoiser` in eval mode on `device`, holding `weights`; any mismatch is a `CheckpointError`."""
-    model = EgoDenoiser(config)
-    expected = model.state_dict()
+    with torch.device("meta"):  # shapes only: a config of absurd sizes allocates nothing before it is refused
+        expected = EgoDenoiser(config).state_dict()
     problems = []
     if missing := sorted(set(expected) - set(weights)):
         problems.append(f"missing tensors: {_listing(missing)}")
@@ -157,6 +157,7 @@ def build_model(
     if non_finite:
         raise CheckpointError(f"{source}: NaN or infinite values in {_listing(sorted(non_finite))}; expected finite "
                               "weights (the file is corrupt).")
+    model = EgoDenoiser(config)
     model.load_state_dict(weights)
     return model.to(device).eval()
 
