@@ -159,7 +159,18 @@ def estimate_floor_z(
         )
     heights = [_refine(z, center, bin_m) for center in np.sort(centers[substantial])]
     candidates = tuple((height, _support(z, height, bin_m)) for height in heights)
+    if head_z is not None and top - candidates[0][0] < MIN_EYE_ABOVE_FLOOR_M:
+        raise PointCloudError(
+            source,
+            f"the lowest horizontal layer {where} lies at z={candidates[0][0]:.2f}, only {top - candidates[0][0]:.2f} m "
+            f"under the head: a table, bed or counter rather than the floor (a standing or sitting eye is >= "
+            f"{MIN_EYE_ABOVE_FLOOR_M} m above the floor); expected the floor to be visible",
+        )
     return FloorEstimate(candidates[0][0], candidates[0][1], method, candidates)
+
+
+MIN_EYE_ABOVE_FLOOR_M = 1.0
+"""The head's usual top height lies at least this far above a floor: a lower layer is furniture."""
 
 
 def floor_from_trajectory(head_z: np.ndarray, standing_eye_height: float) -> FloorEstimate:
@@ -175,21 +186,25 @@ def floor_from_trajectory(head_z: np.ndarray, standing_eye_height: float) -> Flo
 
 
 MIN_HEAD_ABOVE_FLOOR_M = 0.3
-"""A given floor must lie at least this far below the head's median height."""
+"""A given floor must lie at least this far below the head's median height ..."""
+MAX_HEAD_ABOVE_FLOOR_M = 2.5
+"""... and at most this far (a standing eye of a 2.5 m person is lower)."""
 
 
 def floor_given(floor_z: float, head_z: np.ndarray) -> FloorEstimate:
     """A floor the user knows (e.g. z = 0 of a VR or SLAM system), checked against the head heights (T,).
 
     Raises:
-        ValueError: the floor is not finite or lies less than `MIN_HEAD_ABOVE_FLOOR_M` below the median head height.
+        ValueError: the floor is not finite or lies less than `MIN_HEAD_ABOVE_FLOOR_M` or more than
+            `MAX_HEAD_ABOVE_FLOOR_M` below the median head height.
     """
     heights = _finite_heads(head_z)
     median = float(np.median(heights))
-    if not np.isfinite(floor_z) or floor_z > median - MIN_HEAD_ABOVE_FLOOR_M:
+    if not np.isfinite(floor_z) or not median - MAX_HEAD_ABOVE_FLOOR_M <= floor_z <= median - MIN_HEAD_ABOVE_FLOOR_M:
         raise ValueError(
             f"--floor-z {floor_z:g} m is not a floor under this head: the head's median height is {median:.3f} m, "
-            f"so the floor must be finite and at most {median - MIN_HEAD_ABOVE_FLOOR_M:.3f} m "
+            f"so the floor must lie {MIN_HEAD_ABOVE_FLOOR_M}-{MAX_HEAD_ABOVE_FLOOR_M} m under it, between "
+            f"{median - MAX_HEAD_ABOVE_FLOOR_M:.3f} and {median - MIN_HEAD_ABOVE_FLOOR_M:.3f} m "
             "(heights along the input's up axis, in its world frame)."
         )
     return FloorEstimate(float(floor_z), len(heights), "given")
@@ -294,6 +309,8 @@ def _read_aria_csv(path: Path, options: PointReadOptions) -> PointCloud:
     text = _read_text(path)
     header_line, _, body = text.partition("\n")
     header = [name.strip() for name in header_line.split(",")]
+    if repeated := sorted({name for name in header if name and header.count(name) > 1}):
+        raise PointCloudError(path, f"repeated column(s) {', '.join(repeated)}; expected each once", "line 1")
     missing = [name for name in _ARIA_POSITION if name not in header]
     if missing:
         raise PointCloudError(

@@ -59,6 +59,7 @@ MATRIX_COUNT_ORTHO_ERROR = 1e-6
 UP_CONFLICT_DEG = 10.0  # `up` vs the file's gravity columns
 UPRIGHT_MIN = -0.25  # mean world-z of the CPF's +y below this: the head is upside down
 UPRIGHT_WARN = 0.5  # below this: warn that the up axis or calibration may be wrong
+UPSIDE_DOWN_MAX_S = 0.5  # a stretch this long upside down (world-z of the CPF's +y below UPRIGHT_MIN) is refused
 _AXES = {"x": 0, "y": 1, "z": 2}
 # TUM timestamps are seconds; a file in another unit is recognised by the median interval between
 # its poses, taken to lie between 1 ms and 1 s (1 to 1000 poses per second) in the right unit.
@@ -315,6 +316,8 @@ def _parse(path: Path) -> _Rows:
 def _parse_mps_csv(path: Path, lines: list[str]) -> _Rows:
     """Aria MPS closed-loop (`*_world_device`) or open-loop (`*_odometry_device`) CSV, by column names."""
     header = [name.strip() for name in lines[0].split(",")]
+    if repeated := sorted({name for name in header if header.count(name) > 1}):
+        raise TrajectoryError(path, f"repeated column(s) {', '.join(repeated)}; expected each once", "line 1")
     if "tx_world_device" in header:
         fmt, world, segment_column = "aria_mps_closed_loop_csv", "world", "graph_uid"
     elif "tx_odometry_device" in header:
@@ -700,8 +703,9 @@ def _segment_trajectory(
             "down. Expected CPF poses (+x left, +y up, +z forward) in a world whose up axis is `up`; OpenCV camera "
             "poses (y down) need calibration=T_camera_cpf",
         )
+    flipped = _upside_down_stretch(path, rows, piece, T_world_cpf[:, 2, 1]) if options.check_upright else None
     assumptions = [note for note in (metadata["calibration"], gravity_note) if note.startswith("assumed")]
-    warnings = metadata["warnings"] + (
+    warnings = metadata["warnings"] + ([flipped] if flipped else []) + (
         [f"the CPF's up axis is {np.degrees(np.arccos(np.clip(upright, -1, 1))):.0f} deg from world up on average; "
          "if the wearer was upright, check `up` and the calibration"]
         if upright < UPRIGHT_WARN
@@ -715,6 +719,30 @@ def _segment_trajectory(
         "warnings": warnings,
     }
     return HeadTrajectory(rows.timestamps_ns[piece], T_world_cpf, str(path), metadata, R_zup_input)
+
+
+def _upside_down_stretch(path: Path, rows: _Rows, piece: np.ndarray, up_z: np.ndarray) -> str | None:
+    """Per frame, not only on average: a `TrajectoryError` when the CPF's up axis (world-z `up_z` (T,)) points
+    down for `UPSIDE_DOWN_MAX_S` or longer (a body fitted there turns over), a warning for shorter stretches."""
+    down = up_z < UPRIGHT_MIN
+    if not down.any():
+        return None
+    edges = np.flatnonzero(np.diff(np.r_[0, down.astype(np.int8), 0]))
+    starts, ends = edges[0::2], edges[1::2] - 1  # inclusive frame ranges of each stretch
+    times = rows.timestamps_ns[piece]
+    spans = (times[ends] - times[starts]) / 1e9
+    longest = int(np.argmax(spans))
+    first, last = piece[starts[longest]], piece[ends[longest]]
+    where = f"{rows.at(first)} to {rows.at(last)}, {spans[longest]:.2f} s"
+    if spans[longest] >= UPSIDE_DOWN_MAX_S:
+        raise TrajectoryError(
+            path,
+            f"the head is upside down (the CPF's up axis points down, world-z < {UPRIGHT_MIN}) from {where}, although "
+            f"upright on average: a tracking failure or a flipped stretch; expected a head upright throughout "
+            f"(cut that stretch out, or split the file there)",
+        )
+    return (f"the head is upside down in {int(down.sum())} poses in {len(starts)} stretch(es) under "
+            f"{UPSIDE_DOWN_MAX_S} s (the longest: {where}): tracking glitches? bodies there are unreliable")
 
 
 def _gravity(
