@@ -26,7 +26,7 @@ def infer(
     calibration: Path | None = None,
     device_is_cpf: bool = False,
     up: str | None = None,
-    guidance: tuple[Literal["off", "feet", "wrist3d", "hands"], ...] = ("off",),
+    guidance: tuple[Literal["off", "feet", "wrist3d", "hands"], ...] = ("feet",),
     guidance_inner: bool = False,
     wrist_palm: Path | None = None,
     hands: Path | None = None,
@@ -51,7 +51,7 @@ def infer(
         calibration: Aria VRS or calibration JSON giving the device-to-CPF transform (else the Aria default) and, for --guidance hands, the RGB camera (else the camera stored in the --hands file).
         device_is_cpf: The trajectory's poses are already CPF poses (identity calibration).
         up: Up axis of a TUM/npz world without gravity information (z, y, -y, ...).
-        guidance: Levenberg-Marquardt guidance after sampling: feet (no skating on predicted contacts; feet in contact on the floor), wrist3d (Aria wrist and palm tracking, --wrist-palm), hands (hand keypoints seen by the RGB camera, --hands; camera from --calibration or the file), combinable; off by default.
+        guidance: Levenberg-Marquardt guidance after sampling: feet (no skating on predicted contacts; feet in contact on the floor), wrist3d (Aria wrist and palm tracking, --wrist-palm), hands (hand keypoints seen by the RGB camera, --hands; camera from --calibration or the file), combinable; default: feet (--guidance off: none).
         guidance_inner: Also guide inside every denoising step (slower; the paper's strongest mode).
         wrist_palm: Aria MPS wrist_and_palm_poses.csv for --guidance wrist3d.
         hands: Hand keypoint detections (.npz: timestamps_ns, keypoints_2d, confidence[, keypoints_3d_camera]) for --guidance hands.
@@ -204,10 +204,19 @@ def infer(
         f"in {compute:.1f} s ({seconds / compute:.1f}x real time); floor z = {floor.z:.3f} m ({floor.method}); "
         f"stature {', '.join(f'{s:.2f}' for s in result.stature_m)} m"
     )
-    if floor.method == "trajectory":
-        print(f"note: no point cloud or --floor-z: the floor was put an average standing eye height "
-              f"({eye_height:.2f} m) under the head's usual top height, so it is off by about as much "
-              "as the wearer's eye height differs from that (about 9 cm per 10 cm of stature; docs/everyday.md); "
-              "--points or --floor-z give the true floor")
+    _print_summary(result, modes, floor.method, eye_height, points, out)
     if repairs := head.metadata.get("repairs"):
         print(f"note: input repairs: {repairs}")
+
+
+def _print_summary(result, modes, floor_method, eye_height, points, out) -> None:  # noqa: ANN001
+    """The lines after a run: guidance reach, implausible figures, the floor note, what to do next."""
+    from ..run_summary import floor_note, guidance_reach, next_steps, plausibility_warning
+
+    if line := guidance_reach(result.metadata, modes, result.contacts, len(result.timestamps_ns)):
+        print(line)
+    if line := plausibility_warning(result.metadata["plausibility"]):
+        print(f"warning: {line}")
+    if line := floor_note(floor_method, eye_height, points):
+        print(f"note: {line}")
+    print(next_steps(out))

@@ -273,6 +273,11 @@ def _wire(config, *, follow, stdin, udp, ws_input, replay, speed, host, viewer, 
             return
         result.save(out, force=True)  # checked up front; replaced only now, atomically
         print(f"wrote {out}: {len(result.timestamps_ns)} frames in {len(result.metadata['segments'])} segment(s)")
+        from ..run_summary import next_steps, plausibility_warning
+
+        if line := plausibility_warning(result.metadata["plausibility"]):
+            print(f"warning: {line}")
+        print(next_steps(out))
 
 
 @contextlib.contextmanager
