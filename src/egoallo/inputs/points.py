@@ -237,9 +237,6 @@ def _head_top(head_z: np.ndarray) -> float:
 
 def _layers(z: np.ndarray, bin_m: float, background_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Heights (K,) of the histogram's local maxima, their counts above the background (K,), the background (K,)."""
-    from scipy.ndimage import median_filter  # imported here: only a point cloud needs it (slow to import)
-    from scipy.signal import find_peaks
-
     if not bin_m > 0:
         raise ValueError(f"bin_m must be positive, got {bin_m}")
     # Two empty bins at each end, so that a layer at either end is still a local maximum.
@@ -247,9 +244,40 @@ def _layers(z: np.ndarray, bin_m: float, background_m: float) -> tuple[np.ndarra
     edges = z.min() - 2 * bin_m + bin_m * np.arange(bins + 1)
     counts, _ = np.histogram(z, edges)
     window = np.convolve(counts, np.ones(3), mode="same")
-    background = median_filter(window, size=2 * round(background_m / bin_m) + 1, mode="constant", cval=0.0)
-    peaks, _ = find_peaks(window, distance=3)
+    background = running_median(window, 2 * round(background_m / bin_m) + 1)
+    peaks = local_maxima(window, distance=3)
     return edges[peaks] + bin_m / 2, window[peaks] - background[peaks], background[peaks]
+
+
+def running_median(x: np.ndarray, size: int) -> np.ndarray:
+    """(N,) the median of the `size` (odd) values centred on each of `x (N,)`, zeros beyond its ends (as
+    `scipy.ndimage.median_filter(mode="constant")`, without its import time)."""
+    half = size // 2
+    padded = np.concatenate([np.zeros(half, x.dtype), x, np.zeros(half, x.dtype)])
+    return np.median(np.lib.stride_tricks.sliding_window_view(padded, size), axis=-1)
+
+
+def local_maxima(x: np.ndarray, distance: int) -> np.ndarray:
+    """Indices of the local maxima of `x (N,)` (a flat top: its middle, rounded down), keeping of those closer
+    than `distance` the highest (as `scipy.signal.find_peaks(x, distance=...)`, without its 1 s import)."""
+    peaks, i, n = [], 1, len(x)
+    while i < n - 1:
+        if x[i - 1] < x[i]:
+            ahead = i + 1
+            while ahead < n - 1 and x[ahead] == x[i]:
+                ahead += 1
+            if x[ahead] < x[i]:
+                peaks.append((i + ahead - 1) // 2)
+                i = ahead
+        i += 1
+    peaks = np.array(peaks, dtype=np.int64)
+    keep = np.ones(len(peaks), dtype=bool)
+    for j in np.argsort(x[peaks])[::-1]:  # highest first (ties in numpy's default order, as scipy)
+        if keep[j]:
+            near = np.abs(peaks - peaks[j]) < distance
+            near[j] = False
+            keep &= ~near
+    return peaks[keep]
 
 
 def _refine(z: np.ndarray, center: float, bin_m: float) -> float:
