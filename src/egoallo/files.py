@@ -314,6 +314,23 @@ def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], *, what: s
     return path
 
 
+def shortened(value: object, limit: int = 40) -> str:
+    """`repr(value)`, cut to `limit` characters with "..." (a 300-digit number stays readable in one line)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}... ({len(text)} characters)"
+
+
+def format_version(path: Path, data: dict[str, np.ndarray], what: str, expected: int) -> None:
+    """A `UserError` unless `data["format_version"]` is the integer `expected` (`what`: "result", "hands")."""
+    value = data.get("format_version")
+    if value is None:
+        raise UserError(f"{path}: no format_version; expected a {what} file of format version {expected}.")
+    if value.shape != () or value.dtype.kind not in "iu":
+        raise UserError(f"{path}: format_version is {shortened(value.tolist())} ({value.dtype}); expected the integer {expected}.")
+    if int(value) != expected:
+        raise UserError(f"{path}: {what} format version {shortened(int(value))}, this egoallo reads version {expected}.")
+
+
 class NpzError(ValueError):
     """Not a valid `.npz`: the message says why, without the file name (callers add it)."""
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from .body import skeleton
 from .errors import UserError
-from .files import read_npz, write_npz
+from .files import format_version, read_npz, write_npz
 from .inputs.trajectory import MAX_COORDINATE_M
 
 FORMAT_VERSION = 1
@@ -142,9 +142,7 @@ class InferenceResult:
         """Read and check a result file (clear errors for other versions or missing keys)."""
         path = Path(path)
         data = read_npz(path, what="result", keys=(*_ARRAYS, "floor_z", "fps", "metadata", "format_version", "joint_names"))
-        version = int(data.get("format_version", -1))
-        if version != FORMAT_VERSION:
-            raise UserError(f"{path}: result format version {version}, this egoallo reads version {FORMAT_VERSION}.")
+        format_version(path, data, "result", FORMAT_VERSION)
         dims: dict[str, int] = {}
         for key, spec in _ARRAYS.items():
             if key not in data:
@@ -189,9 +187,9 @@ def _check_layout(path: Path, arrays: dict[str, np.ndarray]) -> None:
     if arrays["timestamps_ns"].size == 0 or arrays["joints_world"].shape[0] == 0:
         raise UserError(f"{path}: {arrays['joints_world'].shape[1]} frames of {arrays['joints_world'].shape[0]} "
                         "samples; expected at least one of each.")
-    step = np.diff(arrays["timestamps_ns"].astype(np.int64))
-    if np.any(step <= 0):
-        i = int(np.argmax(step <= 0))
+    stamps = arrays["timestamps_ns"].astype(np.int64)
+    if np.any(stamps[1:] <= stamps[:-1]):
+        i = int(np.argmax(stamps[1:] <= stamps[:-1]))
         raise UserError(f"{path}: 'timestamps_ns' at ({i + 1},) does not increase; expected increasing timestamps.")
     if not arrays["fps"] > 0:
         raise UserError(f"{path}: 'fps' is {arrays['fps']}; expected a positive frame rate.")
@@ -221,7 +219,7 @@ def _check_body(path: Path, arrays: dict[str, np.ndarray]) -> None:
     fps = float(arrays["fps"])
     if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
         raise UserError(f"{path}: 'fps' is {fps:g}; expected {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g} frames per second.")
-    steps = np.diff(arrays["timestamps_ns"].astype(np.int64))
+    steps = np.diff(arrays["timestamps_ns"].astype(np.float64))
     if steps.size:
         median, period = float(np.median(steps)), 1e9 / fps
         if abs(median - period) > 0.01 * period or steps.min() < 0.99 * period - 1:

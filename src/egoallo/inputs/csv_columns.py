@@ -54,8 +54,8 @@ def drop_repeated_timestamps(
     Returns the kept rows, how many repeats were dropped and a repair note (None
     without repeats); a timestamp going backwards raises `error` naming both rows.
     """
-    step = np.diff(timestamps[keep])
-    backwards = np.flatnonzero(step < 0)
+    kept = timestamps[keep]
+    backwards = np.flatnonzero(kept[1:] < kept[:-1])  # compared, not subtracted: int64 differences can overflow
     if backwards.size:
         before, after = keep[backwards[0]], keep[backwards[0] + 1]
         raise error(
@@ -64,7 +64,7 @@ def drop_repeated_timestamps(
             "expected increasing timestamps",
             where(after),
         )
-    repeats = np.flatnonzero(step == 0) + 1
+    repeats = np.flatnonzero(kept[1:] == kept[:-1]) + 1
     if not repeats.size:
         return keep, 0, None
     note = f"dropped {repeats.size} rows repeating the previous timestamp (first at {where(keep[repeats[0]])})"

@@ -108,7 +108,7 @@ class HeadTrajectory:
         R = np.array(self.R_zup_input, dtype=np.float64)
         if t.ndim != 1 or T.shape != (len(t), 4, 4) or R.shape != (3, 3):
             raise TrajectoryError(self.source, f"shapes {t.shape}, {T.shape}, {R.shape}; expected (T,), (T, 4, 4), (3, 3)")
-        if len(t) == 0 or not np.isfinite(T).all() or np.any(np.diff(t) <= 0):
+        if len(t) == 0 or not np.isfinite(T).all() or np.any(t[1:] <= t[:-1]):
             raise TrajectoryError(self.source, "expected >= 1 finite pose with strictly increasing timestamps")
         for name, value in (("timestamps_ns", t), ("T_world_cpf", T), ("R_zup_input", R)):
             value.setflags(write=False)
@@ -158,8 +158,8 @@ class HeadTrajectory:
         if not fps > 0:
             raise ValueError(f"fps must be positive, got {fps}")
         t = self.timestamps_ns
-        if len(t) > 1 and np.diff(t).max() > max_gap_s * 1e9:
-            i = int(np.argmax(np.diff(t)))
+        if len(t) > 1 and np.diff(t.astype(np.float64)).max() > max_gap_s * 1e9:
+            i = int(np.argmax(np.diff(t.astype(np.float64))))
             raise TrajectoryError(
                 self.source,
                 f"gap of {(t[i + 1] - t[i]) / 1e9:.3f} s after {(t[i] - t[0]) / 1e9:.3f} s; refusing to interpolate "
@@ -608,7 +608,7 @@ def _split(
     than a person moves; with the reasons of every cut, of the jumps alone, and each piece's world frame
     (`world_frames`)."""
     t = rows.timestamps_ns[index]
-    seconds = np.diff(t) / 1e9
+    seconds = np.diff(t.astype(np.float64)) / 1e9  # in float64: an int64 difference can overflow
     gap = seconds > options.max_gap_s
     ids = rows.segment_ids[index] if rows.segment_ids is not None else None
     changed = ids[1:] != ids[:-1] if ids is not None else np.zeros_like(gap)

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save
 from torch import Tensor
 
 from egoallo.errors import UserError
-from egoallo.files import write_bytes_atomic
+from egoallo.files import shortened, write_bytes_atomic
 
 from .diffusion import DEFAULT_ETA, DEFAULT_STEPS
 from .network import PRESETS, EgoDenoiser, EgoDenoiserConfig
@@ -223,7 +223,7 @@ def read_config(path: Path) -> EgoDenoiserConfig:
     if not isinstance(content, dict) or content.get("format") != CONFIG_FORMAT:
         raise CheckpointError(f"{path}: not a denoiser config (expected \"format\": \"{CONFIG_FORMAT}\").")
     if content.get("version") != CONFIG_VERSION:
-        raise CheckpointError(f"{path}: unsupported config version {content.get('version')!r}.")
+        raise CheckpointError(f"{path}: unsupported config version {shortened(content.get('version'))}; expected {CONFIG_VERSION}.")
     if not isinstance(content.get("config"), dict):
         raise CheckpointError(f"{path}: \"config\" must be a mapping of config fields.")
     return config_from_dict(content["config"], path)
