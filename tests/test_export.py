@@ -56,15 +56,16 @@ def _result(body: BodyModel, offset: np.ndarray = np.zeros(3)) -> InferenceResul
 
 
 def _moved(result: InferenceResult, offset: np.ndarray) -> InferenceResult:
-    """`result` with its input world's origin moved by -`offset`: every position + `offset` (float64)."""
+    """`result` with every position of its input world moved by `offset` (float64), as a run in a world whose
+    origin lies that far away writes it: `T_input_zup` keeps no translation, the floor moves with its height."""
     def shift(T: np.ndarray) -> np.ndarray:
         T = T.astype(np.float64)
         T[..., :3, 3] += offset
         return T
 
     return dataclasses.replace(result, joints_world=result.joints_world.astype(np.float64) + offset,
-                               T_world_root=shift(result.T_world_root.astype(np.float64)),
-                               T_world_cpf=shift(result.T_world_cpf), T_input_zup=shift(result.T_input_zup))
+                               T_world_root=shift(result.T_world_root), T_world_cpf=shift(result.T_world_cpf),
+                               floor_z=result.floor_z + float(offset @ result.T_input_zup[:3, 2]))
 
 
 def test_bvh_round_trip_within_a_millimetre(result_path, tmp_path):
@@ -278,6 +279,7 @@ def test_glb_at_utm_scale_keeps_millimetres(tmp_path):
     for path in paths:
         assert main(["export", str(path), "--to", "glb", "--out", str(path.with_suffix(".glb"))]) == 0
     shift_gltf = _input_to_gltf(far, offset) - _input_to_gltf(near, np.zeros(3))
+    assert np.abs(shift_gltf).max() > 5e6  # the GLB stands the far body 5,400 km away
     for k in (0, 9, 19):
         joints = [_joint_transforms(pygltflib.GLTF2().load(str(p.with_suffix(".glb"))), k)[:, :3, 3] for p in paths]
         assert np.abs(joints[1] - shift_gltf - joints[0]).max() < 1e-3

@@ -145,7 +145,7 @@ def test_a_utm_scale_result_is_drawn_around_a_local_origin(result_path: Path, bo
         return T
 
     far = dataclasses.replace(result, joints_world=result.joints_world + offset, T_world_root=moved(result.T_world_root),
-                              T_world_cpf=moved(result.T_world_cpf), T_input_zup=moved(result.T_input_zup))
+                              T_world_cpf=moved(result.T_world_cpf))  # T_input_zup: rotation only, as infer writes
     near_scene, far_scene = SceneData.from_result(result, body), SceneData.from_result(far, body)
     np.testing.assert_allclose(far_scene.origin - near_scene.origin, offset, atol=1e-6)
     assert np.abs(far_scene.vertices - near_scene.vertices).max() < 1e-3
