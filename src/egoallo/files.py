@@ -103,8 +103,11 @@ def _inflated_size(path: Path, stop: int) -> int:
 
 
 def _too_big(size: float, per_byte: float, available: float, expected: str, verb: str = "holds") -> str:
-    return (f"{verb} {size / 1e6:,.0f} MB of data, whose reading needs about {size * per_byte / 1e9:.1f} GB of memory, "
-            f"and {available / 1e9:.1f} GB is available; expected {expected} that fits (cut it into pieces)")
+    if verb == "holds":
+        need = f"whose reading needs about {size * per_byte / 1e9:.1f} GB of memory, and {available / 1e9:.1f} GB is available"
+    else:  # counted up to the limit only
+        need = f"more than the {available / 1e9:.1f} GB of memory available lets it read (about {per_byte:g} bytes per byte)"
+    return f"{verb} {size / 1e6:,.0f} MB of data, {need}; expected {expected} that fits (cut it into pieces)"
 
 
 def check_output(path: str | os.PathLike, suffixes: tuple[str, ...], *, force: bool) -> Path:
