@@ -154,3 +154,13 @@ def test_a_rewritten_file_keeps_its_poses_in_a_new_segment(tiny_checkpoint, tmp_
     result = InferenceResult.load(out)
     assert len(result.timestamps_ns) == 30 + 45 and len(result.metadata["segments"]) == 2
     assert result.metadata["input_rewrites"]["count"] == 1
+
+
+def test_a_floor_far_under_the_live_head_is_said_once(tiny_checkpoint, tmp_path: Path, monkeypatch, capsys) -> None:
+    """A stream cannot be refused once it runs: a --floor-z 1 km under the head is said in one warning."""
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(_tum_lines(1.0, start_s=100.0)) + "\n"))
+    out = tmp_path / "r.npz"
+    assert main(["live", "--stdin", "--floor-z", "-1000", "--out", str(out), "--checkpoint", str(tiny_checkpoint),
+                 *FAST]) == 0
+    err = capsys.readouterr().err
+    assert err.count("--floor-z -1000 m is not a floor under this head") == 1
