@@ -265,9 +265,8 @@ def write_files_atomic(folder: str | os.PathLike, contents: dict[str, bytes]) ->
     try:
         staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name[:64]}.", suffix=".partial"))
         os.chmod(staging, 0o777 & ~_umask())
-        for name, data in contents.items():
-            with (staging / name).open("xb") as f:
-                f.write(data)
+        for name, data in contents.items():  # the fresh staging folder is this process's alone
+            (staging / name).write_bytes(data)
         if not folder.is_dir() or not any(folder.iterdir()):
             os.replace(staging, folder)
         else:
