@@ -24,8 +24,12 @@ Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 @pytest.fixture(scope="module")
 def result_path(tmp_path_factory):
     """A 2-sample, 20-frame result in a y-up input world (as from an ADT trajectory), floor 0.1 m up."""
+    return _result(BodyModel.load_default()).save(tmp_path_factory.mktemp("r") / "result.npz")
+
+
+def _result(body: BodyModel, offset: np.ndarray = np.zeros(3)) -> InferenceResult:
+    """The result of `result_path` made with `body`, its input world moved by `offset` (3,)."""
     g = torch.Generator().manual_seed(0)
-    body = BodyModel.load_default()
     S, T = 2, 20
     betas = torch.randn(S, 16, generator=g)
     local = so3.exp(0.3 * torch.randn(S, T, 51, 3, generator=g))
@@ -46,9 +50,22 @@ def result_path(tmp_path_factory):
         floor_z=0.1,
         T_input_zup=T_input_zup,
         fps=30.0,
-        metadata={},
+        metadata={"body_model": body.name},
     )
-    return result.save(tmp_path_factory.mktemp("r") / "result.npz")
+    return _moved(result, offset)
+
+
+def _moved(result: InferenceResult, offset: np.ndarray) -> InferenceResult:
+    """`result` with every position of its input world moved by `offset` (float64), as a run in a world whose
+    origin lies that far away writes it: `T_input_zup` keeps no translation, the floor moves with its height."""
+    def shift(T: np.ndarray) -> np.ndarray:
+        T = T.astype(np.float64)
+        T[..., :3, 3] += offset
+        return T
+
+    return dataclasses.replace(result, joints_world=result.joints_world.astype(np.float64) + offset,
+                               T_world_root=shift(result.T_world_root), T_world_cpf=shift(result.T_world_cpf),
+                               floor_z=result.floor_z + float(offset @ result.T_input_zup[:3, 2]))
 
 
 def test_bvh_round_trip_within_a_millimetre(result_path, tmp_path):
@@ -145,7 +162,8 @@ def test_glb_structure(glb_path):
     gltf = pygltflib.GLTF2().load(str(glb_path))
     skin, animation = gltf.skins[0], gltf.animations[0]
     assert [gltf.nodes[j].name for j in skin.joints] == list(skeleton.JOINT_NAMES)
-    assert len(gltf.nodes) == 53 and gltf.nodes[52].skin == 0  # 52 joints + the mesh node
+    assert len(gltf.nodes) == 54 and gltf.nodes[52].skin == 0  # 52 joints, the mesh node, the origin node
+    assert gltf.nodes[53].name == "origin" and gltf.nodes[53].children == [0]
     assert {gltf.nodes[skin.skeleton].name} == {"pelvis"} and len(_accessor(gltf, skin.inverseBindMatrices)) == 52
     times = _accessor(gltf, animation.samplers[0].input)
     assert len(times) == 20 and times[0] == 0.0 and np.allclose(np.diff(times), 1 / 30, atol=1e-6)
@@ -182,12 +200,13 @@ def test_glb_skinning_matches_body_mesh(result_path, glb_path):
     assert np.linalg.norm(_skinned_vertices(gltf, k) - expected, axis=1).max() < 5e-3
 
 
-def test_glb_of_smplh_drops_pose_correctives(result_path, tmp_path):
+def test_glb_of_smplh_drops_pose_correctives(tmp_path):
     """SMPL-H's pose-corrective blend shapes have no glTF skinning equivalent: the file is LBS with 4 weights."""
     model_path = make_synthetic_smplh(tmp_path / "smplh.npz")
+    body = BodyModel.load(model_path)
+    result_path = _result(body).save(tmp_path / "smplh_result.npz")
     out = tmp_path / "smplh.glb"
     assert main(["export", str(result_path), "--to", "glb", "--out", str(out), "--body-model", str(model_path)]) == 0
-    body = BodyModel.load(model_path)
     weights = body.weights.double().numpy()
     top = np.argsort(-weights, axis=1)[:, :4]
     kept = np.zeros_like(weights)
@@ -211,13 +230,22 @@ def test_glb_refuses_to_overwrite_and_bad_samples(result_path, tmp_path, capsys)
 
 
 @pytest.mark.parametrize(("kind", "suffix"), [("bvh", "bvh"), ("amass", "npz"), ("glb", "glb")])
-def test_unwritable_output_is_a_clear_error(result_path, tmp_path, capsys, kind, suffix):
+def test_unwritable_output_is_a_clear_error(result_path, tmp_path, capsys, monkeypatch, kind, suffix):
+    """The rename into place fails (another file system, a full disk): one line, and no temporary file left."""
+    import errno
+    import os
+
+    from egoallo import files
+
+    def failing(source, target):  # noqa: ANN001, ANN202
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
     blocked = tmp_path / "blocked"
     blocked.mkdir()
-    (blocked / f".out.{suffix}.tmp").mkdir()  # the temporary file's name is taken by a directory
+    monkeypatch.setattr(files.os, "replace", failing)
     assert main(["export", str(result_path), "--to", kind, "--out", str(blocked / f"out.{suffix}")]) == 2
-    assert "cannot write the file" in capsys.readouterr().err
-    assert sorted(p.name for p in blocked.iterdir()) == [f".out.{suffix}.tmp"]
+    assert "cannot write the file (Invalid cross-device link)" in capsys.readouterr().err
+    assert not list(blocked.iterdir())
 
 
 @pytest.mark.parametrize(("kind", "name", "message"), [
@@ -230,3 +258,28 @@ def test_output_path_is_checked_before_reading_the_result(tmp_path, capsys, kind
     (tmp_path / "in.npz").write_bytes(b"not read")
     assert main(["export", str(tmp_path / "in.npz"), "--to", kind, "--out", str(tmp_path / name)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_export_with_another_body_model_is_refused(result_path, tmp_path, capsys):
+    """The result's betas mean another shape in another model: refused, naming both."""
+    model_path = make_synthetic_smplh(tmp_path / "smplh.npz")
+    for to, suffix in (("glb", ".glb"), ("bvh", ".bvh")):
+        out = tmp_path / f"m{suffix}"
+        assert main(["export", str(result_path), "--to", to, "--out", str(out), "--body-model", str(model_path)]) == 2
+        err = capsys.readouterr().err
+        assert "made with anny_smplh.npz; body model smplh.npz gives its shapes statures" in err and not out.exists()
+
+
+def test_glb_at_utm_scale_keeps_millimetres(tmp_path):
+    """A result 5,400 km from its origin: the GLB's animation is keyed around a float64 origin node, so its
+    joints match the near-origin result's, moved, within a millimetre (float32 steps there are 0.5 m)."""
+    offset = np.array([5.4e6, 1.2e3, -3.1e6])  # y-up input world: y is up
+    near, far = _result(BodyModel.load_default()), _result(BodyModel.load_default(), offset)
+    paths = [r.save(tmp_path / f"{name}.npz") for r, name in ((near, "near"), (far, "far"))]
+    for path in paths:
+        assert main(["export", str(path), "--to", "glb", "--out", str(path.with_suffix(".glb"))]) == 0
+    shift_gltf = _input_to_gltf(far, offset) - _input_to_gltf(near, np.zeros(3))
+    assert np.abs(shift_gltf).max() > 5e6  # the GLB stands the far body 5,400 km away
+    for k in (0, 9, 19):
+        joints = [_joint_transforms(pygltflib.GLTF2().load(str(p.with_suffix(".glb"))), k)[:, :3, 3] for p in paths]
+        assert np.abs(joints[1] - shift_gltf - joints[0]).max() < 1e-3

@@ -634,3 +634,141 @@ def test_infer_command_on_damaged_trajectories(tmp_path_factory, tiny_checkpoint
         assert len(err.splitlines()) == 1 and err.startswith("egoallo: error: ")
     else:
         assert np.isfinite(InferenceResult.load(out).joints_world).all()
+
+
+# --- Round three (issue #28): generators for the classes that were silently wrong -----------------------
+
+
+@fuzz(25)
+@given(data=st.data())
+def test_repeated_trajectory_columns_are_refused(tmp_path_factory, data) -> None:
+    """Any column of an MPS CSV repeated, with any values: refused at line 1, never the last copy winning."""
+    lines = mps_text().splitlines()
+    header = lines[0].split(",")
+    column = data.draw(st.sampled_from(header))
+    value = data.draw(st.sampled_from(["25.0", "0", "-1e5", "g2", "nan"]))
+    at = data.draw(st.integers(0, len(header)))
+    rows = [",".join([*r.split(",")[:at], column if i == 0 else value, *r.split(",")[at:]]) for i, r in enumerate(lines)]
+    path = tmp_path_factory.mktemp("repeated") / "closed_loop_trajectory.csv"
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(UserError, match=f"line 1: repeated column\\(s\\) .*{column}"):
+        read_trajectory_segments(path)
+
+
+def tum_of(t: np.ndarray, pose: np.ndarray) -> str:
+    return "".join(f"{a:.6f} " + " ".join(f"{v:.6f}" for v in row) + "\n" for a, row in zip(t, pose))
+
+
+@fuzz(30)
+@given(start=st.integers(0, 299), length=st.integers(1, 300))
+def test_a_partly_upside_down_head_is_never_silent(tmp_path_factory, start, length) -> None:
+    """A head flipped for any stretch of a 10 s walk: refused (0.5 s or longer) or warned, never read silently."""
+    t, pose = walk_poses(300)
+    end = min(300, start + length)
+    pose[start:end, 3:] = [0.5, -0.5, 0.5, -0.5]
+    path = tmp_path_factory.mktemp("flip") / "walk.txt"
+    path.write_text(tum_of(t, pose))
+    try:
+        segments = read_trajectory_segments(path)
+    except UserError as error:
+        one_line_error(error, path)
+        assert "upside down" in str(error)
+        event("refused")
+        return
+    assert (t[end - 1] - t[start]) < 0.5
+    assert any("upside down" in w for w in segments[0].metadata["warnings"])
+    event("warned")
+
+
+@fuzz(40)
+@given(head=st.floats(-1e6, 1e6),
+       below=st.one_of(st.floats(-5.0, 5.0), st.floats(-1e7, 1e7), st.sampled_from([np.nan, np.inf, -np.inf])))
+def test_a_given_floor_far_from_the_head_is_refused(head, below) -> None:
+    """`--floor-z` anywhere: accepted only 0.3-2.5 m under the head's median height."""
+    from egoallo.inputs.points import MAX_HEAD_ABOVE_FLOOR_M, MIN_HEAD_ABOVE_FLOOR_M, floor_given
+
+    floor = head - below
+    heads = np.full(50, head)
+    plausible = np.isfinite(floor) and MIN_HEAD_ABOVE_FLOOR_M <= head - floor <= MAX_HEAD_ABOVE_FLOOR_M
+    if plausible:
+        assert floor_given(floor, heads).z == floor
+    else:
+        with pytest.raises(ValueError, match="is not a floor under this head"):
+            floor_given(floor, heads)
+
+
+OUT_OF_RANGE = {
+    "betas": [21.0, -1e6, 1e30], "stature_m": [-1.7, 0.0, 3.5, 1e9], "contacts": [-0.5, 1.5, 1e30],
+    "fps": [0.0, 1e-300, 1e6, 60.0], "joint_names": ["swap"], "T_world_root": [5.0, 1e9],
+}  # fmt: skip
+
+
+@fuzz(40)
+@given(data=st.data())
+def test_results_with_out_of_range_fields_are_refused(tmp_path_factory, body, data) -> None:
+    """One field of a valid result set to a value no run gives: `load` names that field."""
+    folder = tmp_path_factory.mktemp("edited")
+    arrays = result_arrays(small_result(body), folder)
+    key = data.draw(st.sampled_from(sorted(OUT_OF_RANGE)))
+    value = data.draw(st.sampled_from(OUT_OF_RANGE[key]))
+    if key == "joint_names":
+        i, j = data.draw(st.lists(st.integers(0, 51), min_size=2, max_size=2, unique=True))
+        names = arrays[key].copy()
+        names[[i, j]] = names[[j, i]]
+        arrays[key] = names
+    elif key == "T_world_root":  # the root moved away from its joints
+        root = arrays[key].copy()
+        root[..., data.draw(st.integers(0, 2)), 3] += value
+        arrays[key] = root
+    elif key == "fps":
+        arrays[key] = np.float64(value)
+    else:
+        changed = arrays[key].astype(np.float64).copy()
+        index = tuple(data.draw(st.integers(0, n - 1)) for n in changed.shape)
+        changed[index] = value
+        arrays[key] = changed.astype(arrays[key].dtype)
+    path = folder / "edited.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(UserError) as error:
+        InferenceResult.load(path)
+    one_line_error(error.value, path)
+    expected = {"T_world_root": "from the root", "fps": "'fps'"}.get(key, f"'{key}'")
+    assert expected in str(error.value)
+
+
+@fuzz(12)
+@given(offset=st.tuples(*[st.floats(-1e7, 1e7)] * 2), up=st.floats(-100.0, 100.0))
+def test_utm_results_through_export_keep_millimetres(tmp_path_factory, body, offset, up) -> None:
+    """A result anywhere within 10,000 km of its origin exports to a GLB whose joints are those of the same
+    result at the origin, moved, within a millimetre."""
+    import dataclasses
+
+    import pygltflib
+
+    from egoallo.export import frame_times, write_glb
+
+    folder = tmp_path_factory.mktemp("utm")
+    near = small_result(body)
+    shift = np.array([offset[0], offset[1], up])
+
+    def moved(T: np.ndarray) -> np.ndarray:
+        T = T.astype(np.float64)
+        T[..., :3, 3] += shift
+        return T
+
+    far = dataclasses.replace(near, joints_world=near.joints_world + shift, T_world_root=moved(near.T_world_root),
+                              T_world_cpf=moved(near.T_world_cpf), floor_z=near.floor_z + up)  # z-up input world
+    roots = []
+    for name, result in (("near", near), ("far", far)):
+        path = write_glb(folder / f"{name}.glb", result_motion(result, 0), body, frame_times(result.timestamps_ns))
+        gltf = pygltflib.GLTF2().load(str(path))
+        animation = gltf.animations[0]
+        channel = next(c for c in animation.channels if c.target.path == "translation")
+        accessor = gltf.accessors[animation.samplers[channel.sampler].output]
+        view = gltf.bufferViews[accessor.bufferView]
+        keys = np.frombuffer(gltf.binary_blob(), np.float32, accessor.count * 3, view.byteOffset).reshape(-1, 3)
+        roots.append(keys.astype(np.float64) + gltf.nodes[53].translation)
+    # glTF is y-up: (x, y, z) -> (x, z, -y); heights are over each result's own floor.
+    np.testing.assert_allclose(roots[1] - roots[0], np.broadcast_to([shift[0], 0.0, -shift[1]], roots[0].shape),
+                               atol=1e-3)
+    assert abs(gltf.nodes[53].translation[0] - shift[0]) < 1.0

@@ -6,7 +6,11 @@ still be empty afterwards (no partial output, no temporary file left behind).
 
 from __future__ import annotations
 
+import io
+import json
+import os
 import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,6 +166,72 @@ def other_files(folder: Path) -> None:
     np.savez(folder / "day_long.npz", timestamps_s=t, T_world_cpf=T)
 
 
+def round_three_files(folder: Path, tiny: Path) -> None:
+    """Round three (issue #28): repeated columns, partial flips, far floors, wrong kinds of file, headers
+    claiming huge arrays, invalid checkpoint sizes, hand-edited results."""
+    m = mps_rows()
+    header = m[0].split(",")
+    (folder / "repeated_column.csv").write_text(
+        "\n".join([",".join([*header, "tz_world_device"])] + [r + ",25.0" for r in m[1:]]) + "\n")
+    t, pose = walk_poses(300)  # 10 s, upside down from 4 s to 6 s
+    pose[120:180, 3:] = [0.5, -0.5, 0.5, -0.5]
+    (folder / "partly_upside_down.txt").write_text("".join(f"{a:.6f} " + " ".join(f"{v:.6f}" for v in r) + "\n"
+                                                          for a, r in zip(t, pose)))
+    pose[:, 2] = 1e5  # a head 100 km up
+    pose[:, 3:] = [0.5, 0.5, 0.5, 0.5]
+    (folder / "head_100km_up.txt").write_text("".join(f"{a:.6f} " + " ".join(f"{v:.6f}" for v in r) + "\n"
+                                                      for a, r in zip(t, pose)))
+    (folder / "utf16.csv").write_bytes(mps_text().encode("utf-16"))
+    (folder / "a_directory.csv").mkdir()
+    os.mkfifo(folder / "fifo.txt")
+    (folder / "zero.txt").symlink_to("/dev/zero")
+    rng = np.random.default_rng(0)
+    table = np.c_[rng.uniform(-0.5, 0.5, (3000, 2)), rng.normal(1.0, 0.003, 3000)]  # 0.6 m under a 1.6 m head
+    np.save(folder / "table_only.npy", np.r_[table, rng.uniform([-3, -3, 1.2], [3, 3, 2.5], (300, 3))])
+    for name, shape in (("huge_header.npy", (10**11, 3)), ("huge_member.npz", (10**11, 4, 4))):
+        buffer = io.BytesIO()
+        np.lib.format.write_array_header_1_0(buffer, {"descr": "<f8", "fortran_order": False, "shape": shape})
+        if name.endswith(".npy"):
+            (folder / name).write_bytes(buffer.getvalue() + bytes(96))
+        else:
+            ns = np.arange(20) * 33_333_333
+            with zipfile.ZipFile(folder / name, "w") as z:
+                z.writestr("T_world_cpf.npy", buffer.getvalue() + bytes(96))
+                with z.open("timestamps_ns.npy", "w") as member:
+                    np.lib.format.write_array(member, ns)
+    config = json.loads((tiny / "config.json").read_text())
+    for field, value in (("num_heads", 0), ("num_heads", -4), ("d_latent", -128), ("encoder_layers", 10**9)):
+        shutil.copytree(tiny, folder / f"config_{field}_{value}")
+        changed = {**config, "config": {**config["config"], field: value}}
+        (folder / f"config_{field}_{value}" / "config.json").write_text(json.dumps(changed))
+    shutil.copytree(tiny, folder / "config_version_300_digits")
+    (folder / "config_version_300_digits" / "config.json").write_text(json.dumps({**config, "version": int("9" * 300)}))
+    edited_results(folder)
+
+
+def edited_results(folder: Path) -> None:
+    """Results a careless hand edited: each passes the shape checks but describes no body a run could give."""
+    valid = folder / "valid_result.npz"
+    with np.load(valid) as f:
+        arrays = {k: f[k] for k in f.files}
+
+    def save(name: str, **changes: np.ndarray) -> None:
+        np.savez(folder / name, **{**arrays, **changes})
+
+    names = arrays["joint_names"].copy()
+    names[[1, 2]] = names[[2, 1]]
+    save("joint_names_reordered.npz", joint_names=names)
+    save("betas_1e6.npz", betas=np.full_like(arrays["betas"], 1e6))
+    save("fps_1e-300.npz", fps=np.float64(1e-300))
+    save("fps_disagrees.npz", fps=np.float64(60.0))
+    root = arrays["T_world_root"].copy()
+    root[..., :3, 3] += 1e9
+    save("root_far_from_joints.npz", T_world_root=root)
+    save("negative_stature.npz", stature_m=-arrays["stature_m"])
+    save("contacts_1e30.npz", contacts=np.full_like(arrays["contacts"], 1e30))
+    save("version_300_digits.npz", format_version=np.array("9" * 300))
+
+
 INFER = ("infer", "--out", "{out}/r.npz", "--checkpoint", "{ckpt}", "--steps", "1")
 TRAJECTORY_CASES = {name: Case((INFER[0], f"{{d}}/{name}", *INFER[1:]), name) for name in trajectory_files()}
 NPZ_CASES = {name: Case((INFER[0], f"{{d}}/{name}", *INFER[1:]), name) for name in (
@@ -257,10 +327,41 @@ OUTPUT_CASES = {
     "train out not a run": Case((*TRAIN, "{d}/reports"), "holds no training run"),
     "train out unwritable": Case((*TRAIN, "/sys/egoallo_run"), "/sys: cannot write"),
 }
-CASES = {**TRAJECTORY_CASES, **NPZ_CASES, **FLAG_CASES, **EXPORT_CASES, **RENDER_CASES, **OTHER_CASES, **OUTPUT_CASES}
+ROUND_THREE_CASES = {
+    "repeated column": Case(("infer", "{d}/repeated_column.csv", *INFER[1:]), "repeated column(s) tz_world_device"),
+    "upside down 2 s of 10": Case(("infer", "{d}/partly_upside_down.txt", *INFER[1:]), "line 121 to line 180, 1.97 s"),
+    "floor 100 km below the head": Case(("infer", "{d}/head_100km_up.txt", *INFER[1:], "--floor-z", "0"),
+                                        "--floor-z 0 m is not a floor under this head"),
+    "utf-16 csv": Case(("infer", "{d}/utf16.csv", *INFER[1:]), "UTF-16 text, which is not supported"),
+    "directory as trajectory": Case(("infer", "{d}/a_directory.csv", *INFER[1:]), "a_directory.csv: is a directory"),
+    "fifo as trajectory": Case(("infer", "{d}/fifo.txt", *INFER[1:]), "fifo.txt: is a named pipe (FIFO)"),
+    "link to /dev/zero": Case(("infer", "{d}/zero.txt", *INFER[1:]),
+                              "is a character device (through a link to /dev/zero)"),
+    "fifo as points": Case((*WALK, "--points", "{d}/fifo.txt"), "fifo.txt: is a named pipe (FIFO)"),
+    "fifo as result": Case(("export", "{d}/fifo.txt", "--to", "bvh", "--out", "{out}/m.bvh"), "is a named pipe"),
+    "out name 300 bytes": Case(("infer", "{d}/walk.txt", "--out", "{out}/" + "r" * 296 + ".npz"),
+                               "is 300 bytes long; expected at most 255"),
+    "npy header claims 1e11 rows": Case((*WALK, "--points", "{d}/huge_header.npy"), "as its header says"),
+    "npz member claims 1e11 poses": Case(("infer", "{d}/huge_member.npz", *INFER[1:]), "as its header says"),
+    **{f"checkpoint {field} {value}": Case(("infer", "{d}/walk.txt", "--out", "{out}/r.npz", "--checkpoint",
+                                            f"{{d}}/config_{field}_{value}"), f"{field}={value}")
+       for field, value in (("num_heads", 0), ("num_heads", -4), ("d_latent", -128), ("encoder_layers", 10**9))},
+    "checkpoint version of 300 digits": Case(("infer", "{d}/walk.txt", "--out", "{out}/r.npz", "--checkpoint",
+                                              "{d}/config_version_300_digits"), "(300 characters)"),
+    "result version of 300 digits": Case(("export", "{d}/version_300_digits.npz", "--to", "bvh", "--out", "{out}/m.bvh"),
+                                         "expected the integer 1"),
+    **{f"export {name}": Case(("export", f"{{d}}/{name}.npz", "--to", "glb", "--out", "{out}/m.glb"), needle)
+       for name, needle in (("joint_names_reordered", "'joint_names' at (1,)"), ("betas_1e6", "'betas' at (0, 0)"),
+                            ("fps_1e-300", "'fps' is 1e-300"), ("fps_disagrees", "but 'fps' is 60"),
+                            ("root_far_from_joints", "from the root"), ("negative_stature", "'stature_m' at (0,)"),
+                            ("contacts_1e30", "'contacts' at (0, 0, 0)"))},
+    "render betas 1e6": Case(("render", "{d}/betas_1e6.npz", "--out", "{out}/r.png"), "'betas' at (0, 0)"),
+    "view root far from joints": Case(("view", "{d}/root_far_from_joints.npz", "--port", "8093"), "from the root"),
+}
+CASES = {**TRAJECTORY_CASES, **NPZ_CASES, **FLAG_CASES, **EXPORT_CASES, **RENDER_CASES, **OTHER_CASES, **OUTPUT_CASES, **ROUND_THREE_CASES}
 CATEGORIES = {"trajectory text": TRAJECTORY_CASES, "trajectory npz": NPZ_CASES, "infer flags and companions": FLAG_CASES,
               "export": EXPORT_CASES, "render": RENDER_CASES, "view, eval, train, data, hands": OTHER_CASES,
-              "eval and train outputs": OUTPUT_CASES}
+              "eval and train outputs": OUTPUT_CASES, "round three (#28)": ROUND_THREE_CASES}
 
 
 @pytest.fixture(scope="module")
@@ -275,6 +376,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> 
     result_files(folder)
     checkpoints(folder, tiny_checkpoint)
     other_files(folder)
+    round_three_files(folder, tiny_checkpoint)
     return folder
 
 
@@ -287,7 +389,7 @@ def test_hostile_input(name: str, hostile: Path, tiny_checkpoint: Path, tmp_path
     case = CASES[name]
     out = tmp_path / "out"
     out.mkdir()
-    before = {p: p.stat().st_mtime_ns for p in hostile.rglob("*")}
+    before = {p: p.lstat().st_mtime_ns for p in hostile.rglob("*")}
     args = [a.format(d=hostile, out=out, ckpt=tiny_checkpoint) for a in case.args]
     code = main(args)
     err = capsys.readouterr().err
@@ -295,7 +397,7 @@ def test_hostile_input(name: str, hostile: Path, tiny_checkpoint: Path, tmp_path
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("egoallo: error: ") and case.needle in lines[0], err
     assert not list(out.rglob("*")), "partial output"
-    assert {p: p.stat().st_mtime_ns for p in hostile.rglob("*")} == before, "an input changed"
+    assert {p: p.lstat().st_mtime_ns for p in hostile.rglob("*")} == before, "an input changed"
 
 
 def test_an_internal_error_is_one_line_and_a_trace_file(monkeypatch, tmp_path, capsys) -> None:

@@ -274,8 +274,10 @@ def test_a_busy_udp_port_is_a_clear_error(tiny_checkpoint, capsys):
     assert f"cannot listen on UDP 127.0.0.1:{port}" in capsys.readouterr().err
 
 
-def test_ctrl_c_finishes_the_result_file(tiny_checkpoint, tmp_path: Path):
-    """SIGINT to a command reading a stdin that stays open: the bodies so far are written, exit code 0."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_finishes_the_result_file(signum, tiny_checkpoint, tmp_path: Path):
+    """SIGINT (Ctrl-C) or SIGTERM (a service stop) to a command reading a stdin that stays open: the bodies so
+    far are written, exit code 0."""
     out = tmp_path / "interrupted.npz"
     command = [sys.executable, "-m", "egoallo.cli.main", "live", "--stdin", "--out", str(out),
                "--checkpoint", str(tiny_checkpoint), *FAST]
@@ -287,11 +289,12 @@ def test_ctrl_c_finishes_the_result_file(tiny_checkpoint, tmp_path: Path):
         for line in process.stderr:  # wait for the first body, however slow the machine
             if "first body" in line:
                 break
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=120)
     finally:
         process.kill()
     assert process.returncode == 0, stderr
-    assert "interrupted; finishing" in stderr and f"wrote {out}" in stdout
+    said = "interrupted; finishing" if signum == signal.SIGINT else "terminated (SIGTERM); finishing"
+    assert said in stderr and f"wrote {out}" in stdout
     result = InferenceResult.load(out)
     assert 8 <= len(result.timestamps_ns) <= 30

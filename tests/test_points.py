@@ -314,3 +314,19 @@ def test_bad_files_raise_clear_errors(tmp_path: Path, case: str) -> None:
         read_points(path)
     assert isinstance(error.value, UserError) and isinstance(error.value, ValueError)
     assert str(error.value).startswith(str(path))
+
+
+def test_own_peak_search_and_median_match_scipy() -> None:
+    """The floor's histogram search without scipy.signal / scipy.ndimage (1.3 s of imports): same answers."""
+    from scipy.ndimage import median_filter
+    from scipy.signal import find_peaks
+
+    from egoallo.inputs.points import local_maxima, running_median
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 7, 50, 400):
+        for _ in range(40):
+            x = np.convolve(rng.poisson(rng.uniform(0, 5), n).astype(float), np.ones(3), mode="same")
+            np.testing.assert_array_equal(local_maxima(x, 3), find_peaks(x, distance=3)[0])
+            for size in (1, 3, 27):
+                np.testing.assert_array_equal(running_median(x, size), median_filter(x, size=size, mode="constant", cval=0.0))

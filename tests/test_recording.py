@@ -176,7 +176,8 @@ def test_render_draws_segments_and_marks_gaps(tmp_path, monkeypatch) -> None:
     assert (tmp_path / "g.png").stat().st_size > 0
     solid = [points for points, _, style in drawn["lines"] if style == "-"]
     dotted = [points for points, color, style in drawn["lines"] if style != "-"]
-    head = T_world_cpf[:, :3, 3] + np.array([[0, 0, 0]] * 3 + [[0, 0, 3.0]] * 3)
+    origin = np.r_[np.median(T_world_root[0, :, :2, 3], axis=0), 0.0]  # drawn around the median root (UTM scale)
+    head = T_world_cpf[:, :3, 3] + np.array([[0, 0, 0]] * 3 + [[0, 0, 3.0]] * 3) - origin
     np.testing.assert_allclose(np.concatenate(solid), head, atol=1e-9)
     assert [len(points) for points in solid] == [3, 3] and len(dotted) == 1
     np.testing.assert_allclose(dotted[0], head[[2, 3]], atol=1e-9)

@@ -86,7 +86,8 @@ def test_scene_follows_the_result(result_path: Path, body: BodyModel):
     assert scene.vertices.shape == (2, 90, body.v_template.shape[0], 3)
     assert scene.vertices.dtype == np.float32 and scene.faces.dtype == np.uint32
     # The head of the mesh is at the input CPF (between the eyes), its feet near the floor (z up here).
-    to_cpf = np.linalg.norm(scene.vertices - result.T_world_cpf[None, :, None, :3, 3], axis=-1).min(axis=-1)  # (S, T)
+    head = result.T_world_cpf[None, :, None, :3, 3] - scene.origin  # the scene is drawn around its origin
+    to_cpf = np.linalg.norm(scene.vertices - head, axis=-1).min(axis=-1)  # (S, T)
     assert to_cpf.max() < 0.15
     assert np.median(np.abs(scene.vertices[..., 2].min(axis=-1) - result.floor_z)) < 0.15
     np.testing.assert_allclose(scene.T_world_floor[2, 3], result.floor_z)
@@ -121,7 +122,8 @@ def test_wrists_are_reread_from_the_file_the_result_names(result_path: Path, bod
     csv = tmp_path / "wrist_and_palm_poses.csv"
     _write_v1_wrists(csv, result.timestamps_ns, wrist_device)
     with_wrists = dataclasses.replace(result, metadata={**result.metadata, "wrist_palm": {"source": str(csv)}})
-    wrists = SceneData.from_result(with_wrists, body).wrists
+    scene = SceneData.from_result(with_wrists, body)
+    wrists = scene.wrists + scene.origin
     expected = (
         np.einsum("tij,hj->thi", result.T_world_cpf[:, :3, :3], wrist_device) + result.T_world_cpf[:, None, :3, 3]
     )
@@ -129,6 +131,25 @@ def test_wrists_are_reread_from_the_file_the_result_names(result_path: Path, bod
     np.testing.assert_allclose(wrists[:-1], expected[:-1], atol=1e-3)  # the last frame lies before its sample (µs)
     csv.unlink()
     assert SceneData.from_result(with_wrists, body).wrists is None  # file gone: skipped
+
+
+def test_a_utm_scale_result_is_drawn_around_a_local_origin(result_path: Path, body: BodyModel):
+    """5,400 km from the origin: the meshes are posed around the scene's float64 origin and match the same
+    result near the origin within a millimetre (float32 posing there would move them in 0.5 m steps)."""
+    result = InferenceResult.load(result_path)
+    offset = np.array([5.4e6, -3.2e6, 0.0])
+
+    def moved(T: np.ndarray) -> np.ndarray:
+        T = T.astype(np.float64)
+        T[..., :3, 3] += offset
+        return T
+
+    far = dataclasses.replace(result, joints_world=result.joints_world + offset, T_world_root=moved(result.T_world_root),
+                              T_world_cpf=moved(result.T_world_cpf))  # T_input_zup: rotation only, as infer writes
+    near_scene, far_scene = SceneData.from_result(result, body), SceneData.from_result(far, body)
+    np.testing.assert_allclose(far_scene.origin - near_scene.origin, offset, atol=1e-6)
+    assert np.abs(far_scene.vertices - near_scene.vertices).max() < 1e-3
+    assert np.abs(far_scene.T_world_cpf[:, :3, 3] - near_scene.T_world_cpf[:, :3, 3]).max() < 1e-6
 
 
 def test_clear_errors(result_path: Path, tmp_path: Path, capsys):

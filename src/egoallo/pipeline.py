@@ -142,6 +142,7 @@ def estimate_file(
     from .prior.checkpoint import checkpoint_and_sampling
     from .recording import estimate_recording, main_frame, segment_floors
     from .resources import MemoryNeed, available_memory, check_memory
+    from .run_summary import floor_note
 
     if options.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for, but no CUDA device is available.")
@@ -203,13 +204,8 @@ def estimate_file(
         progress=progress,
     )
     notes = []
-    if floor.method == "trajectory":
-        notes.append(
-            f"note: no point cloud or --floor-z: the floor was put an average standing eye height "
-            f"({eye_height:.2f} m) under the head's usual top height, so it is off by about as much "
-            "as the wearer's eye height differs from that (about 9 cm per 10 cm of stature; docs/everyday.md); "
-            "--points or --floor-z give the true floor"
-        )
+    if line := floor_note(floor.method, eye_height, options.points):
+        notes.append(f"note: {line}")
     if repairs := head.metadata.get("repairs"):
         notes.append(f"note: input repairs: {repairs}")
     return FileEstimate(result=result, segments=len(segments), notes=tuple(notes))
@@ -261,7 +257,10 @@ def _observer(options: InferOptions, head, say: Callable[[str], None]):
 
 
 def written_lines(estimate: FileEstimate, out: Path) -> list[str]:
-    """What `egoallo infer` prints once `estimate.result` is written to `out`."""
+    """What `egoallo infer` prints once `estimate.result` is written to `out`: what was written, on how many frames
+    each guidance term acted, a warning when a plausibility figure is out of range, the notes, what to do next."""
+    from .run_summary import guidance_reach, next_steps, plausibility_warning
+
     result = estimate.result
     frames = len(result.timestamps_ns)
     seconds = frames / FPS
@@ -277,4 +276,10 @@ def written_lines(estimate: FileEstimate, out: Path) -> list[str]:
         f"in {compute:.1f} s ({seconds / compute:.1f}x real time); floor z = {floor['z']:.3f} m ({floor['method']}); "
         f"stature {', '.join(f'{s:.2f}' for s in result.stature_m)} m"
     )
-    return [wrote, *estimate.notes]
+    lines = [wrote]
+    modes = result.metadata["sampling"]["guidance"]
+    if reach := guidance_reach(result.metadata, modes, result.contacts, frames):
+        lines.append(reach)
+    if warning := plausibility_warning(result.metadata["plausibility"]):
+        lines.append(f"warning: {warning}")
+    return [*lines, *estimate.notes, next_steps(out)]

@@ -20,12 +20,24 @@ import numpy as np
 
 from .body import skeleton
 from .errors import UserError
-from .files import read_npz, write_npz
+from .files import format_version, read_npz, write_npz
 from .inputs.trajectory import MAX_COORDINATE_M
 
 FORMAT_VERSION = 1
 ROTATION_TOLERANCE = 1e-3
 """Largest |R^T R - I| entry of a stored rotation (float32 rotations are within 1e-6)."""
+FPS_RANGE = (1.0, 1000.0)
+"""Frame rates a result may have (infer writes 30)."""
+MAX_ABS_BETA = 20.0
+"""Largest shape coefficient a result may hold (the prior's stay within about 7; 1e6 is a 128 km mesh)."""
+STATURE_RANGE_M = (0.3, 3.0)
+"""Statures a result may state."""
+MAX_JOINT_FROM_ROOT_M = 3.0
+"""Largest distance of a joint from the root (pelvis) pose of its frame: a body spans less."""
+CONTACT_RANGE = (-1e-3, 1.0 + 1e-3)
+"""Contacts are probabilities."""
+STATURE_AGREEMENT_M = 0.02
+"""A body model given for a result must give its betas the stature the result states, within this."""
 
 _ARRAYS = {
     "timestamps_ns": ("T",),
@@ -129,10 +141,8 @@ class InferenceResult:
     def load(path: str | os.PathLike) -> InferenceResult:
         """Read and check a result file (clear errors for other versions or missing keys)."""
         path = Path(path)
-        data = read_npz(path, what="result")
-        version = int(data.get("format_version", -1))
-        if version != FORMAT_VERSION:
-            raise UserError(f"{path}: result format version {version}, this egoallo reads version {FORMAT_VERSION}.")
+        data = read_npz(path, what="result", keys=(*_ARRAYS, "floor_z", "fps", "metadata", "format_version", "joint_names"))
+        format_version(path, data, "result", FORMAT_VERSION)
         dims: dict[str, int] = {}
         for key, spec in _ARRAYS.items():
             if key not in data:
@@ -150,6 +160,8 @@ class InferenceResult:
                 raise UserError(f"{path}: '{key}' has shape {data[key].shape}, expected a single value.")
         arrays = {k: _checked_values(path, k, data[k]) for k in (*_ARRAYS, "floor_z", "fps")}
         _check_layout(path, arrays)
+        _check_body(path, arrays)
+        _check_joint_names(path, data.get("joint_names"))
         return InferenceResult(
             **{k: arrays[k] for k in _ARRAYS},
             floor_z=float(arrays["floor_z"]),
@@ -175,9 +187,9 @@ def _check_layout(path: Path, arrays: dict[str, np.ndarray]) -> None:
     if arrays["timestamps_ns"].size == 0 or arrays["joints_world"].shape[0] == 0:
         raise UserError(f"{path}: {arrays['joints_world'].shape[1]} frames of {arrays['joints_world'].shape[0]} "
                         "samples; expected at least one of each.")
-    step = np.diff(arrays["timestamps_ns"].astype(np.int64))
-    if np.any(step <= 0):
-        i = int(np.argmax(step <= 0))
+    stamps = arrays["timestamps_ns"].astype(np.int64)
+    if np.any(stamps[1:] <= stamps[:-1]):
+        i = int(np.argmax(stamps[1:] <= stamps[:-1]))
         raise UserError(f"{path}: 'timestamps_ns' at ({i + 1},) does not increase; expected increasing timestamps.")
     if not arrays["fps"] > 0:
         raise UserError(f"{path}: 'fps' is {arrays['fps']}; expected a positive frame rate.")
@@ -199,6 +211,63 @@ def _check_layout(path: Path, arrays: dict[str, np.ndarray]) -> None:
             what = "rotation" if key == "local_rotations" else "rigid transform (rotation, last row 0 0 0 1)"
             raise UserError(f"{path}: '{key}' at {tuple(int(i) for i in wrong[0])} is not a {what}; expected one "
                             f"within {ROTATION_TOLERANCE}.")
+
+
+def _check_body(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """A frame rate the timestamps keep, and a body a person could have: shape, stature, joints around the root,
+    contacts that are probabilities."""
+    fps = float(arrays["fps"])
+    if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
+        raise UserError(f"{path}: 'fps' is {fps:g}; expected {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g} frames per second.")
+    steps = np.diff(arrays["timestamps_ns"].astype(np.float64))
+    if steps.size:
+        median, period = float(np.median(steps)), 1e9 / fps
+        if abs(median - period) > 0.01 * period or steps.min() < 0.99 * period - 1:
+            raise UserError(f"{path}: 'timestamps_ns' are {median / 1e9:.6g} s apart (median; the closest "
+                            f"{steps.min() / 1e9:.6g} s) but 'fps' is {fps:g}; expected frames 1/fps apart "
+                            "(longer only across tracking gaps).")
+    checks = (
+        ("betas", np.abs(arrays["betas"]), 0.0, MAX_ABS_BETA, "shape coefficients within +-{hi:g}"),
+        ("stature_m", arrays["stature_m"], *STATURE_RANGE_M, "statures of {lo:g} to {hi:g} m"),
+        ("contacts", arrays["contacts"], 0.0, 1.0, "contact probabilities of {lo:g} to {hi:g}"),
+    )
+    for key, values, lo, hi, expected in checks:
+        slack = 1e-3 if key == "contacts" else 0.0
+        wrong = np.argwhere((values < lo - slack) | (values > hi + slack))
+        if wrong.size:
+            at = tuple(int(i) for i in wrong[0])
+            raise UserError(f"{path}: '{key}' at {at} is {float(arrays[key][at]):.6g}; expected {expected.format(lo=lo, hi=hi)}.")
+    reach = np.linalg.norm(arrays["joints_world"] - arrays["T_world_root"][:, :, None, :3, 3], axis=-1)
+    far = np.argwhere(reach > MAX_JOINT_FROM_ROOT_M)
+    if far.size:
+        s, t, j = (int(i) for i in far[0])
+        raise UserError(f"{path}: 'joints_world' at ({s}, {t}, {j}) lies {reach[s, t, j]:.3g} m from the root "
+                        f"('T_world_root'); expected every joint within {MAX_JOINT_FROM_ROOT_M:g} m of it.")
+
+
+def _check_joint_names(path: Path, names: np.ndarray | None) -> None:
+    """The stored joint names, when present, must be this egoallo's, in its order."""
+    if names is None:
+        return
+    stored = [str(n) for n in np.asarray(names).reshape(-1)]
+    if stored != list(skeleton.JOINT_NAMES):
+        first = next((i for i, (a, b) in enumerate(zip(stored, skeleton.JOINT_NAMES)) if a != b), min(len(stored), 52))
+        got = stored[first] if first < len(stored) else "nothing"
+        raise UserError(f"{path}: 'joint_names' at ({first},) is {got!r}; expected {skeleton.JOINT_NAMES[first]!r} "
+                        f"(the {len(skeleton.JOINT_NAMES)} joints in egoallo's order).")
+
+
+def check_body_model(result: InferenceResult, body, source: str) -> None:  # noqa: ANN001 (BodyModel: imported late)
+    """A `UserError` when `body` is not the body model `result` was made with: its betas would mean another
+    shape. Told by the stature `body` gives the betas against the one the result states."""
+    import torch
+
+    stature = body.with_shape(torch.from_numpy(np.asarray(result.betas, dtype=np.float32))).stature.double().numpy()
+    gap = float(np.abs(stature - result.stature_m).max())
+    if gap > STATURE_AGREEMENT_M:
+        made_with = result.metadata.get("body_model", "another body model")
+        raise UserError(f"{source}: made with {made_with}; body model {body.name} gives its shapes statures "
+                        f"{gap * 100:.0f} cm off: another model. Expected the result's own (--body-model).")
 
 
 def _metadata(path: Path, value: np.ndarray) -> dict:

@@ -34,7 +34,7 @@ def export(
     require_file(result, "a result.npz from egoallo infer")
     from ..body import BodyModel
     from ..export import frame_times, result_motion, write_amass_npz, write_bvh, write_glb
-    from ..result import InferenceResult
+    from ..result import InferenceResult, check_body_model
 
     data = InferenceResult.load(result)
     if not 0 <= sample < data.num_samples:
@@ -43,6 +43,7 @@ def export(
         print(f"warning: {result} holds {len(gaps) + 1} segments separated by tracking gaps; {to} frames are evenly "
               "spaced, so the segments play back to back (--to glb keeps the times)")
     body = BodyModel.load_from_env_or_default(body_model)
+    check_body_model(data, body, str(result))
     motion = result_motion(data, sample)
     if to == "glb":
         write_glb(out, motion, body, frame_times(data.timestamps_ns))

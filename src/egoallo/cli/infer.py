@@ -26,7 +26,7 @@ def infer(
     calibration: Path | None = None,
     device_is_cpf: bool = False,
     up: str | None = None,
-    guidance: tuple[Literal["off", "feet", "wrist3d", "hands"], ...] = ("off",),
+    guidance: tuple[Literal["off", "feet", "wrist3d", "hands"], ...] = ("feet",),
     guidance_inner: bool = False,
     wrist_palm: Path | None = None,
     hands: Path | None = None,
@@ -51,7 +51,7 @@ def infer(
         calibration: Aria VRS or calibration JSON giving the device-to-CPF transform (else the Aria default) and, for --guidance hands, the RGB camera (else the camera stored in the --hands file).
         device_is_cpf: The trajectory's poses are already CPF poses (identity calibration).
         up: Up axis of a TUM/npz world without gravity information (z, y, -y, ...).
-        guidance: Levenberg-Marquardt guidance after sampling: feet (no skating on predicted contacts; feet in contact on the floor), wrist3d (Aria wrist and palm tracking, --wrist-palm), hands (hand keypoints seen by the RGB camera, --hands; camera from --calibration or the file), combinable; off by default.
+        guidance: Levenberg-Marquardt guidance after sampling: feet (no skating on predicted contacts; feet in contact on the floor), wrist3d (Aria wrist and palm tracking, --wrist-palm), hands (hand keypoints seen by the RGB camera, --hands; camera from --calibration or the file), combinable; default: feet (--guidance off: none).
         guidance_inner: Also guide inside every denoising step (slower; the paper's strongest mode).
         wrist_palm: Aria MPS wrist_and_palm_poses.csv for --guidance wrist3d.
         hands: Hand keypoint detections (.npz: timestamps_ns, keypoints_2d, confidence[, keypoints_3d_camera]) for --guidance hands.

@@ -266,19 +266,25 @@ def _wire(config, *, follow, stdin, udp, ws_input, replay, speed, host, viewer, 
         metadata = {"trajectory": {"path": str(source)},
                     "checkpoint": str(checkpoint), "warmup_checkpoint": str(warmup_checkpoint), "body_model": body.name,
                     "network": dataclasses.asdict(denoiser.config),
-                    "latency_s": session.latency.summary(), "warnings": []}
+                    "latency_s": session.latency.summary(), "warnings": [],
+                    "input_rewrites": {"count": session.counts.input_rewrites, "time_shift_s": session.time_shift_ns / 1e9}}
         result = recorder.result(estimator, body, metadata) if estimator is not None else None
         if result is None:
             print(f"egoallo live: no body was estimated; {out} not written", file=sys.stderr)
             return
         result.save(out, force=True)  # checked up front; replaced only now, atomically
         print(f"wrote {out}: {len(result.timestamps_ns)} frames in {len(result.metadata['segments'])} segment(s)")
+        from ..run_summary import next_steps, plausibility_warning
+
+        if line := plausibility_warning(result.metadata["plausibility"]):
+            print(f"warning: {line}")
+        print(next_steps(out))
 
 
 @contextlib.contextmanager
 def _finish_on_interrupt(stop: threading.Event) -> Iterator[None]:
-    """Ctrl-C (SIGINT) sets `stop`, so the stream ends between two poses and every output is finished;
-    a second Ctrl-C interrupts at once."""
+    """Ctrl-C (SIGINT) or a service stop (SIGTERM) sets `stop`, so the stream ends between two poses and every
+    output (the --out result included) is finished; a second signal interrupts at once."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -286,14 +292,16 @@ def _finish_on_interrupt(stop: threading.Event) -> Iterator[None]:
     def interrupted(signum, frame) -> None:  # noqa: ANN001 (signal's signature)
         if stop.is_set():
             raise KeyboardInterrupt
-        print("egoallo live: interrupted; finishing (Ctrl+C again to abort)", file=sys.stderr, flush=True)
+        name = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
+        print(f"egoallo live: {name}; finishing (Ctrl+C again to abort)", file=sys.stderr, flush=True)
         stop.set()
 
-    previous = signal.signal(signal.SIGINT, interrupted)
+    previous = {signum: signal.signal(signum, interrupted) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _report(session, estimator) -> None:

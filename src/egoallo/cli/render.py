@@ -49,26 +49,29 @@ def render(
     import torch
 
     from ..body import BodyModel
-    from ..result import InferenceResult
+    from ..result import InferenceResult, check_body_model
     from ..viz.render import View, path_lines, render_animation, render_meshes
 
     data = InferenceResult.load(result)
     if not 0 <= sample < data.num_samples:
         raise UserError(f"{result}: has {data.num_samples} sample(s); --sample {sample} is out of range.")
     body = BodyModel.load_from_env_or_default(body_model)
+    check_body_model(data, body, str(result))
     # Back to the gravity-aligned frame the model worked in (z up), each segment's floor at z = 0.
     spans = data.segment_spans()
     floors = np.concatenate([np.full(span.end - span.first, span.floor_z) for span in spans])
     T_zup_input = np.linalg.inv(data.T_input_zup)
     T_world_root = T_zup_input @ data.T_world_root[sample].astype(np.float64)
     T_world_root[:, 2, 3] -= floors
+    origin = np.r_[np.median(T_world_root[:, :2, 3], axis=0), 0.0]  # a local origin in float64: UTM-scale worlds
+    T_world_root[:, :3, 3] -= origin  # would lose centimetres to float32 posing
     shaped = body.with_shape(torch.from_numpy(data.betas[sample]))
     T = len(data.timestamps_ns)
     chosen = np.linspace(0, T - 1, frames).round().astype(int) if suffix == ".png" else np.arange(0, T, stride)
     posed = shaped.with_pose(torch.from_numpy(T_world_root[chosen]).float(), torch.from_numpy(data.local_rotations[sample, chosen]))
     vertices = posed.mesh().vertices.numpy()
     faces = body.faces.numpy()
-    head_path = (T_zup_input @ data.T_world_cpf)[:, :3, 3] - floors[:, None] * [0.0, 0.0, 1.0]
+    head_path = (T_zup_input @ data.T_world_cpf)[:, :3, 3] - floors[:, None] * [0.0, 0.0, 1.0] - origin
     lines = path_lines(head_path, [(span.first, span.end) for span in spans], "#d62728")
     title = f"{result.name}: sample {sample}, {T / data.fps:.1f} s, stature {data.stature_m[sample]:.2f} m"
     if len(spans) > 1:

@@ -35,13 +35,15 @@ def view(
     require("viser", "the browser viewer")
     from ..body import BodyModel
     from ..inputs.points import read_points
-    from ..result import InferenceResult
+    from ..result import InferenceResult, check_body_model
     from ..viz.viewer import ResultViewer, SceneData, ensure_port_free
 
     data = InferenceResult.load(result)
     ensure_port_free(host, port)  # before the mesh precomputation, so a busy port fails fast
     cloud = read_points(points).points if points is not None else None
-    scene = SceneData.from_result(data, BodyModel.load_from_env_or_default(body_model), points=cloud)
+    body = BodyModel.load_from_env_or_default(body_model)
+    check_body_model(data, body, str(result))
+    scene = SceneData.from_result(data, body, points=cloud)
     if scene.wrists is None and (data.metadata.get("wrist_palm") or {}).get("source"):
         print(f"note: the wrist-and-palm file {data.metadata['wrist_palm']['source']} is gone; wrists not shown.")
     viewer = ResultViewer(scene, host=host, port=port, title=result.name)

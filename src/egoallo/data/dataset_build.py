@@ -59,6 +59,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..body import BodyModel, skeleton
+from ..files import replaced_atomically, write_bytes_atomic
 from .amass import read_amass
 from .bvh import parse_bvh
 from .motion import Motion
@@ -504,9 +505,7 @@ def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _write_json(path: Path, value) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_bytes_atomic(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _clip_files(clips_dir: Path) -> dict[str, Path]:
@@ -527,19 +526,13 @@ def _h5_matches_clips(dataset: Path, clips_dir: Path) -> bool:
 
 def pack_h5(clips_dir: Path, dataset: Path) -> None:
     """Pack every clip npz into one HDF5 file (layout in the module docstring), replaced atomically."""
-    tmp = dataset.with_name(f".{dataset.name}.tmp")
     rows = []
-    try:
-        with h5py.File(tmp, "w") as h5:
-            for clip_id, path in _clip_files(clips_dir).items():
-                with np.load(path, allow_pickle=False) as npz:
-                    arrays = {k: npz[k] for k in npz.files}
-                rows.append(_write_clip(h5.create_group(f"clips/{clip_id}"), arrays))
-            h5.create_dataset("index", data=_index_table(rows), track_times=False)
-        os.replace(tmp, dataset)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with replaced_atomically(dataset) as tmp, h5py.File(tmp, "w") as h5:
+        for clip_id, path in _clip_files(clips_dir).items():
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            rows.append(_write_clip(h5.create_group(f"clips/{clip_id}"), arrays))
+        h5.create_dataset("index", data=_index_table(rows), track_times=False)
 
 
 def _write_clip(group: h5py.Group, arrays: dict[str, np.ndarray]) -> dict:

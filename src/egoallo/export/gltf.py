@@ -10,7 +10,9 @@ the mesh and the bind pose are written as they are.
 
 Layout: nodes 0..51 are the joints (node index = joint index, names from
 `skeleton.JOINT_NAMES`) in the kinematic hierarchy, each at its rest offset
-from its parent; node 52 holds the skinned mesh. At rest every joint frame is
+from its parent; node 52 holds the skinned mesh; node 53 ("origin") is the root
+joint's parent, placed at the median horizontal root position in float64 JSON
+numbers, so the float32 animation keys stay small at UTM scale. At rest every joint frame is
 aligned with the model frame, so a joint's inverse bind matrix is a
 translation by minus its rest position. The mesh is the template shaped by the
 sample's betas; each vertex keeps its four largest skinning weights,
@@ -47,6 +49,7 @@ _TYPES = {(): "SCALAR", (3,): "VEC3", (4,): "VEC4", (4, 4): "MAT4"}
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
 _JSON_CHUNK, _BIN_CHUNK = 0x4E4F534A, 0x004E4942
 _MESH_NODE = skeleton.NUM_JOINTS
+_ORIGIN_NODE = skeleton.NUM_JOINTS + 1
 
 
 def frame_times(timestamps_ns: np.ndarray) -> np.ndarray:
@@ -91,6 +94,14 @@ def animation_tracks(motion: Motion) -> tuple[np.ndarray, np.ndarray]:
     rotations = np.concatenate([R_root[:, None], motion.local_rotations], axis=1)  # (T, 52, 3, 3)
     quats = Rotation.from_matrix(rotations.reshape(-1, 3, 3)).as_quat().reshape(motion.num_frames, skeleton.NUM_JOINTS, 4)
     return continuous_quaternions(quats), motion.T_world_root[:, :3, 3] @ Z_UP_TO_Y_UP.T
+
+
+def local_origin(root_translation: np.ndarray) -> np.ndarray:
+    """(3,) y-up: the median horizontal root position (on the floor, y = 0), the node the root is animated in.
+    A result at UTM scale (x = 5,400 km) keeps its place in the file (the node's JSON numbers are float64)
+    while its motion, keyed in float32 around that node, keeps millimetres."""
+    x, _, z = np.median(root_translation, axis=0)
+    return np.array([x, 0.0, z])
 
 
 def inverse_bind_matrices(rest_joints: np.ndarray) -> np.ndarray:
@@ -165,6 +176,8 @@ def glb_document(motion: Motion, body: BodyModel, times: np.ndarray) -> tuple[di
     faces = body.faces.numpy()
     joints, weights = top_weights(body.weights.double().numpy())
     quats, root_translation = animation_tracks(motion)
+    origin = local_origin(root_translation)
+    root_translation = root_translation - origin  # float64 until here: float32 keeps millimetres near the origin
     index_type = np.uint16 if len(vertices) < 65535 else np.uint32  # 65535 is reserved (primitive restart)
     arrays = {
         "POSITION": (vertices.astype(np.float32), _ARRAY_BUFFER, True),
@@ -190,8 +203,9 @@ def glb_document(motion: Motion, body: BodyModel, times: np.ndarray) -> tuple[di
     document = {
         "asset": {"version": "2.0", "generator": "egoallo"},
         "scene": 0,
-        "scenes": [{"nodes": [0, _MESH_NODE]}],
-        "nodes": [*joint_nodes(rest_joints), {"name": "body", "mesh": 0, "skin": 0}],
+        "scenes": [{"nodes": [_ORIGIN_NODE, _MESH_NODE]}],
+        "nodes": [*joint_nodes(rest_joints), {"name": "body", "mesh": 0, "skin": 0},
+                  {"name": "origin", "translation": [float(x) for x in origin], "children": [0]}],
         "meshes": [{"name": body.name, "primitives": [{"attributes": attributes, "indices": index["indices"]}]}],
         "skins": [
             {"joints": list(range(skeleton.NUM_JOINTS)), "skeleton": 0, "inverseBindMatrices": index["inverseBindMatrices"]}

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from egoallo.errors import UserError
-from egoallo.files import read_npz, write_npz
-from egoallo.observations import NUM_LANDMARKS, SIDES
 from egoallo.cameras import CameraModel
+from egoallo.files import format_version, read_npz, write_npz
+from egoallo.observations import NUM_LANDMARKS, SIDES
 
 FORMAT_VERSION = 1
 NUM_MANO_JOINTS = 15
@@ -82,9 +82,7 @@ class HandDetections:
 
     @staticmethod
     def _load(path: Path, data: dict[str, np.ndarray]) -> HandDetections:
-        version = int(data.get("format_version", -1))
-        if version != FORMAT_VERSION:
-            raise UserError(f"{path}: hands format version {version}, this egoallo reads version {FORMAT_VERSION}.")
+        format_version(path, data, "hands", FORMAT_VERSION)
         dims: dict[str, int] = {}
         for key, spec in {**_ARRAYS, **_CAMERA, **{k: v for k, v in _MANO.items() if k in data}}.items():
             if key not in data:

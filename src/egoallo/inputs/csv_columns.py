@@ -54,8 +54,8 @@ def drop_repeated_timestamps(
     Returns the kept rows, how many repeats were dropped and a repair note (None
     without repeats); a timestamp going backwards raises `error` naming both rows.
     """
-    step = np.diff(timestamps[keep])
-    backwards = np.flatnonzero(step < 0)
+    kept = timestamps[keep]
+    backwards = np.flatnonzero(kept[1:] < kept[:-1])  # compared, not subtracted: int64 differences can overflow
     if backwards.size:
         before, after = keep[backwards[0]], keep[backwards[0] + 1]
         raise error(
@@ -64,15 +64,26 @@ def drop_repeated_timestamps(
             "expected increasing timestamps",
             where(after),
         )
-    repeats = np.flatnonzero(step == 0) + 1
+    repeats = np.flatnonzero(kept[1:] == kept[:-1]) + 1
     if not repeats.size:
         return keep, 0, None
     note = f"dropped {repeats.size} rows repeating the previous timestamp (first at {where(keep[repeats[0]])})"
     return np.delete(keep, repeats), int(repeats.size), note
 
 
+def _looks_utf16(head: bytes) -> bool:
+    """ASCII text in UTF-16 without a BOM: every other byte is zero, the others are not."""
+    even, odd = head[0::2], head[1::2]
+    return len(head) >= 8 and any(
+        a.count(0) == len(a) and b.count(0) == 0 for a, b in ((even, odd), (odd, even))
+    )
+
+
 def decode_text(path: Path, raw: bytes, expected: str, error: type[InputFileError]) -> str:
-    """The UTF-8 text of a file's bytes (BOM dropped); binary, undecodable or empty data raises `error`."""
+    """The UTF-8 text of a file's bytes (BOM dropped); UTF-16, binary, undecodable or empty data raises `error`."""
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or _looks_utf16(raw[:4096]):
+        raise error(path, f"UTF-16 text, which is not supported; expected UTF-8 text ({expected}): convert it, "
+                          "e.g. with `iconv -f UTF-16 -t UTF-8`")
     if b"\0" in raw[:4096]:
         raise error(path, f"binary file; expected {expected}")
     try:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import write_bytes_atomic
 from .points import FloorEstimate, floor_from_trajectory
 
 GAIT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "gait_height.json"
@@ -144,7 +145,7 @@ class GaitHeightModel:
         return GaitHeightModel(float(coef[0]), float(coef[1]), float(coef[2]), float(residual.std()), provenance)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        write_bytes_atomic(path, (json.dumps(dataclasses.asdict(self), indent=2) + "\n").encode())
 
     @staticmethod
     def load(path: str | Path) -> GaitHeightModel:

@@ -22,9 +22,7 @@ is not gzipped despite its name. The CSV is parsed here, driven by the header.
 
 from __future__ import annotations
 
-import gzip
 import io
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from egoallo.errors import InputFileError
-from egoallo.files import NpzError, load_npz
+from egoallo.files import NpzError, load_npy, load_npz, npz_names, read_input_bytes, why_not_a_file
 from egoallo.inputs.csv_columns import decode_text
 
 _ARIA_POSITION = ("px_world", "py_world", "pz_world")
@@ -44,6 +42,9 @@ _PLY_TYPES = {
     "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
     "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
 }  # fmt: skip
+CSV_PARSE_BYTES_PER_BYTE = 10.0
+"""Peak memory of reading a point cloud, per byte of its (inflated) text: 7 measured (`ru_maxrss`, 400,000
+Aria CSV rows, 19.7 MB), with a margin."""
 _PLY_FORMATS = {"ascii": "", "binary_little_endian": "<", "binary_big_endian": ">"}
 
 
@@ -84,8 +85,8 @@ class FloorEstimate:
 def read_points(path: str | Path, *, options: PointReadOptions = PointReadOptions()) -> PointCloud:
     """Read an Aria MPS semi-dense point CSV (`.csv`/`.csv.gz`), `.npy`, `.npz` (key `points`) or `.ply`."""
     path = Path(path)
-    if not path.is_file():
-        raise PointCloudError(path, f"not found or not a file; expected a point cloud ({_SUFFIXES})")
+    if why := why_not_a_file(path):
+        raise PointCloudError(path, f"{why}; expected a point cloud ({_SUFFIXES})")
     name = path.name.lower()
     if name.endswith((".csv", ".csv.gz")):
         return _read_aria_csv(path, options)
@@ -158,7 +159,18 @@ def estimate_floor_z(
         )
     heights = [_refine(z, center, bin_m) for center in np.sort(centers[substantial])]
     candidates = tuple((height, _support(z, height, bin_m)) for height in heights)
+    if head_z is not None and top - candidates[0][0] < MIN_EYE_ABOVE_FLOOR_M:
+        raise PointCloudError(
+            source,
+            f"the lowest horizontal layer {where} lies at z={candidates[0][0]:.2f}, only {top - candidates[0][0]:.2f} m "
+            f"under the head: a table, bed or counter rather than the floor (a standing or sitting eye is >= "
+            f"{MIN_EYE_ABOVE_FLOOR_M} m above the floor); expected the floor to be visible",
+        )
     return FloorEstimate(candidates[0][0], candidates[0][1], method, candidates)
+
+
+MIN_EYE_ABOVE_FLOOR_M = 1.0
+"""The head's usual top height lies at least this far above a floor: a lower layer is furniture."""
 
 
 def floor_from_trajectory(head_z: np.ndarray, standing_eye_height: float) -> FloorEstimate:
@@ -174,21 +186,25 @@ def floor_from_trajectory(head_z: np.ndarray, standing_eye_height: float) -> Flo
 
 
 MIN_HEAD_ABOVE_FLOOR_M = 0.3
-"""A given floor must lie at least this far below the head's median height."""
+"""A given floor must lie at least this far below the head's median height ..."""
+MAX_HEAD_ABOVE_FLOOR_M = 2.5
+"""... and at most this far (a standing eye of a 2.5 m person is lower)."""
 
 
 def floor_given(floor_z: float, head_z: np.ndarray) -> FloorEstimate:
     """A floor the user knows (e.g. z = 0 of a VR or SLAM system), checked against the head heights (T,).
 
     Raises:
-        ValueError: the floor is not finite or lies less than `MIN_HEAD_ABOVE_FLOOR_M` below the median head height.
+        ValueError: the floor is not finite or lies less than `MIN_HEAD_ABOVE_FLOOR_M` or more than
+            `MAX_HEAD_ABOVE_FLOOR_M` below the median head height.
     """
     heights = _finite_heads(head_z)
     median = float(np.median(heights))
-    if not np.isfinite(floor_z) or floor_z > median - MIN_HEAD_ABOVE_FLOOR_M:
+    if not np.isfinite(floor_z) or not median - MAX_HEAD_ABOVE_FLOOR_M <= floor_z <= median - MIN_HEAD_ABOVE_FLOOR_M:
         raise ValueError(
             f"--floor-z {floor_z:g} m is not a floor under this head: the head's median height is {median:.3f} m, "
-            f"so the floor must be finite and at most {median - MIN_HEAD_ABOVE_FLOOR_M:.3f} m "
+            f"so the floor must lie {MIN_HEAD_ABOVE_FLOOR_M}-{MAX_HEAD_ABOVE_FLOOR_M} m under it, between "
+            f"{median - MAX_HEAD_ABOVE_FLOOR_M:.3f} and {median - MIN_HEAD_ABOVE_FLOOR_M:.3f} m "
             "(heights along the input's up axis, in its world frame)."
         )
     return FloorEstimate(float(floor_z), len(heights), "given")
@@ -221,9 +237,6 @@ def _head_top(head_z: np.ndarray) -> float:
 
 def _layers(z: np.ndarray, bin_m: float, background_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Heights (K,) of the histogram's local maxima, their counts above the background (K,), the background (K,)."""
-    from scipy.ndimage import median_filter  # imported here: only a point cloud needs it (slow to import)
-    from scipy.signal import find_peaks
-
     if not bin_m > 0:
         raise ValueError(f"bin_m must be positive, got {bin_m}")
     # Two empty bins at each end, so that a layer at either end is still a local maximum.
@@ -231,9 +244,40 @@ def _layers(z: np.ndarray, bin_m: float, background_m: float) -> tuple[np.ndarra
     edges = z.min() - 2 * bin_m + bin_m * np.arange(bins + 1)
     counts, _ = np.histogram(z, edges)
     window = np.convolve(counts, np.ones(3), mode="same")
-    background = median_filter(window, size=2 * round(background_m / bin_m) + 1, mode="constant", cval=0.0)
-    peaks, _ = find_peaks(window, distance=3)
+    background = running_median(window, 2 * round(background_m / bin_m) + 1)
+    peaks = local_maxima(window, distance=3)
     return edges[peaks] + bin_m / 2, window[peaks] - background[peaks], background[peaks]
+
+
+def running_median(x: np.ndarray, size: int) -> np.ndarray:
+    """(N,) the median of the `size` (odd) values centred on each of `x (N,)`, zeros beyond its ends (as
+    `scipy.ndimage.median_filter(mode="constant")`, without its import time)."""
+    half = size // 2
+    padded = np.concatenate([np.zeros(half, x.dtype), x, np.zeros(half, x.dtype)])
+    return np.median(np.lib.stride_tricks.sliding_window_view(padded, size), axis=-1)
+
+
+def local_maxima(x: np.ndarray, distance: int) -> np.ndarray:
+    """Indices of the local maxima of `x (N,)` (a flat top: its middle, rounded down), keeping of those closer
+    than `distance` the highest (as `scipy.signal.find_peaks(x, distance=...)`, without its 1 s import)."""
+    peaks, i, n = [], 1, len(x)
+    while i < n - 1:
+        if x[i - 1] < x[i]:
+            ahead = i + 1
+            while ahead < n - 1 and x[ahead] == x[i]:
+                ahead += 1
+            if x[ahead] < x[i]:
+                peaks.append((i + ahead - 1) // 2)
+                i = ahead
+        i += 1
+    peaks = np.array(peaks, dtype=np.int64)
+    keep = np.ones(len(peaks), dtype=bool)
+    for j in np.argsort(x[peaks])[::-1]:  # highest first (ties in numpy's default order, as scipy)
+        if keep[j]:
+            near = np.abs(peaks - peaks[j]) < distance
+            near[j] = False
+            keep &= ~near
+    return peaks[keep]
 
 
 def _refine(z: np.ndarray, center: float, bin_m: float) -> float:
@@ -293,6 +337,8 @@ def _read_aria_csv(path: Path, options: PointReadOptions) -> PointCloud:
     text = _read_text(path)
     header_line, _, body = text.partition("\n")
     header = [name.strip() for name in header_line.split(",")]
+    if repeated := sorted({name for name in header if name and header.count(name) > 1}):
+        raise PointCloudError(path, f"repeated column(s) {', '.join(repeated)}; expected each once", "line 1")
     missing = [name for name in _ARIA_POSITION if name not in header]
     if missing:
         raise PointCloudError(
@@ -320,16 +366,10 @@ def _graph_column(body: str, header: list[str], rows: int) -> np.ndarray | None:
 
 
 def _read_text(path: Path) -> str:
-    """The file's text, gunzipped when it is gzip data (whatever its name)."""
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as error:
-            raise PointCloudError(
-                path, f"corrupt or truncated gzip data ({error}); expected a complete .csv.gz"
-            ) from None
-    return decode_text(path, raw, f"CSV text or gzip-compressed CSV (an Aria MPS point cloud: {_ARIA_HEADER})", PointCloudError)
+    """The file's text, gunzipped when it is gzip data (whatever its name), bounded by the memory available."""
+    expected = f"CSV text or gzip-compressed CSV (an Aria MPS point cloud: {_ARIA_HEADER})"
+    raw = read_input_bytes(path, expected=expected, error=PointCloudError, parse_bytes_per_byte=CSV_PARSE_BYTES_PER_BYTE)
+    return decode_text(path, raw, expected, PointCloudError)
 
 
 def _csv_columns(path: Path, body: str, header: list[str], names: list[str]) -> np.ndarray:
@@ -368,16 +408,16 @@ def _read_array(path: Path) -> np.ndarray:
     """(N, 3) float64 from a `.npy` array or the `points` array of a `.npz`."""
     if path.suffix.lower() == ".npz":
         try:
-            arrays = load_npz(path)
+            arrays = load_npz(path, keys=("points",))
         except NpzError as error:
             raise PointCloudError(path, str(error)) from None
         if "points" not in arrays:
-            found = ", ".join(arrays) or "none"
+            found = ", ".join(npz_names(path)) or "none"
             raise PointCloudError(path, f"no 'points' array (found: {found}); expected points of shape (N, 3)")
         return _as_xyz(path, arrays["points"], "points")
     try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
+        loaded = load_npy(path)
+    except NpzError as error:
         raise PointCloudError(path, f"not a readable {path.suffix} file ({error})") from None
     return _as_xyz(path, loaded, "points")
 
@@ -399,7 +439,8 @@ class _PlyElement:
 
 def _read_ply(path: Path) -> tuple[str, np.ndarray]:
     """The PLY format name and the vertex x, y, z (N, 3) float64."""
-    raw = path.read_bytes()
+    raw = read_input_bytes(path, expected="a PLY point cloud", error=PointCloudError,
+                           parse_bytes_per_byte=CSV_PARSE_BYTES_PER_BYTE)
     end = raw.find(b"end_header")
     if not raw.startswith((b"ply\n", b"ply\r\n")) or end < 0:
         raise PointCloudError(path, "not a PLY file; expected 'ply' on line 1 and a header ending in 'end_header'")

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from egoallo.errors import InputFileError
-from egoallo.files import NpzError, load_npz
+from egoallo.files import NpzError, load_npz, npz_names, read_input_bytes, why_not_a_file
 from egoallo.geometry.rigid import NotRigidError, as_rigid_transform
 from egoallo.inputs.calibration import DEFAULT_ARIA_T_DEVICE_CPF, CalibrationError, load_calibration
 from egoallo.inputs.csv_columns import decode_text, drop_repeated_timestamps, read_numeric_columns
@@ -56,9 +56,13 @@ MATRIX_COUNT_ORTHO_ERROR = 1e-6
 UP_CONFLICT_DEG = 10.0  # `up` vs the file's gravity columns
 UPRIGHT_MIN = -0.25  # mean world-z of the CPF's +y below this: the head is upside down
 UPRIGHT_WARN = 0.5  # below this: warn that the up axis or calibration may be wrong
+UPSIDE_DOWN_MAX_S = 0.5  # a stretch this long upside down (world-z of the CPF's +y below UPRIGHT_MIN) is refused
 _AXES = {"x": 0, "y": 1, "z": 2}
 # TUM timestamps are seconds; a file in another unit is recognised by the median interval between
 # its poses, taken to lie between 1 ms and 1 s (1 to 1000 poses per second) in the right unit.
+TEXT_PARSE_BYTES_PER_BYTE = 30.0
+"""Peak memory of reading a text trajectory, per byte of its (inflated) text: 23 measured (`ru_maxrss`,
+400,000 TUM rows, 31 MB), with a margin."""
 TUM_TIME_UNITS = (("seconds", 0), ("milliseconds", 3), ("microseconds", 6), ("nanoseconds", 9))
 TUM_POSE_INTERVAL_S = (1e-3, 1.0)
 MAX_TIMESTAMP_NS = 2**63 - 1  # timestamps are int64 nanoseconds
@@ -101,7 +105,7 @@ class HeadTrajectory:
         R = np.array(self.R_zup_input, dtype=np.float64)
         if t.ndim != 1 or T.shape != (len(t), 4, 4) or R.shape != (3, 3):
             raise TrajectoryError(self.source, f"shapes {t.shape}, {T.shape}, {R.shape}; expected (T,), (T, 4, 4), (3, 3)")
-        if len(t) == 0 or not np.isfinite(T).all() or np.any(np.diff(t) <= 0):
+        if len(t) == 0 or not np.isfinite(T).all() or np.any(t[1:] <= t[:-1]):
             raise TrajectoryError(self.source, "expected >= 1 finite pose with strictly increasing timestamps")
         for name, value in (("timestamps_ns", t), ("T_world_cpf", T), ("R_zup_input", R)):
             value.setflags(write=False)
@@ -151,8 +155,8 @@ class HeadTrajectory:
         if not fps > 0:
             raise ValueError(f"fps must be positive, got {fps}")
         t = self.timestamps_ns
-        if len(t) > 1 and np.diff(t).max() > max_gap_s * 1e9:
-            i = int(np.argmax(np.diff(t)))
+        if len(t) > 1 and np.diff(t.astype(np.float64)).max() > max_gap_s * 1e9:
+            i = int(np.argmax(np.diff(t.astype(np.float64))))
             raise TrajectoryError(
                 self.source,
                 f"gap of {(t[i + 1] - t[i]) / 1e9:.3f} s after {(t[i] - t[0]) / 1e9:.3f} s; refusing to interpolate "
@@ -294,11 +298,12 @@ class _Rows:
 
 def _parse(path: Path) -> _Rows:
     expected = "an Aria MPS trajectory .csv, a TUM text trajectory or an .npz with timestamps and 4x4 poses"
-    if not path.is_file():
-        raise TrajectoryError(path, f"not found or not a file; expected {expected}")
+    if why := why_not_a_file(path):
+        raise TrajectoryError(path, f"{why}; expected {expected}")
     if path.suffix.lower() == ".npz":
         return _parse_npz(path)
-    text = decode_text(path, path.read_bytes(), expected, TrajectoryError)
+    raw = read_input_bytes(path, expected=expected, error=TrajectoryError, parse_bytes_per_byte=TEXT_PARSE_BYTES_PER_BYTE)
+    text = decode_text(path, raw, expected, TrajectoryError)
     lines = text.splitlines()
     if path.suffix.lower() == ".csv" or "tracking_timestamp_us" in lines[0]:
         return _parse_mps_csv(path, lines)
@@ -308,6 +313,8 @@ def _parse(path: Path) -> _Rows:
 def _parse_mps_csv(path: Path, lines: list[str]) -> _Rows:
     """Aria MPS closed-loop (`*_world_device`) or open-loop (`*_odometry_device`) CSV, by column names."""
     header = [name.strip() for name in lines[0].split(",")]
+    if repeated := sorted({name for name in header if header.count(name) > 1}):
+        raise TrajectoryError(path, f"repeated column(s) {', '.join(repeated)}; expected each once", "line 1")
     if "tx_world_device" in header:
         fmt, world, segment_column = "aria_mps_closed_loop_csv", "world", "graph_uid"
     elif "tx_odometry_device" in header:
@@ -435,7 +442,7 @@ def _tum_time_unit(path: Path, stamps: list[Decimal]) -> tuple[str, int, float]:
 def _parse_npz(path: Path) -> _Rows:
     """`.npz` with `timestamps_ns` (int) or `timestamps_s`, and `T_world_head` or `T_world_cpf` (T, 4, 4)."""
     try:
-        arrays = load_npz(path)
+        arrays = load_npz(path, keys=("timestamps_ns", "timestamps_s", "T_world_cpf", "T_world_head"))
     except NpzError as error:
         raise TrajectoryError(path, str(error)) from None
     time_keys = [k for k in ("timestamps_ns", "timestamps_s") if k in arrays]
@@ -444,7 +451,7 @@ def _parse_npz(path: Path) -> _Rows:
         raise TrajectoryError(
             path,
             "expected exactly one of timestamps_ns / timestamps_s and one of T_world_cpf / T_world_head; "
-            f"has {sorted(arrays)}",
+            f"has {sorted(npz_names(path))}",
         )
     stamps, poses = arrays[time_keys[0]], arrays[pose_keys[0]]
     if stamps.ndim != 1 or poses.shape != (len(stamps), 4, 4):
@@ -598,7 +605,7 @@ def _split(
     than a person moves; with the reasons of every cut, of the jumps alone, and each piece's world frame
     (`world_frames`)."""
     t = rows.timestamps_ns[index]
-    seconds = np.diff(t) / 1e9
+    seconds = np.diff(t.astype(np.float64)) / 1e9  # in float64: an int64 difference can overflow
     gap = seconds > options.max_gap_s
     ids = rows.segment_ids[index] if rows.segment_ids is not None else None
     changed = ids[1:] != ids[:-1] if ids is not None else np.zeros_like(gap)
@@ -696,8 +703,9 @@ def _segment_trajectory(
             "down. Expected CPF poses (+x left, +y up, +z forward) in a world whose up axis is `up`; OpenCV camera "
             "poses (y down) need calibration=T_camera_cpf",
         )
+    flipped = _upside_down_stretch(path, rows, piece, T_world_cpf[:, 2, 1]) if options.check_upright else None
     assumptions = [note for note in (metadata["calibration"], gravity_note) if note.startswith("assumed")]
-    warnings = metadata["warnings"] + (
+    warnings = metadata["warnings"] + ([flipped] if flipped else []) + (
         [f"the CPF's up axis is {np.degrees(np.arccos(np.clip(upright, -1, 1))):.0f} deg from world up on average; "
          "if the wearer was upright, check `up` and the calibration"]
         if upright < UPRIGHT_WARN
@@ -711,6 +719,30 @@ def _segment_trajectory(
         "warnings": warnings,
     }
     return HeadTrajectory(rows.timestamps_ns[piece], T_world_cpf, str(path), metadata, R_zup_input)
+
+
+def _upside_down_stretch(path: Path, rows: _Rows, piece: np.ndarray, up_z: np.ndarray) -> str | None:
+    """Per frame, not only on average: a `TrajectoryError` when the CPF's up axis (world-z `up_z` (T,)) points
+    down for `UPSIDE_DOWN_MAX_S` or longer (a body fitted there turns over), a warning for shorter stretches."""
+    down = up_z < UPRIGHT_MIN
+    if not down.any():
+        return None
+    edges = np.flatnonzero(np.diff(np.r_[0, down.astype(np.int8), 0]))
+    starts, ends = edges[0::2], edges[1::2] - 1  # inclusive frame ranges of each stretch
+    times = rows.timestamps_ns[piece]
+    spans = (times[ends] - times[starts]) / 1e9
+    longest = int(np.argmax(spans))
+    first, last = piece[starts[longest]], piece[ends[longest]]
+    where = f"{rows.at(first)} to {rows.at(last)}, {spans[longest]:.2f} s"
+    if spans[longest] >= UPSIDE_DOWN_MAX_S:
+        raise TrajectoryError(
+            path,
+            f"the head is upside down (the CPF's up axis points down, world-z < {UPRIGHT_MIN}) from {where}, although "
+            f"upright on average: a tracking failure or a flipped stretch; expected a head upright throughout "
+            f"(cut that stretch out, or split the file there)",
+        )
+    return (f"the head is upside down in {int(down.sum())} poses in {len(starts)} stretch(es) under "
+            f"{UPSIDE_DOWN_MAX_S} s (the longest: {where}): tracking glitches? bodies there are unreliable")
 
 
 def _gravity(

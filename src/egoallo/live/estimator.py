@@ -39,6 +39,7 @@ from ..guidance import build_problem, levenberg_marquardt
 from ..guidance.solver import Residual, ResidualFn
 from ..inference import guidance_dtype, place_in_world, standing_eye_height
 from ..inputs.gait import floor_without_points
+from ..inputs.points import floor_given
 from ..inputs.trajectory import UPRIGHT_WARN
 from ..prior.checkpoint import checkpoint_and_sampling, read_sampling
 from ..prior.conditioning import compute_conditioning
@@ -297,6 +298,11 @@ class LiveEstimator:
         if self.floor_z is None:
             estimate = floor_without_points(poses[1:], config.fps, standing_eye_height(self.body))
             self.floor_z, self.floor_method = estimate.z, estimate.method
+        elif self.stats.hops == 0:
+            try:
+                floor_given(self.floor_z, poses[1:, 2, 3])
+            except ValueError as error:  # a stream cannot be refused after it started: said once, clearly
+                log.warning("%s The bodies stand on it anyway; restart with the right --floor-z.", error)
         origin = np.round(poses[-1, :3, 3] / ORIGIN_STEP_M) * ORIGIN_STEP_M
         local = poses.copy()
         local[:, :3, 3] -= origin

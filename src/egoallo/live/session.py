@@ -5,7 +5,9 @@
 
 A malformed line is logged (the first `MAX_LOGGED` of them, then a count) and skipped; when no
 pose arrives for `silence_s` seconds the current segment is finished (its held-back bodies come
-out) and the next pose starts a new one; an MPS `graph_uid` change starts a new segment too.
+out) and the next pose starts a new one; an MPS `graph_uid` change starts a new segment too. A followed
+file rewritten from its start (`REWRITTEN`, log rotation) starts a new segment too, its timestamps shifted
+to follow the poses before (logged), so its poses are not dropped as out of order.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 from ..inputs.trajectory import rotation_aligning
 from .estimator import LiveEstimator, LiveFrame
-from .sources import END, Line, LineError, Pose, PoseParser
+from .sources import END, REWRITTEN, Line, LineError, Pose, PoseParser
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,7 @@ class SessionCounts:
     poses: int = 0
     malformed: int = 0
     graph_changes: int = 0
+    input_rewrites: int = 0
 
 
 class LiveSession:
@@ -117,6 +120,9 @@ class LiveSession:
         self.started_s: float | None = None
         self.busy_s = 0.0
         """Time spent in the estimator."""
+        self.time_shift_ns = 0
+        """Added to every timestamp: after a rewritten input, its times follow the poses before."""
+        self._rewritten = False
 
     def run(self, lines: queue.Queue, stop: threading.Event) -> None:
         """Consume `lines` until `END` or `stop`, then finish the stream (every remaining body comes out)."""
@@ -135,6 +141,10 @@ class LiveSession:
                     continue
                 if item is END:
                     return
+                if item is REWRITTEN:
+                    self.counts.input_rewrites += 1
+                    self.parser, self._rewritten = PoseParser(), True
+                    continue
                 quiet_since = time.perf_counter()
                 self.feed(item)
         finally:
@@ -164,11 +174,25 @@ class LiveSession:
             log.warning("%s: graph_uid %s -> %s: a new SLAM map, a new segment", line.where, self._graph, pose.graph)
             self._emit(self.estimator.silence(f"graph_uid changed to {pose.graph}"))
         self._graph = pose.graph
+        if self._rewritten:
+            self._rewritten = False
+            self._follow_earlier_poses(pose.timestamp_ns, line.where)
         before = self.estimator.newest_frame
-        frames = self.estimator.push(pose.timestamp_ns, pose.T_input_pose @ self._T_pose_cpf(pose))
+        frames = self.estimator.push(pose.timestamp_ns + self.time_shift_ns, pose.T_input_pose @ self._T_pose_cpf(pose))
         self.latency.arrived(range(before + 1, self.estimator.newest_frame + 1), line.arrived_s)
         self.busy_s += time.perf_counter() - started
         self._emit(frames)
+
+    def _follow_earlier_poses(self, timestamp_ns: int, where: str) -> None:
+        """After a rewritten input: a new segment, and a time shift when its first pose is not after the last."""
+        self._emit(self.estimator.silence("the input was rewritten from its start"))
+        last = self.estimator.clock.last_time_ns
+        if last is not None and timestamp_ns + self.time_shift_ns <= last:
+            gap_ns = round(1e9 * (self.estimator.clock.limits.max_gap_s + 1.0))
+            self.time_shift_ns = last + gap_ns - timestamp_ns
+            log.warning("%s: the rewritten input starts again at %.3f s, before its last pose (%.3f s): its "
+                        "timestamps are shifted by %+.3f s to follow them, in a new segment", where, timestamp_ns / 1e9,
+                        last / 1e9, self.time_shift_ns / 1e9)
 
     def _T_pose_cpf(self, pose: Pose) -> np.ndarray:
         if self.parser.columns is not None:  # MPS rows: device poses

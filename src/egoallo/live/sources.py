@@ -39,6 +39,12 @@ END = None
 """Put on the queue when a source has nothing more."""
 POLL_S = 0.05
 """How often a followed file or a quiet UDP socket is looked at again."""
+MAX_LINE_BYTES = 65536
+"""A longer line (a pose line is under 300 bytes) is skipped, never held whole."""
+MAX_MESSAGE_BYTES = 1 << 20
+"""A longer WebSocket message closes its connection (code 1009) before it is received whole."""
+REWRITTEN = "rewritten"
+"""Put on the queue when a followed file was truncated and written again from its start (log rotation)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,39 +165,82 @@ def _put_lines(out: queue.Queue, lines: Iterable[str], where: str, stop: threadi
 
 
 def read_stream(stream: TextIO, name: str, out: queue.Queue, stop: threading.Event) -> None:
-    """Every line of `stream` (standard input), then `END`."""
-    _put_lines(out, stream, name, stop)
+    """Every line of `stream` (standard input), then `END`; a line over `MAX_LINE_BYTES` is skipped unread."""
+    _put_lines(out, bounded_lines(stream, name), name, stop)
     out.put(END)
 
 
+def bounded_lines(stream: TextIO, name: str) -> Iterable[str]:
+    """The lines of `stream`, each read at most `MAX_LINE_BYTES` at a time: a longer one is skipped to its
+    end (logged) and yields an empty line, so line numbers stay true."""
+    n = 0
+    while line := stream.readline(MAX_LINE_BYTES):
+        n += 1
+        if len(line) == MAX_LINE_BYTES and not line.endswith("\n"):
+            while (rest := stream.readline(MAX_LINE_BYTES)) and not rest.endswith("\n"):
+                pass
+            log.warning("%s line %d: longer than %d characters; skipped (a pose line is under 300)", name, n, MAX_LINE_BYTES)
+            line = ""
+        yield line
+
+
 def follow(path: Path, out: queue.Queue, stop: threading.Event, *, from_start: bool = True) -> None:
-    """Lines of a file as another program appends them (`tail -f`), until `stop`; a file that shrinks
-    (rewritten) is read again from its start."""
+    """Lines of a file as another program appends them (`tail -f`), until `stop`.
+
+    A file that was rewritten (it shrank, another file took its name, or its first bytes changed: a logger
+    truncating it and writing from t = 0) is read again from its start, after `REWRITTEN` on the queue.
+    A line over `MAX_LINE_BYTES` is skipped as it arrives, never held whole.
+    """
     if not path.exists():
         log.info("waiting for %s to appear", path)
     while not path.exists() and not stop.wait(POLL_S):
         pass
-    number, partial, position = 0, "", 0 if from_start else path.stat().st_size
+    number, partial, skipping, position = 0, b"", False, 0 if from_start else path.stat().st_size
+    identity, head = None, b""
     while not stop.is_set():
         try:
-            size = os.stat(path).st_size
+            status = os.stat(path)
         except FileNotFoundError:
-            size = 0
-        if size < position:
-            log.warning("%s shrank (%d -> %d bytes): reading it again from its start", path, position, size)
-            number, partial, position = 0, "", 0
-        if size == position:
+            stop.wait(POLL_S)
+            continue
+        if identity is not None and position and _rewritten(path, status, identity, head, position):
+            log.warning("%s was rewritten from its start (truncated or replaced, as log rotation does): "
+                        "reading it again from line 1", path)
+            out.put(REWRITTEN)
+            number, partial, skipping, position, head = 0, b"", False, 0, b""
+        identity = (status.st_dev, status.st_ino)
+        if status.st_size == position:
             stop.wait(POLL_S)
             continue
         with open(path, "rb") as f:
             f.seek(position)
-            chunk = f.read(size - position)
+            chunk = f.read(min(status.st_size - position, 1 << 24))
+            if len(head) < 4096:
+                f.seek(0)
+                head = f.read(min(4096, position + len(chunk)))
         position += len(chunk)
-        lines = (partial + chunk.decode("utf-8", errors="replace")).split("\n")
-        partial = lines.pop()  # the last line may still be being written
+        *lines, rest = (partial + chunk).split(b"\n")
         for text in lines:
             number += 1
-            out.put(Line(text, f"{path} line {number}"))
+            if skipping or len(text) > MAX_LINE_BYTES:
+                log.warning("%s line %d: longer than %d bytes; skipped (a pose line is under 300)", path, number,
+                            MAX_LINE_BYTES)
+                skipping = False
+                continue
+            out.put(Line(text.decode("utf-8", errors="replace"), f"{path} line {number}"))
+        skipping = skipping or len(rest) > MAX_LINE_BYTES
+        partial = b"" if skipping else rest  # the last line may still be being written
+
+
+def _rewritten(path: Path, status: os.stat_result, identity: tuple[int, int], head: bytes, position: int) -> bool:
+    """Whether the followed file was rewritten since it was read up to `position` (`head`: its first bytes)."""
+    if status.st_size < position or (status.st_dev, status.st_ino) != identity:
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(head)) != head
+    except OSError:
+        return False
 
 
 def listen_udp(sock: socket.socket, out: queue.Queue, stop: threading.Event) -> None:
@@ -248,10 +297,17 @@ def read_websocket_lines(connection, out: queue.Queue) -> None:
         where = "websocket from {}:{}".format(*connection.remote_address[:2])
     except OSError:  # the client has already closed; the messages it sent are still queued
         where = "websocket client"
-    for message in connection:
-        text = message if isinstance(message, str) else message.decode("utf-8", errors="replace")
-        for line in text.splitlines():
-            out.put(Line(line, where))
+    from websockets.exceptions import ConnectionClosed
+
+    try:
+        for message in connection:
+            text = message if isinstance(message, str) else message.decode("utf-8", errors="replace")
+            for line in text.splitlines():
+                out.put(Line(line, where))
+    except ConnectionClosed as closed:
+        too_big = closed.rcvd is None and closed.sent is not None and closed.sent.code == 1009
+        log.warning("%s: %s", where, f"a message over {MAX_MESSAGE_BYTES} bytes; connection closed" if too_big
+                    else f"connection lost ({closed})")
 
 
 class WebSocketInput:
@@ -261,7 +317,8 @@ class WebSocketInput:
         """Raises `OSError` when `host:port` cannot be listened on."""
         from websockets.sync.server import serve
 
-        self._server = serve(lambda connection: read_websocket_lines(connection, out), host, port)
+        self._server = serve(lambda connection: read_websocket_lines(connection, out), host, port,
+                             max_size=MAX_MESSAGE_BYTES)
         self.port = self._server.socket.getsockname()[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

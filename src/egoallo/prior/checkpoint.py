@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import typing
 import warnings
@@ -22,10 +21,11 @@ from typing import Any, Literal
 
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor
 
 from egoallo.errors import UserError
+from egoallo.files import shortened, write_bytes_atomic
 
 from .diffusion import DEFAULT_ETA, DEFAULT_STEPS
 from .network import PRESETS, EgoDenoiser, EgoDenoiserConfig
@@ -137,8 +137,8 @@ def build_model(
     config: EgoDenoiserConfig, weights: dict[str, Tensor], source: Path, device: str | torch.device = "cpu"
 ) -> EgoDenoiser:
     """An `EgoDenoiser` in eval mode on `device`, holding `weights`; any mismatch is a `CheckpointError`."""
-    model = EgoDenoiser(config)
-    expected = model.state_dict()
+    with torch.device("meta"):  # shapes only: a config of absurd sizes allocates nothing before it is refused
+        expected = EgoDenoiser(config).state_dict()
     problems = []
     if missing := sorted(set(expected) - set(weights)):
         problems.append(f"missing tensors: {_listing(missing)}")
@@ -157,6 +157,7 @@ def build_model(
     if non_finite:
         raise CheckpointError(f"{source}: NaN or infinite values in {_listing(sorted(non_finite))}; expected finite "
                               "weights (the file is corrupt).")
+    model = EgoDenoiser(config)
     model.load_state_dict(weights)
     return model.to(device).eval()
 
@@ -212,10 +213,8 @@ def save_project_checkpoint(
     if trained_on is not None:
         config["trained_on"] = trained_on
     weights = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
-    save_file(weights, directory / (WEIGHTS_NAME + ".tmp"))
-    (directory / (CONFIG_NAME + ".tmp")).write_text(json.dumps(config, indent=2) + "\n")
-    os.replace(directory / (WEIGHTS_NAME + ".tmp"), directory / WEIGHTS_NAME)
-    os.replace(directory / (CONFIG_NAME + ".tmp"), directory / CONFIG_NAME)
+    write_bytes_atomic(directory / WEIGHTS_NAME, save(weights))
+    write_bytes_atomic(directory / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
 
 
 def read_config(path: Path) -> EgoDenoiserConfig:
@@ -229,7 +228,7 @@ def read_config(path: Path) -> EgoDenoiserConfig:
     if not isinstance(content, dict) or content.get("format") != CONFIG_FORMAT:
         raise CheckpointError(f"{path}: not a denoiser config (expected \"format\": \"{CONFIG_FORMAT}\").")
     if content.get("version") != CONFIG_VERSION:
-        raise CheckpointError(f"{path}: unsupported config version {content.get('version')!r}.")
+        raise CheckpointError(f"{path}: unsupported config version {shortened(content.get('version'))}; expected {CONFIG_VERSION}.")
     if not isinstance(content.get("config"), dict):
         raise CheckpointError(f"{path}: \"config\" must be a mapping of config fields.")
     return config_from_dict(content["config"], path)

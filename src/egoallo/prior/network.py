@@ -31,6 +31,13 @@ NUM_HAND_JOINTS = NUM_JOINTS - NUM_BODY_JOINTS  # 30: 15 per hand.
 Activation = Literal["gelu", "relu"]
 
 
+_SIZE_RANGES = {
+    "d_latent": (2, 16384), "d_feedforward": (1, 65536), "d_noise_emb": (1, 16384), "num_heads": (1, 256),
+    "encoder_layers": (0, 256), "decoder_layers": (1, 256), "fourier_enc_freqs": (0, 64), "max_t": (1, 100_000),
+}  # fmt: skip
+"""Sizes a config may hold (far beyond any trained one; outside them the network cannot be built)."""
+
+
 @dataclass(frozen=True)
 class EgoDenoiserConfig:
     """Denoiser hyperparameters; the fields (and their names) are the reference's.
@@ -69,6 +76,11 @@ class EgoDenoiserConfig:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not supported; only {supported!r}.")
         if self.activation not in ("gelu", "relu"):
             raise ValueError(f"Unknown activation {self.activation!r}; expected 'gelu' or 'relu'.")
+        for name, (low, high) in _SIZE_RANGES.items():
+            if not low <= getattr(self, name) <= high:
+                raise ValueError(f"{name}={getattr(self, name)!r} is out of range; expected {low} to {high}.")
+        if not 0.0 <= self.dropout_p < 1.0:
+            raise ValueError(f"dropout_p={self.dropout_p!r} is out of range; expected 0 <= dropout_p < 1.")
         head_dim, remainder = divmod(self.d_latent, self.num_heads)
         if remainder or head_dim % 2:
             raise ValueError(

@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor
 from tqdm import tqdm
 
 from ..body import BodyModel
 from ..data.dataset import MotionDataset, mirror_window, reshape_window, retime_source_length, retime_window
 from ..errors import UserError
-from ..files import write_bytes_atomic
+from ..files import opened_atomically, write_bytes_atomic
 from .checkpoint import CONFIG_NAME, load_project_checkpoint, read_config, read_trained_on, save_project_checkpoint
 from .conditioning import compute_conditioning
 from .diffusion import CosineSchedule, ddim_step, project_state, sampling_levels, x0_of_step
@@ -247,9 +247,7 @@ def _lr(step: int, config: TrainConfig) -> float:
 def _save_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
     state = optimizer.state_dict()
     tensors = {f"{i}.{k}": v.contiguous() for i, s in state["state"].items() for k, v in s.items() if isinstance(v, Tensor)}
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"param_groups": json.dumps(state["param_groups"])})
-    os.replace(tmp, path)
+    write_bytes_atomic(path, save(tensors, metadata={"param_groups": json.dumps(state["param_groups"])}))
 
 
 def _load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
@@ -447,7 +445,7 @@ def _checkpoint(
     tmp.mkdir(parents=True, exist_ok=True)
     save_project_checkpoint(tmp, model, sampling=sampling, trained_on=trained)
     _save_optimizer(tmp / "optimizer.safetensors", optimizer)
-    (tmp / "train_state.json").write_text(json.dumps({"step": step}))
+    write_bytes_atomic(tmp / "train_state.json", json.dumps({"step": step}).encode())
     old = directory.with_name(directory.name + ".old")
     if directory.exists():
         directory.rename(old)
@@ -482,7 +480,6 @@ def plot_loss_curve(log_path: Path, out: Path) -> None:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with opened_atomically(out) as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
-    os.replace(tmp, out)

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 
-from ..files import write_bytes_atomic
+from ..files import opened_atomically, replaced_atomically, write_bytes_atomic
 from ..progress import progress_bar
 
 
@@ -149,13 +149,13 @@ def render_animation(
         images.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
         plt.close(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
     if path.suffix.lower() == ".gif":
         pil = [Image.fromarray(image) for image in images]
-        pil[0].save(tmp, save_all=True, append_images=pil[1:], duration=int(1000 / fps), loop=0)
+        with opened_atomically(path) as f:
+            pil[0].save(f, format="GIF", save_all=True, append_images=pil[1:], duration=int(1000 / fps), loop=0)
     else:
         import imageio.v2 as imageio
 
-        imageio.mimwrite(tmp, images, fps=fps, format="FFMPEG", codec="libx264", macro_block_size=8)
-    os.replace(tmp, path)
+        with replaced_atomically(path) as tmp:  # ffmpeg writes to a name
+            imageio.mimwrite(tmp, images, fps=fps, format="FFMPEG", codec="libx264", macro_block_size=8)
     return path

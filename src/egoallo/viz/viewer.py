@@ -65,6 +65,9 @@ class SceneData:
     """(N, 3) SLAM points, or None."""
     wrists: np.ndarray | None = None
     """(T, 2, 3) observed wrists (`HANDS`), NaN where untracked; or None."""
+    origin: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(3))
+    """(3,) float64: the point of the result's world drawn at the scene's origin (every position above is
+    relative to it, so a UTM-scale world keeps millimetres in float32)."""
 
     @property
     def num_samples(self) -> int:
@@ -89,6 +92,8 @@ class SceneData:
         Wrist observations are re-read when the result's metadata names their file.
         """
         body = body or BodyModel.load_from_env_or_default()
+        origin = local_origin(result)
+        result = moved_by(result, -origin)  # in float64, before anything is posed or cast
         T_world_floor, floor_size = floor_pose(result)
         feet = [skeleton.JOINT_INDEX[name] for name in FOOT_JOINTS]
         if points is not None and len(points) > max_points:
@@ -103,9 +108,31 @@ class SceneData:
             floor_size=floor_size,
             up=result.T_input_zup[:3, 2],
             fps=result.fps,
-            points=points,
+            points=None if points is None else points - origin,
             wrists=wrist_observations(result),
+            origin=origin,
         )
+
+
+def local_origin(result: InferenceResult) -> np.ndarray:
+    """(3,) the median root position of a result's first sample in its world, moved along up to the height of
+    the world's origin (heights stay as they are): the scene's origin."""
+    median = np.median(result.T_world_root[0, :, :3, 3].astype(np.float64), axis=0)
+    up = result.T_input_zup[:3, 2].astype(np.float64)
+    return median - (median @ up) * up
+
+
+def moved_by(result: InferenceResult, offset: np.ndarray) -> InferenceResult:
+    """`result` with every position moved by `offset (3,)`, in float64."""
+    def moved(T: np.ndarray) -> np.ndarray:
+        T = T.astype(np.float64)
+        T[..., :3, 3] += offset
+        return T
+
+    return dataclasses.replace(
+        result, joints_world=result.joints_world.astype(np.float64) + offset, T_world_root=moved(result.T_world_root),
+        T_world_cpf=moved(result.T_world_cpf), T_input_zup=moved(result.T_input_zup),
+    )
 
 
 def body_vertices(result: InferenceResult, body: BodyModel, chunk: int = 64) -> np.ndarray:
