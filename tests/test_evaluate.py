@@ -119,3 +119,18 @@ def test_the_headline_is_the_mean_over_activities():
     assert summary["activity_mean"]["mpjpe"]["stderr"] == pytest.approx(10.0 / 3)
     table = markdown_table(summary, "x").splitlines()
     assert table[2].startswith("| **mean over 3 activities** | 6 | 96.67") and table[3].startswith("| **all windows** | 6 | 80")
+
+
+def test_baselines_without_a_train_split_are_one_line(shared_dir, tmp_path, capsys):
+    from pathlib import Path
+
+    from egoallo.data.dataset_build import build_dataset
+
+    out = tmp_path / "test_only"
+    build_dataset(out, model=BodyModel.load_default(), sources=("cmu",), limit_per_source=2, workers=0, progress=False,
+                  shared_dir=Path(shared_dir), splits=("test",))
+    args = ["eval", "--dataset", str(out / "dataset.h5"), "--out", str(tmp_path / "r"), "--windows", "32",
+            "--max-windows", "1", "--baselines"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "the nearest-neighbour baseline needs train clips" in err and "Traceback" not in err

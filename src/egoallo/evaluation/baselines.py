@@ -11,6 +11,7 @@ import torch
 
 from ..body import BodyModel
 from ..data.dataset import MotionDataset
+from ..errors import UserError
 from ..inference import place_in_world
 from ..inputs.trajectory import HeadTrajectory
 from ..prior.conditioning import ConditioningConfig, compute_conditioning
@@ -60,6 +61,9 @@ class NearestNeighbourPredictor:
                 w = train.window(clip, start, window)
                 keys.append(_descriptor(w["T_world_cpf"].astype(np.float64), frame_stride))
                 self.entries.append((w["betas"][:16].copy(), w["body_rotations"].copy()))
+        if not keys:
+            raise UserError(f"{dataset_path}: the nearest-neighbour baseline needs train clips of at least {window} "
+                            "frames, and the train split has none (built with --splits test?).")
         self.keys = np.stack(keys).astype(np.float32)
 
     def __call__(self, trajectory: HeadTrajectory, seed: int, window: dict, floor_z: float = 0.0):
