@@ -21,7 +21,7 @@ def batch(
     floor_z: float | None = None,
     device_is_cpf: bool = False,
     up: str | None = None,
-    guidance: tuple[Literal["off", "feet", "wrist3d", "hands"], ...] = ("off",),
+    guidance: tuple[Literal["off", "feet", "wrist3d", "hands"], ...] = ("feet",),
     guidance_inner: bool = False,
     samples: int = 1,
     steps: int | None = None,
@@ -46,7 +46,7 @@ def batch(
         floor_z: The floor's height along the up axis in every trajectory's world frame (the recordings' point clouds are then not used).
         device_is_cpf: The trajectories' poses are already CPF poses (identity calibration; the recordings' calibrations are then not used).
         up: Up axis of TUM/npz worlds without gravity information (z, y, -y, ...).
-        guidance: Levenberg-Marquardt guidance after sampling: feet, wrist3d (each recording's wrist and palm tracking), hands (its hands file, else hands detected in its .vrs); a recording without the file a term needs fails; off by default.
+        guidance: Levenberg-Marquardt guidance after sampling: feet, wrist3d (each recording's wrist and palm tracking), hands (its hands file, else hands detected in its .vrs); a recording without the file a term needs fails; default: feet (--guidance off: none), as egoallo infer.
         guidance_inner: Also guide inside every denoising step (slower; the paper's strongest mode).
         samples: Number of motion samples per recording.
         steps: Denoising steps; default: the checkpoint's own.
