@@ -16,6 +16,7 @@ from torch import Tensor
 
 from .body import BodyModel
 from .body.plausibility import plausibility
+from .body.stature import fit_stature
 from .geometry import se3
 from .guidance import GuidanceWeights, Observations
 from .guidance.segments import SEGMENT_FRAMES, guide_in_segments
@@ -48,13 +49,22 @@ class SamplingConfig:
     guidance_segment: int = SEGMENT_FRAMES
     """Longer sequences are guided in overlapping segments of this many frames (bounded memory)."""
     guidance_weights: GuidanceWeights = dataclasses.field(default_factory=GuidanceWeights)
+    stature_m: float | None = None
+    """The wearer's stature, when given (`--stature`): every sample's body shape is fitted to it
+    (`with_stature`) before guidance and placement."""
+
+
+def with_stature(body: BodyModel, state: MotionState, stature_m: float) -> MotionState:
+    """`state (S, T, ...)` with each sample's body shape (β averaged over time, as `place_in_world` takes it)
+    changed as little as possible to stand `stature_m` tall (`body.stature.fit_stature`), on every frame."""
+    betas = fit_stature(body, state.betas.mean(dim=1), stature_m).to(state.betas.dtype)  # (S, B)
+    return dataclasses.replace(state, betas=betas[:, None, :].expand_as(state.betas).clone())
 
 
 def standing_eye_height(body: BodyModel, betas: np.ndarray | Tensor | None = None) -> float:
     """Height of the CPF above the soles of the body `betas (B',)` (default: the mean body, β = 0) standing at rest."""
     betas = torch.zeros(body.num_betas) if betas is None else torch.as_tensor(betas)[: body.num_betas].float()
-    shaped = body.with_shape(betas)
-    return float(shaped.cpf_zero[1] - shaped.verts_zero[:, 1].min())
+    return float(body.with_shape(betas).eye_height)
 
 
 PLACEMENT_CHUNK = 8192
@@ -162,6 +172,8 @@ def estimate_body_motion(
 
     def inner(level: int, x0: Tensor) -> Tensor:
         state = MotionState.unpack(x0.cpu().double(), net.include_hands)
+        if config.stature_m is not None:
+            state = with_stature(body, state, config.stature_m)
         refined = guided(state, config.inner_iterations, "inner")
         if not net.include_hands:  # "hands" guidance adds finger rotations the network does not denoise
             refined = dataclasses.replace(refined, hand_rotations=None)
@@ -184,6 +196,8 @@ def estimate_body_motion(
     steps.close()
     sampled_s = time.perf_counter() - started
     state = MotionState.unpack(x0, net.include_hands)  # the sampler's x0 is projected onto SO(3)
+    if config.stature_m is not None:
+        state = with_stature(body, state, config.stature_m)
     if config.guidance:
         state = guided(state, config.post_iterations, "post")
     betas, T_world_root, joints = place_in_world(body, state, T_world_cpf.float())
