@@ -14,7 +14,7 @@ from egoallo.body.stature import betas_with_stature, fit_stature, stature_eye_he
 from egoallo.cli.main import main
 from egoallo.errors import UserError
 from egoallo.inference import with_stature
-from egoallo.inputs.stature import check_stature, check_stature_against_floor, stature_floor
+from egoallo.inputs.stature import STANDING_HEIGHT_OVER_EYE, check_stature, check_stature_against_floor, stature_floor
 from egoallo.prior.state import MotionState
 from egoallo.result import InferenceResult
 
@@ -72,11 +72,12 @@ def test_bad_statures_are_one_line(value):
 
 def test_the_floor_and_the_checks_against_a_scene_floor():
     head_z = np.r_[np.full(90, 1.20), np.full(10, 1.70)]  # sitting mostly; standing 10 % of the time
-    assert stature_floor(head_z, 1.60).z == pytest.approx(0.10) and stature_floor(head_z, 1.60).method == "stature"
-    agree = check_stature_against_floor(head_z, 0.12, 1.72, 1.60)
+    eye = 1.60 / STANDING_HEIGHT_OVER_EYE  # a body whose head stands 1.60 m tall
+    assert stature_floor(head_z, eye).z == pytest.approx(0.10) and stature_floor(head_z, eye).method == "stature"
+    agree = check_stature_against_floor(head_z, 0.12, 1.72, eye)
     assert agree.standing_height_m == pytest.approx(1.58) and agree.warning("--floor-z") is None
     assert agree.note("--floor-z") is None  # 2 cm apart
-    off = check_stature_against_floor(head_z, 0.0, 1.72, 1.60)
+    off = check_stature_against_floor(head_z, 0.0, 1.72, eye)
     assert off.disagreement_m == pytest.approx(-0.10)
     assert "lies 10 cm below the floor --stature 1.72 m implies (z = 0.100 m" in off.note("room.ply")
     too_short = check_stature_against_floor(head_z, 0.0, 1.60, 1.49).warning("--floor-z")
@@ -95,7 +96,7 @@ def test_infer_with_the_stature(tiny_checkpoint, tmp_path, capsys):
     body = BodyModel.load_default()
     eye = stature_eye_height(body, 1.85)
     standing = np.percentile(result.T_world_cpf[:, 2, 3], 95)  # the example's world is z-up
-    assert result.floor_z == pytest.approx(standing - eye, abs=1e-6)
+    assert result.floor_z == pytest.approx(standing - STANDING_HEIGHT_OVER_EYE * eye, abs=1e-6)
     assert result.metadata["floor"]["method"] == "stature"
     assert result.metadata["stature"]["given_m"] == 1.85 and "betas" in result.metadata["stature"]["method"]
     # Eq. 5 still holds: the CPF of each refitted body is on the head.
@@ -110,15 +111,15 @@ def test_infer_with_the_stature(tiny_checkpoint, tmp_path, capsys):
 
 def test_infer_with_the_stature_and_a_scene_floor(tiny_checkpoint, tmp_path, capsys):
     base = ["infer", "--example", "--checkpoint", str(tiny_checkpoint), "--steps", "1", "--floor-z", "0"]
-    # The example's head stands about 1.52 m over z = 0: a 1.60 m wearer agrees; a 1.75 m one is 12 cm off.
+    # The example's head stands about 1.52 m over z = 0: a 1.60 m wearer agrees; a 1.75 m one is 17 cm off.
     assert main([*base, "--stature", "1.60", "--out", str(tmp_path / "a.npz")]) == 0
     assert "note:" not in capsys.readouterr().out
     assert main([*base, "--stature", "1.75", "--out", str(tmp_path / "b.npz")]) == 0
     out = capsys.readouterr().out
-    assert "note: the floor from --floor-z (z = 0.000 m) lies 12 cm above the floor --stature 1.75 m implies" in out
+    assert "note: the floor from --floor-z (z = 0.000 m) lies 17 cm above the floor --stature 1.75 m implies" in out
     result = InferenceResult.load(tmp_path / "b.npz")
     assert result.floor_z == 0.0 and result.metadata["floor"]["method"] == "given"
-    assert result.metadata["stature"]["implied_floor_z"] == pytest.approx(-0.12, abs=0.01)
+    assert result.metadata["stature"]["implied_floor_z"] == pytest.approx(-0.17, abs=0.01)
     # A head standing above the stature: a warning naming both numbers, and the estimate goes on.
     assert main([*base, "--stature", "1.40", "--out", str(tmp_path / "c.npz")]) == 0
     out = capsys.readouterr().out
@@ -157,7 +158,8 @@ def test_live_with_the_stature(tiny_checkpoint, tmp_path: Path, capsys):
     result = InferenceResult.load(out)
     np.testing.assert_allclose(result.stature_m, 1.72, atol=2e-4)
     assert result.metadata["floor"]["method"] == "stature" and result.metadata["stature"]["given_m"] == 1.72
-    assert result.floor_z == pytest.approx(1.6 - stature_eye_height(BodyModel.load_default(), 1.72), abs=1e-6)
+    eye = stature_eye_height(BodyModel.load_default(), 1.72)
+    assert result.floor_z == pytest.approx(1.6 - STANDING_HEIGHT_OVER_EYE * eye, abs=1e-6)
     capsys.readouterr()
     assert main([*args, "--stature", "nan", "--out", str(tmp_path / "bad.npz")]) == 2
     assert "--stature nan: expected the wearer's height in metres" in capsys.readouterr().err

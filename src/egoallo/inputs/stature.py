@@ -1,9 +1,10 @@
 """The floor a wearer's stature implies (`--stature`), and how it agrees with the head and a scene floor.
 
-A person standing upright carries the CPF at the standing eye height of their body, so the floor lies that
+A person standing upright carries the CPF near the rest-pose eye height of their body, so the floor lies that
 far under the head's standing height: the 95th percentile of the head's height, as the trajectory rule takes
 it (`points.floor_from_trajectory`), with the eye height of a body of the given stature
-(`body.stature.stature_eye_height`) instead of the mean body's.
+(`body.stature.stature_eye_height`) instead of the mean body's, times `STANDING_HEIGHT_OVER_EYE` (standing
+people carry the head a little above the rest pose's eye height).
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ STATURE_METHOD = (
     "standing height (95th percentile)"
 )
 """How `--stature` is used, as the result's metadata records it."""
+STANDING_HEIGHT_OVER_EYE = 1.028
+"""The head's standing height (95th percentile over a recording) over the rest-pose eye height of the wearer's
+body: the median over the validation split's held-out performers' 128-frame windows (CMU 3, CMU Daz 10,
+ReActIdle 007; statures spread 1.50-1.95 m), `python benchmarks/fit_stature_floor.py --dataset DIR/dataset.h5`
+(docs/everyday.md, "The wearer's own height")."""
 FAR_BELOW_EYE_M = 0.25
 """A head whose standing height above a scene floor lies this far under the stature's eye height contradicts it
 (a wearer 27 cm shorter, or one who never stands up)."""
@@ -44,8 +50,9 @@ def check_stature(stature_m: float, flag: str = "--stature") -> float:
 
 
 def stature_floor(head_z: np.ndarray, eye_height: float) -> FloorEstimate:
-    """The floor under heads at heights `head_z (T,)`: their standing height less `eye_height` (method "stature")."""
-    return dataclasses.replace(floor_from_trajectory(head_z, eye_height), method="stature")
+    """The floor under heads at heights `head_z (T,)` of a wearer whose body's rest eye height is `eye_height`:
+    their standing height less `STANDING_HEIGHT_OVER_EYE` times it (method "stature")."""
+    return dataclasses.replace(floor_from_trajectory(head_z, STANDING_HEIGHT_OVER_EYE * eye_height), method="stature")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,12 +90,13 @@ class StatureCheck:
             return None
         return (f"the floor from {source} (z = {self.scene_floor_z:.3f} m) lies {100 * abs(d):.0f} cm "
                 f"{'above' if d > 0 else 'below'} the floor --stature {self.stature_m:.2f} m implies "
-                f"(z = {self.implied_floor_z:.3f} m: the head's standing height less the {self.eye_height_m:.2f} m "
-                f"eye height of that body); the estimate stands on the floor from {source}")
+                f"(z = {self.implied_floor_z:.3f} m, under the head by that body's {self.eye_height_m:.2f} m eye height "
+                f"times {STANDING_HEIGHT_OVER_EYE}); the estimate stands on the floor from {source}")
 
 
 def check_stature_against_floor(head_z: np.ndarray, scene_floor_z: float, stature_m: float, eye_height: float
                                 ) -> StatureCheck:
     """How heads at heights `head_z (T,)` over a scene floor agree with a wearer `stature_m` tall."""
     implied = stature_floor(head_z, eye_height).z
-    return StatureCheck(stature_m, eye_height, implied + eye_height - scene_floor_z, implied, scene_floor_z)
+    standing = implied + STANDING_HEIGHT_OVER_EYE * eye_height
+    return StatureCheck(stature_m, eye_height, standing - scene_floor_z, implied, scene_floor_z)
