@@ -196,6 +196,11 @@ def test_eval_cli_takes_the_stature_floor(tiny_dataset, tiny_checkpoint, tmp_pat
     assert figures["method"] == "egoallo_floor-stature_statures-1.50-1.95" and figures["stature_error_cm_median"] < 0.05
     report = json.loads((out / "egoallo_floor-stature_statures-1.50-1.95_w32.json").read_text())
     assert report["meta"]["config"]["stature_range"] == [1.5, 1.95]
+    base = [a for a in args if a not in ("--floor", "stature")]
+    assert main([*base, "--floor", "true", "--with-stature"]) == 0  # the stature given with a known floor
+    figures = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert figures["method"] == "egoallo_floor-true_with-stature" and figures["stature_error_cm_median"] < 0.05
+    assert figures["floor_error_cm_median"] == 0.0
     assert main([*args, "--stature-range", "1.95", "1.50"]) == 2
     assert "low first" in capsys.readouterr().err
     assert main([*args, "--stature-range", "1.5", "3"]) == 2

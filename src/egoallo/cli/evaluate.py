@@ -35,9 +35,9 @@ def checkpoint_digest(directory: Path) -> str:
 
 
 def method_names(modes: frozenset[str], floor: str, baselines: bool,
-                 stature_range: tuple[float, float] | None = None) -> list[str]:
+                 stature_range: tuple[float, float] | None = None, with_stature: bool = False) -> list[str]:
     """The report names of the methods evaluated: the prior (with its guidance), then the baselines."""
-    suffix = "" if floor == "points" else f"_floor-{floor}"
+    suffix = ("" if floor == "points" else f"_floor-{floor}") + ("_with-stature" if with_stature and floor != "stature" else "")
     if stature_range is not None:
         suffix += f"_statures-{stature_range[0]:.2f}-{stature_range[1]:.2f}"
     prior = "egoallo" + "".join(f"+{m}" for m in sorted(modes)) + suffix
@@ -63,6 +63,7 @@ def evaluate_cli(
     guidance: tuple[Literal["off", "feet", "wrist3d"], ...] = ("off",),
     floor: Literal["points", "trajectory", "stature", "true"] = "points",
     stature_range: tuple[float, float] | None = None,
+    with_stature: bool = False,
     split: str = "test",
     sources: tuple[str, ...] | None = None,
     body_model: Path | None = None,
@@ -83,6 +84,7 @@ def evaluate_cli(
         guidance: Guidance after sampling (feet, wrist3d with exact true wrist/palm observations), combinable.
         floor: The floor the method gets: points (a SLAM point cloud's, simulated as the true floor plus 2 cm Gaussian error), trajectory (no point cloud: estimated from the clip's head trajectory), stature (no point cloud, the wearer's true stature given, as egoallo infer --stature takes it), true (an upper bound no user has).
         stature_range: LOW HIGH (m): every clip performed again by a body of a stature drawn uniformly from this range (the body-shape augmentation; one draw per clip), e.g. 1.50 1.95.
+        with_stature: Also give the method the true stature (as egoallo infer --stature) with the floor of --floor (points, true): what knowing the stature adds when the floor is known.
         sources: Only clips of these sources (e.g. `cmu` for the cross-dataset test).
         force: Overwrite reports of the same names in OUT.
     """
@@ -97,7 +99,7 @@ def evaluate_cli(
         if stature_range[0] > stature_range[1]:
             raise UserError(f"--stature-range {stature_range[0]:g} {stature_range[1]:g}: expected LOW HIGH, low first.")
     modes = frozenset(guidance) - {"off"}
-    names = method_names(modes, floor, baselines, stature_range)
+    names = method_names(modes, floor, baselines, stature_range, with_stature)
     check_output_files(out, report_files(names, windows), force=force)
     check_dataset(dataset)
     body = BodyModel.load_from_env_or_default(body_model)
@@ -105,7 +107,8 @@ def evaluate_cli(
     _, denoiser = load_denoiser(checkpoint)
     for window in windows:
         config = EvalConfig(window=window, samples=samples, num_steps=steps, eta=eta, seed=seed, max_windows=max_windows,
-                            window_step=window_step, guidance=modes, floor=floor, stature_range=stature_range)
+                            window_step=window_step, guidance=modes, floor=floor, stature_range=stature_range,
+                            with_stature=with_stature)
         predictors = [diffusion_predictor(denoiser, body, config)]
         if baselines:
             predictors += [rest_pose_predictor(body), NearestNeighbourPredictor(body, dataset, window)]

@@ -100,6 +100,8 @@ class EvalConfig:
     """Standard deviation of the simulated point-cloud floor's error."""
     stature_range: tuple[float, float] | None = None
     """(low, high) m: every clip performed by a body of a stature drawn uniformly from it (None: the capture's own)."""
+    with_stature: bool = False
+    """Give the method the true stature (as `--stature`) whatever the floor (always with floor "stature")."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,7 +161,7 @@ def diffusion_predictor(denoiser: EgoDenoiser, body: BodyModel, config: EvalConf
             )
             T_world_cpf = torch.from_numpy(trajectory.T_world_cpf)
             observations = Observations(wrist3d=wrist_observations(body.to(dtype=torch.float64), truth, T_world_cpf))
-        if config.floor == "stature":  # the wearer's true stature, as `--stature` gives it
+        if config.floor == "stature" or config.with_stature:  # the wearer's true stature, as `--stature` gives it
             sampling = dataclasses.replace(sampling, stature_m=true_stature(body, window))
         result = estimate_body_motion(trajectory, denoiser, body, floor_z=floor_z, config=sampling, observations=observations)
         return result.joints_world, result.stature_m
