@@ -13,7 +13,7 @@ from egoallo.body import BodyModel
 from egoallo.body.stature import betas_with_stature, fit_stature, stature_eye_height
 from egoallo.cli.main import main
 from egoallo.errors import UserError
-from egoallo.inference import with_stature
+from egoallo.inference import stature_known
 from egoallo.inputs.stature import STANDING_HEIGHT_OVER_EYE, check_stature, check_stature_against_floor, stature_floor
 from egoallo.prior.state import MotionState
 from egoallo.result import InferenceResult
@@ -54,12 +54,13 @@ def test_eye_height_grows_with_the_stature(body):
     assert short == pytest.approx(1.397, abs=2e-3) and tall == pytest.approx(1.827, abs=2e-3)
 
 
-def test_samples_get_the_stature_on_every_frame(body):
-    g = torch.Generator().manual_seed(1)
-    state = MotionState(torch.randn(2, 5, 16, generator=g), torch.eye(3).expand(2, 5, 21, 3, 3), torch.zeros(2, 5, 21), None)
-    fitted = with_stature(body, state, 1.70)
-    assert fitted.betas.shape == (2, 5, 16) and (fitted.betas == fitted.betas[:, :1]).all()
-    np.testing.assert_allclose(body.with_shape(fitted.betas[:, 0]).stature.numpy(), 1.70, atol=1e-4)
+def test_the_stature_is_inpainted_on_every_sample_and_frame(body):
+    known = stature_known(body, 1.70, 226)
+    x0 = known.apply(torch.randn(2, 5, 226, generator=torch.Generator().manual_seed(1)))
+    betas = MotionState.unpack(x0, include_hands=False).betas
+    assert (betas == betas[:1, :1]).all()
+    np.testing.assert_allclose(body.with_shape(betas[0, 0]).stature.numpy(), 1.70, atol=1e-4)
+    assert not known.mask[..., 16:].any()
 
 
 @pytest.mark.parametrize("value", ["3", "0.4", "-1.7", "nan", "inf", "abc", ""])

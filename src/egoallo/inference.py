@@ -22,9 +22,9 @@ from .guidance import GuidanceWeights, Observations
 from .guidance.segments import SEGMENT_FRAMES, guide_in_segments
 from .inputs.trajectory import HeadTrajectory
 from .prior.conditioning import compute_conditioning
-from .prior.diffusion import DEFAULT_ETA, DEFAULT_STEPS, ddim_sample
+from .prior.diffusion import DEFAULT_ETA, DEFAULT_STEPS, Known, ddim_sample
 from .prior.network import EgoDenoiser
-from .prior.state import MotionState
+from .prior.state import NUM_BETAS, MotionState
 from .progress import progress_bar
 from .result import InferenceResult
 
@@ -50,15 +50,21 @@ class SamplingConfig:
     """Longer sequences are guided in overlapping segments of this many frames (bounded memory)."""
     guidance_weights: GuidanceWeights = dataclasses.field(default_factory=GuidanceWeights)
     stature_m: float | None = None
-    """The wearer's stature, when given (`--stature`): every sample's body shape is fitted to it
-    (`with_stature`) before guidance and placement."""
+    """The wearer's stature, when given (`--stature`): every sample is the motion of the body of that stature
+    (`stature_known`)."""
 
 
-def with_stature(body: BodyModel, state: MotionState, stature_m: float) -> MotionState:
-    """`state (S, T, ...)` with each sample's body shape (β averaged over time, as `place_in_world` takes it)
-    changed as little as possible to stand `stature_m` tall (`body.stature.fit_stature`), on every frame."""
-    betas = fit_stature(body, state.betas.mean(dim=1), stature_m).to(state.betas.dtype)  # (S, B)
-    return dataclasses.replace(state, betas=betas[:, None, :].expand_as(state.betas).clone())
+def stature_known(body: BodyModel, stature_m: float, d_state: int) -> Known:
+    """The body shape of a wearer `stature_m` tall (the mean body changed as little as possible to stand that
+    tall, `fit_stature`) as an inpainting constraint on every sample and frame of a packed `(S, T, d_state)` state:
+    the prior samples the motion of that body (better than refitting the sampled shapes afterwards, on validation:
+    docs/everyday.md)."""
+    betas = fit_stature(body, torch.zeros(NUM_BETAS), stature_m)
+    values = torch.zeros(1, 1, d_state)
+    values[..., :NUM_BETAS] = betas
+    mask = torch.zeros(1, 1, d_state, dtype=torch.bool)
+    mask[..., :NUM_BETAS] = True
+    return Known(values, mask)
 
 
 def standing_eye_height(body: BodyModel, betas: np.ndarray | Tensor | None = None) -> float:
@@ -170,10 +176,10 @@ def estimate_body_motion(
         entry["counts"] = {k: sum(log.counts.get(k, 0) for log in logs) for k in logs[0].counts}
         return refined
 
+    known = None if config.stature_m is None else stature_known(body, config.stature_m, net.d_state)
+
     def inner(level: int, x0: Tensor) -> Tensor:
-        state = MotionState.unpack(x0.cpu().double(), net.include_hands)
-        if config.stature_m is not None:
-            state = with_stature(body, state, config.stature_m)
+        state = MotionState.unpack((x0 if known is None else known.apply(x0)).cpu().double(), net.include_hands)
         refined = guided(state, config.inner_iterations, "inner")
         if not net.include_hands:  # "hands" guidance adds finger rotations the network does not denoise
             refined = dataclasses.replace(refined, hand_rotations=None)
@@ -192,12 +198,11 @@ def estimate_body_motion(
         generator=generator,
         device=device,
         on_step=inner if config.guidance and config.guidance_inner else None,
+        known=known,
     ).cpu()
     steps.close()
     sampled_s = time.perf_counter() - started
     state = MotionState.unpack(x0, net.include_hands)  # the sampler's x0 is projected onto SO(3)
-    if config.stature_m is not None:
-        state = with_stature(body, state, config.stature_m)
     if config.guidance:
         state = guided(state, config.post_iterations, "post")
     betas, T_world_root, joints = place_in_world(body, state, T_world_cpf.float())

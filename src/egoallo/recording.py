@@ -25,7 +25,6 @@ import torch
 
 from .body import BodyModel
 from .body.plausibility import plausibility
-from .body.stature import fit_stature
 from .errors import UserError
 from .guidance import Observations
 from .inference import SamplingConfig, estimate_body_motion, place_in_world
@@ -173,8 +172,6 @@ def estimate_recording(
     ]
     if len(parts) > 1:
         betas = shared_betas([part.result for part in parts])
-        if config.stature_m is not None:  # the average of bodies of one stature stands about as tall: refitted
-            betas = fit_stature(body, torch.from_numpy(betas), config.stature_m).double().numpy()
         parts = [dataclasses.replace(part, result=with_betas(body, part.result, betas)) for part in parts]
     return joined(parts, body, metadata)
 

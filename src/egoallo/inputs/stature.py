@@ -22,9 +22,9 @@ STATURE_RANGE_M = (0.5, 2.5)
 DISAGREEMENT_M = 0.05
 """A scene floor further than this from the floor the stature implies is reported."""
 STATURE_METHOD = (
-    "every sample's betas changed as little as possible (Newton steps along the stature's gradient) to stand "
-    "the given height; without a scene floor, the floor that body's standing eye height under the head's "
-    "standing height (95th percentile)"
+    "the mean body's betas changed as little as possible (Newton steps along the stature's gradient) to stand "
+    "the given height, inpainted while sampling (every sample is the motion of that body); without a scene floor, "
+    "the floor 1.028 times that body's rest eye height under the head's standing height (95th percentile)"
 )
 """How `--stature` is used, as the result's metadata records it."""
 STANDING_HEIGHT_OVER_EYE = 1.028

@@ -200,8 +200,8 @@ class LiveEstimator:
         self.stature_m = stature_m
         self.eye_height = standing_eye_height(body) if stature_m is None else stature_eye_height(body, stature_m)
         """(m) the standing eye height the floor is placed by: the mean body's, or the stature's."""
-        self.betas: Tensor | None = None
-        """(16,) the body shape, fixed by the first warm-up."""
+        self.betas: Tensor | None = None if stature_m is None else fit_stature(body, torch.zeros(NUM_BETAS), stature_m)
+        """(16,) the body shape: the stature's (as `inference.stature_known`), else fixed by the first warm-up."""
         self.clock = FrameClock(config.limits)
         self.stats = LiveStats()
         self._generator = torch.Generator().manual_seed(config.seed)
@@ -345,8 +345,6 @@ class LiveEstimator:
         )
         if self.betas is None:
             self.betas = x0[0, :, :NUM_BETAS].mean(dim=0)
-            if self.stature_m is not None:
-                self.betas = fit_stature(self.body, self.betas, self.stature_m).to(x0.dtype)
             x0[..., :NUM_BETAS] = self.betas
         T_world_cpf = torch.from_numpy(local[1:])  # (size, 4, 4) re-centred
         state = MotionState.unpack(x0, net.include_hands)
