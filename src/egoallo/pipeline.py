@@ -58,7 +58,7 @@ class InferOptions:
         if self.stature_m is not None:
             from .inputs.stature import check_stature
 
-            check_stature(self.stature_m)
+            object.__setattr__(self, "stature_m", check_stature(self.stature_m))  # a number, whatever was given
         unknown = set(self.guidance) - set(GUIDANCE_MODES)
         if unknown:
             raise UserError(f"unknown guidance {sorted(unknown)}; expected some of {list(GUIDANCE_MODES)}.")

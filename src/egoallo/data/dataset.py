@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..body import BodyModel
 from ..body.skeleton import MIRROR_INDEX
-from ..body.stature import betas_with_stature  # noqa: F401  (the body-shape augmentation's stature, imported from here by scripts)
+from ..body import stature
 from ..geometry import se3, so3
 from .dataset_build import INDEX_FIELDS, read_index
 from .sources import SPLITS, ClipInfo
@@ -180,6 +180,10 @@ def reshape_window(window: dict[str, np.ndarray], body: BodyModel, betas: np.nda
     out["joints_world"] = posed.joints_world.numpy().astype(window["joints_world"].dtype)
     out["T_world_cpf"] = posed.T_world_cpf.numpy().astype(window["T_world_cpf"].dtype)
     return out
+
+
+betas_with_stature = stature.betas_with_stature
+"""The body-shape augmentation's stature fit (`egoallo.body.stature`), where the scripts import it from."""
 
 
 def retime_window(window: dict[str, np.ndarray], speed: float, length: int, body: BodyModel) -> dict[str, np.ndarray]:
