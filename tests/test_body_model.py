@@ -177,7 +177,7 @@ def test_unreadable_and_missing_files(tmp_path):
 
 
 def test_standing_eye_height_follows_the_body_shape():
-    from egoallo.data.dataset import betas_with_stature
+    from egoallo.body.stature import betas_with_stature
     from egoallo.inference import standing_eye_height
 
     body = BodyModel.load_default()

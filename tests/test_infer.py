@@ -158,7 +158,7 @@ def test_infer_floor_from_points_with_fallback(tiny_checkpoint, tmp_path, capsys
 def test_infer_with_a_known_floor(tiny_checkpoint, tmp_path, capsys):
     base = ["infer", "--example", "--checkpoint", str(tiny_checkpoint), "--steps", "1"]
     assert main([*base, "--floor-z", "0.0", "--out", str(tmp_path / "a.npz")]) == 0
-    assert "no point cloud or --floor-z" not in capsys.readouterr().out
+    assert "no point cloud, --floor-z or --stature" not in capsys.readouterr().out
     result = InferenceResult.load(tmp_path / "a.npz")
     assert result.floor_z == 0.0 and result.metadata["floor"] == {"z": 0.0, "method": "given"}
     figures = result.metadata["plausibility"]
@@ -171,7 +171,7 @@ def test_infer_with_a_known_floor(tiny_checkpoint, tmp_path, capsys):
     assert main([*base, "--floor-z", "0", "--points", str(tmp_path / "room.npy"), "--out", str(tmp_path / "c.npz")]) == 2
     assert "give one of them" in capsys.readouterr().err
     assert main([*base, "--out", str(tmp_path / "d.npz")]) == 0  # nothing gives the floor: the user is told
-    assert "no point cloud or --floor-z" in capsys.readouterr().out
+    assert "no point cloud, --floor-z or --stature" in capsys.readouterr().out
 
 
 def test_the_default_is_the_distilled_student_and_other_step_counts_run_its_teacher(tiny_checkpoint, tmp_path, capsys):

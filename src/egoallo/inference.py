@@ -16,15 +16,16 @@ from torch import Tensor
 
 from .body import BodyModel
 from .body.plausibility import plausibility
+from .body.stature import fit_stature
 from .geometry import se3
 from .guidance import GuidanceWeights
 from .observations import Observations
 from .guidance.segments import SEGMENT_FRAMES, guide_in_segments
 from .inputs.trajectory import HeadTrajectory
 from .prior.conditioning import compute_conditioning
-from .prior.diffusion import DEFAULT_ETA, DEFAULT_STEPS, ddim_sample
+from .prior.diffusion import DEFAULT_ETA, DEFAULT_STEPS, Known, ddim_sample
 from .prior.network import EgoDenoiser
-from .prior.state import MotionState
+from .prior.state import NUM_BETAS, MotionState
 from .progress import progress_bar
 from .result import InferenceResult
 
@@ -49,13 +50,28 @@ class SamplingConfig:
     guidance_segment: int = SEGMENT_FRAMES
     """Longer sequences are guided in overlapping segments of this many frames (bounded memory)."""
     guidance_weights: GuidanceWeights = dataclasses.field(default_factory=GuidanceWeights)
+    stature_m: float | None = None
+    """The wearer's stature, when given (`--stature`): every sample is the motion of the body of that stature
+    (`stature_known`)."""
+
+
+def stature_known(body: BodyModel, stature_m: float, d_state: int) -> Known:
+    """The body shape of a wearer `stature_m` tall (the mean body changed as little as possible to stand that
+    tall, `fit_stature`) as an inpainting constraint on every sample and frame of a packed `(S, T, d_state)` state:
+    the prior samples the motion of that body (better than refitting the sampled shapes afterwards, on validation:
+    docs/everyday.md)."""
+    betas = fit_stature(body, torch.zeros(NUM_BETAS), stature_m)
+    values = torch.zeros(1, 1, d_state)
+    values[..., :NUM_BETAS] = betas
+    mask = torch.zeros(1, 1, d_state, dtype=torch.bool)
+    mask[..., :NUM_BETAS] = True
+    return Known(values, mask)
 
 
 def standing_eye_height(body: BodyModel, betas: np.ndarray | Tensor | None = None) -> float:
     """Height of the CPF above the soles of the body `betas (B',)` (default: the mean body, β = 0) standing at rest."""
     betas = torch.zeros(body.num_betas) if betas is None else torch.as_tensor(betas)[: body.num_betas].float()
-    shaped = body.with_shape(betas)
-    return float(shaped.cpf_zero[1] - shaped.verts_zero[:, 1].min())
+    return float(body.with_shape(betas).eye_height)
 
 
 PLACEMENT_CHUNK = 8192
@@ -161,8 +177,10 @@ def estimate_body_motion(
         entry["counts"] = {k: sum(log.counts.get(k, 0) for log in logs) for k in logs[0].counts}
         return refined
 
+    known = None if config.stature_m is None else stature_known(body, config.stature_m, net.d_state)
+
     def inner(level: int, x0: Tensor) -> Tensor:
-        state = MotionState.unpack(x0.cpu().double(), net.include_hands)
+        state = MotionState.unpack((x0 if known is None else known.apply(x0)).cpu().double(), net.include_hands)
         refined = guided(state, config.inner_iterations, "inner")
         if not net.include_hands:  # "hands" guidance adds finger rotations the network does not denoise
             refined = dataclasses.replace(refined, hand_rotations=None)
@@ -181,6 +199,7 @@ def estimate_body_motion(
         generator=generator,
         device=device,
         on_step=inner if config.guidance and config.guidance_inner else None,
+        known=known,
     ).cpu()
     steps.close()
     sampled_s = time.perf_counter() - started

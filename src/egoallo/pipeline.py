@@ -50,8 +50,15 @@ class InferOptions:
     device: Literal["cpu", "cuda"] = "cpu"
     threads: int | None = None
     body_model: Path | None = None
+    stature_m: float | None = None
+    """The wearer's height (`--stature`): the body's shape is fitted to it and, without `points` or `floor_z`,
+    the floor is placed under the head by that body's standing eye height."""
 
     def __post_init__(self) -> None:
+        if self.stature_m is not None:
+            from .inputs.stature import check_stature
+
+            object.__setattr__(self, "stature_m", check_stature(self.stature_m))  # a number, whatever was given
         unknown = set(self.guidance) - set(GUIDANCE_MODES)
         if unknown:
             raise UserError(f"unknown guidance {sorted(unknown)}; expected some of {list(GUIDANCE_MODES)}.")
@@ -135,6 +142,7 @@ def estimate_file(
     # Imported only now: a mistyped flag or file is reported without waiting for torch.
     import torch
 
+    from .body.stature import stature_eye_height
     from .inference import SamplingConfig, standing_eye_height
     from .inputs.head_checks import head_warnings
     from .inputs.points import read_points
@@ -163,17 +171,24 @@ def estimate_file(
             say("warning: official EgoAllo checkpoints predict SMPL-H shapes; pass the SMPL-H model with --body-model.")
 
     cloud = read_points(options.points) if options.points is not None else None
-    eye_height = standing_eye_height(body)
+    stature = options.stature_m
+    eye_height = standing_eye_height(body) if stature is None else stature_eye_height(body, stature)
     try:
         floors, floor_notes = segment_floors(
-            segments, fps=FPS, eye_height=eye_height, floor_z=options.floor_z, cloud=cloud
+            segments, fps=FPS, eye_height=eye_height, floor_z=options.floor_z, cloud=cloud,
+            stature_known=stature is not None,
         )
     except ValueError as e:
         raise UserError(str(e)) from None
     for note in floor_notes:
         say(f"warning: {note}")
     floor = next(f for f, s in zip(floors, segments) if s.world_frame == main_frame(segments))
-    warnings = head.metadata["warnings"] + head_warnings(segments, [f.z for f in floors], FPS)
+    stature_record, stature_warnings, notes = None, [], []
+    if stature is not None:
+        source = "--floor-z" if floor.method == "given" else str(options.points)
+        main_heads = [s for s in segments if s.world_frame == main_frame(segments)]
+        stature_record, stature_warnings, notes = _stature_against_floor(main_heads, floor, stature, eye_height, source)
+    warnings = head.metadata["warnings"] + head_warnings(segments, [f.z for f in floors], FPS) + stature_warnings
     for warning in warnings:
         say(f"warning: {trajectory}: {warning}")
     observe = _observer(options, head, say)
@@ -186,6 +201,7 @@ def estimate_file(
         device=options.device,
         guidance=modes,
         guidance_inner=options.guidance_inner,
+        stature_m=stature,
     )
     result = estimate_recording(
         segments,
@@ -199,16 +215,39 @@ def estimate_file(
             "trajectory": {"path": str(trajectory), **head.metadata},
             "checkpoint": str(checkpoint),
             "floor": {"z": floor.z, "method": floor.method},
+            "stature": stature_record,
             "warnings": warnings,
         },
         progress=progress,
     )
-    notes = []
     if line := floor_note(floor.method, eye_height, options.points):
         notes.append(f"note: {line}")
     if repairs := head.metadata.get("repairs"):
         notes.append(f"note: input repairs: {repairs}")
     return FileEstimate(result=result, segments=len(segments), notes=tuple(notes))
+
+
+def _stature_against_floor(
+    segments: list, floor, stature_m: float, eye_height: float, source: str
+) -> tuple[dict, list[str], list[str]]:
+    """The result's `metadata["stature"]`, and the warnings and closing notes on how the head over a floor from the
+    scene (`floor.method` not "stature"; `source` names it) agrees with a wearer `stature_m` tall (`segments`: the
+    floor's world frame)."""
+    import numpy as np
+
+    from .inputs.stature import STATURE_METHOD, check_stature_against_floor
+
+    record = {"given_m": stature_m, "eye_height_m": eye_height, "method": STATURE_METHOD}
+    if floor.method == "stature":
+        return record, [], []
+    check = check_stature_against_floor(
+        np.concatenate([s.T_world_cpf[:, 2, 3] for s in segments]), floor.z, stature_m, eye_height
+    )
+    record |= {"implied_floor_z": check.implied_floor_z, "head_standing_height_m": check.standing_height_m}
+    if warning := check.warning(source):
+        return record, [warning], []
+    note = check.note(source)
+    return record, [], [f"note: {note}"] if note else []
 
 
 def _observer(options: InferOptions, head, say: Callable[[str], None]):

@@ -29,6 +29,7 @@ from .errors import UserError
 from .inference import SamplingConfig, estimate_body_motion, place_in_world
 from .inputs.gait import floor_without_points
 from .inputs.points import FloorEstimate, PointCloud, PointCloudError, estimate_floor_z, floor_given
+from .inputs.stature import stature_floor
 from .inputs.trajectory import HeadTrajectory
 from .observations import Observations
 from .prior.network import EgoDenoiser
@@ -75,11 +76,13 @@ def segment_floors(
     eye_height: float,
     floor_z: float | None = None,
     cloud: PointCloud | None = None,
+    stature_known: bool = False,
 ) -> tuple[list[FloorEstimate], list[str]]:
     """One floor per segment, chosen per world frame (`HeadTrajectory.world_frame`) from that frame's segments,
     and notes on how. A floor given (`floor_z`) and a point cloud without graph ids belong to the main frame
     (`main_frame`); another frame's floor comes from its own graph's points (Aria points with graph ids) or its
-    own head trajectory. Raises `ValueError` when the given floor is not under the head."""
+    own head trajectory: `eye_height` under the head's standing height, the wearer's (method "stature") when
+    `stature_known`. Raises `ValueError` when the given floor is not under the head."""
     main = main_frame(segments)
     chosen: dict[int, FloorEstimate] = {}
     notes: list[str] = []
@@ -87,7 +90,8 @@ def segment_floors(
         group = [s for s in segments if s.world_frame == frame]
         points = frame_points(cloud, group[0], frame == main)
         given = floor_z if frame == main else None
-        chosen[frame], note = frame_floor(group, fps, eye_height, given, points, cloud.source if cloud else "")
+        chosen[frame], note = frame_floor(group, fps, eye_height, given, points, cloud.source if cloud else "",
+                                          stature_known)
         notes += [note] if note else []
         if frame != main and (floor_z is not None or (cloud is not None and points is None)):
             given_by = "--floor-z" if floor_z is not None else f"{cloud.source} (points without graph ids)"
@@ -117,15 +121,19 @@ def frame_points(cloud: PointCloud | None, segment: HeadTrajectory, main: bool) 
 
 def frame_floor(
     group: list[HeadTrajectory], fps: float, eye_height: float, floor_z: float | None, points: np.ndarray | None,
-    source: str,
+    source: str, stature_known: bool = False,
 ) -> tuple[FloorEstimate, str | None]:
-    """The floor under the segments `group` of one world frame: given, else from `points`, else from the longest
-    segment's head trajectory (also when the points show no floor: with a note saying so)."""
+    """The floor under the segments `group` of one world frame: given, else from `points`, else from the head
+    trajectory (also when the points show no floor: with a note saying so): the wearer's eye height under the
+    head's standing height when `stature_known`, else `floor_without_points` of the longest segment."""
     head = max(group, key=len)
     head_z = np.concatenate([s.T_world_cpf[:, 2, 3] for s in group])
     if floor_z is not None:
         return floor_given(floor_z, head_z), None
-    floor = floor_without_points(head.T_world_cpf, fps, eye_height)
+    if stature_known:
+        floor = stature_floor(head_z, eye_height)
+    else:
+        floor = floor_without_points(head.T_world_cpf, fps, eye_height)
     if points is None:
         return floor, None
     if not len(points):

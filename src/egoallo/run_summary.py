@@ -74,10 +74,11 @@ def floor_note(method: str, eye_height: float, points: Path | str | None) -> str
     if method != "trajectory":
         return None
     why = (f"{points} showed no floor under the head (see the warning above)" if points is not None
-           else "no point cloud or --floor-z")
+           else "no point cloud, --floor-z or --stature")
     return (f"{why}: the floor was put an average standing eye height ({eye_height:.2f} m) under the head's usual "
             "top height, so it is off by about as much as the wearer's eye height differs from that (about 9 cm "
-            "per 10 cm of stature; docs/everyday.md); --points with a visible floor or --floor-z give the true floor")
+            "per 10 cm of stature; docs/everyday.md); --points with a visible floor or --floor-z give the true floor, "
+            "--stature METRES (the wearer's height) the eye height")
 
 
 def next_steps(out: Path | str) -> str:

@@ -288,6 +288,11 @@ class ShapedBody:
         return y.amax(dim=-1) - y.amin(dim=-1)
 
     @property
+    def eye_height(self) -> Tensor:
+        """(...) standing eye height in metres: the CPF above the soles, at rest."""
+        return self.cpf_zero[..., 1] - self.verts_zero[..., 1].amin(dim=-1)
+
+    @property
     def rest_joint_heights(self) -> Tensor:
         """(..., 52) height of each joint above the soles when standing at rest."""
         return self.joints_zero[..., 1] - self.verts_zero[..., 1].amin(dim=-1, keepdim=True)

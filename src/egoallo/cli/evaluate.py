@@ -11,6 +11,7 @@ from typing import Literal
 from ..body import BodyModel
 from ..errors import UserError
 from ..files import check_output_files
+from ..inputs.stature import check_stature
 from .checks import check_dataset, check_range, check_seed
 from ..evaluation.baselines import NearestNeighbourPredictor, rest_pose_predictor
 from ..evaluation.benchmark import (
@@ -32,9 +33,12 @@ def checkpoint_digest(directory: Path) -> str:
     return digest.hexdigest()
 
 
-def method_names(modes: frozenset[str], floor: str, baselines: bool) -> list[str]:
+def method_names(modes: frozenset[str], floor: str, baselines: bool,
+                 stature_range: tuple[float, float] | None = None, with_stature: bool = False) -> list[str]:
     """The report names of the methods evaluated: the prior (with its guidance), then the baselines."""
-    suffix = "" if floor == "points" else f"_floor-{floor}"
+    suffix = ("" if floor == "points" else f"_floor-{floor}") + ("_with-stature" if with_stature and floor != "stature" else "")
+    if stature_range is not None:
+        suffix += f"_statures-{stature_range[0]:.2f}-{stature_range[1]:.2f}"
     prior = "egoallo" + "".join(f"+{m}" for m in sorted(modes)) + suffix
     return [prior, *((f"rest_pose{suffix}", f"nearest_neighbour{suffix}") if baselines else ())]
 
@@ -56,7 +60,9 @@ def evaluate_cli(
     window_step: int = 1,
     baselines: bool = False,
     guidance: tuple[Literal["off", "feet", "wrist3d"], ...] = ("off",),
-    floor: Literal["points", "trajectory", "true"] = "points",
+    floor: Literal["points", "trajectory", "stature", "true"] = "points",
+    stature_range: tuple[float, float] | None = None,
+    with_stature: bool = False,
     split: str = "test",
     sources: tuple[str, ...] | None = None,
     body_model: Path | None = None,
@@ -75,7 +81,9 @@ def evaluate_cli(
         window_step: Only every N-th window (a cheaper run that still covers every clip type).
         baselines: Also evaluate the rest-pose and nearest-neighbour baselines.
         guidance: Guidance after sampling (feet, wrist3d with exact true wrist/palm observations), combinable.
-        floor: The floor the method gets: points (a SLAM point cloud's, simulated as the true floor plus 2 cm Gaussian error), trajectory (no point cloud: estimated from the clip's head trajectory), true (an upper bound no user has).
+        floor: The floor the method gets: points (a SLAM point cloud's, simulated as the true floor plus 2 cm Gaussian error), trajectory (no point cloud: estimated from the clip's head trajectory), stature (no point cloud, the wearer's true stature given, as egoallo infer --stature takes it), true (an upper bound no user has).
+        stature_range: LOW HIGH (m): every clip performed again by a body of a stature drawn uniformly from this range (the body-shape augmentation; one draw per clip), e.g. 1.50 1.95.
+        with_stature: Also give the method the true stature (as egoallo infer --stature) with the floor of --floor (points, true): what knowing the stature adds when the floor is known.
         sources: Only clips of these sources (e.g. `cmu` for the cross-dataset test).
         force: Overwrite reports of the same names in OUT.
     """
@@ -84,8 +92,13 @@ def evaluate_cli(
                         *((("--steps", steps),) if steps is not None else ())):
         check_range(flag, value, 1)
     check_seed(seed)
+    if stature_range is not None:
+        for value in stature_range:
+            check_stature(value, "--stature-range")
+        if stature_range[0] > stature_range[1]:
+            raise UserError(f"--stature-range {stature_range[0]:g} {stature_range[1]:g}: expected LOW HIGH, low first.")
     modes = frozenset(guidance) - {"off"}
-    names = method_names(modes, floor, baselines)
+    names = method_names(modes, floor, baselines, stature_range, with_stature)
     check_output_files(out, report_files(names, windows), force=force)
     check_dataset(dataset)
     body = BodyModel.load_from_env_or_default(body_model)
@@ -93,7 +106,8 @@ def evaluate_cli(
     _, denoiser = load_denoiser(checkpoint)
     for window in windows:
         config = EvalConfig(window=window, samples=samples, num_steps=steps, eta=eta, seed=seed, max_windows=max_windows,
-                            window_step=window_step, guidance=modes, floor=floor)
+                            window_step=window_step, guidance=modes, floor=floor, stature_range=stature_range,
+                            with_stature=with_stature)
         predictors = [diffusion_predictor(denoiser, body, config)]
         if baselines:
             predictors += [rest_pose_predictor(body), NearestNeighbourPredictor(body, dataset, window)]
@@ -112,5 +126,7 @@ def evaluate_cli(
                 print(f"skipped {len(skipped)} case(s); listed in {out / f'{name}_w{window}.md'}:")
                 for case in skipped[:10]:
                     print(f"  {case.clip_id}" + ("" if case.start is None else f" @ {case.start}") + f": {case.reason}")
+            medians = {f"{m}_median": summary["all"][m]["median"] for m in ("floor_error_cm", "stature_error_cm")}
             print(json.dumps({"method": name, "window": window, "mpjpe_activity_mean": summary["activity_mean"]["mpjpe"],
-                              "activities": summary["activity_mean"]["activities"], "mpjpe_window_mean": summary["all"]["mpjpe"]}))
+                              "activities": summary["activity_mean"]["activities"], "mpjpe_window_mean": summary["all"]["mpjpe"],
+                              **medians}))

@@ -37,6 +37,7 @@ def infer(
     device: Literal["cpu", "cuda"] = "cpu",
     threads: int | None = None,
     body_model: Path | None = None,
+    stature: Annotated[str | None, tyro.conf.arg(metavar="METRES")] = None,
     force: bool = False,
 ) -> None:
     """Estimate body motion from a head trajectory (Aria MPS CSV, TUM text or .npz) and write result.npz.
@@ -62,6 +63,7 @@ def infer(
         device: Torch device for the network.
         threads: CPU threads; default: 1 for short inputs, else the cores this process may use (affinity, cgroup quota).
         body_model: Body model .npz (official SMPL-H model.npz or this project's); default: $EGOALLO_SMPLH_MODEL or the shipped open model.
+        stature: The wearer's height in metres (0.5-2.5), when known: the body's shape is fitted to it and, without --points or --floor-z, the floor is placed that body's standing eye height under the head's standing height (with them, a floor more than 5 cm from the one the stature implies is reported).
     """
     if example == (trajectory is not None):
         raise UserError("give a trajectory file or --example (exactly one).")
@@ -77,12 +79,14 @@ def infer(
     if "off" in guidance and modes:
         raise UserError(f"--guidance off cannot be combined with {sorted(modes)}.")
 
+    from ..inputs.stature import check_stature
     from ..pipeline import InferOptions, estimate_file, written_lines
 
     options = InferOptions(
         checkpoint=checkpoint, points=points, floor_z=floor_z, calibration=calibration, device_is_cpf=device_is_cpf,
         up=up, guidance=modes, guidance_inner=guidance_inner, wrist_palm=wrist_palm, hands=hands, vrs=vrs,
         samples=samples, steps=steps, seed=seed, device=device, threads=threads, body_model=body_model,
+        stature_m=None if stature is None else check_stature(stature),
     )
     estimate = estimate_file(trajectory, options)
     estimate.result.save(out, force=force)

@@ -9,6 +9,9 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated
+
+import tyro
 
 from ..errors import UserError
 from ..files import check_output, require_file
@@ -46,6 +49,7 @@ def live(
     body_model: Path | None = None,
     threads: int = 1,
     seed: int = 0,
+    stature: Annotated[str | None, tyro.conf.arg(metavar="METRES")] = None,
 ) -> None:
     """Estimate the body live from a head-pose stream (a growing file, stdin, UDP, WebSocket, or a replayed recording).
 
@@ -80,6 +84,7 @@ def live(
         body_model: Body model .npz; default: $EGOALLO_SMPLH_MODEL or the shipped open model.
         threads: CPU threads for the network (one: a hop is small work, and a second thread only helps on an idle machine).
         seed: Random seed.
+        stature: The wearer's height in metres (0.5-2.5), when known: the body's shape is fitted to it and, without --floor-z, the floor is placed that body's standing eye height under the head (as egoallo infer --stature).
     """
     given = (("--follow", follow), ("--stdin", stdin), ("--udp", udp), ("--ws-input", ws_input), ("--replay", replay))
     sources = [name for name, value in given if value not in (None, False)]
@@ -96,6 +101,12 @@ def live(
     if floor_z is not None and not math.isfinite(floor_z):
         raise UserError(f"--floor-z {floor_z}: expected a finite height.")
     check_seed(seed)
+    if stature is not None:
+        from ..inputs.stature import check_stature
+
+        stature_m = check_stature(stature)
+    else:
+        stature_m = None
     if replay is not None:
         require_file(replay, "a head trajectory (Aria MPS .csv or TUM .txt)")
     for flag, path in (("--replay", replay), ("--follow", follow)):
@@ -132,7 +143,7 @@ def live(
     _run(config, follow=follow, stdin=stdin, udp=udp, ws_input=ws_input, replay=replay, speed=speed, host=host, viewer=viewer, port=port,
          ws_port=ws_port, out=out, calibration=calibration, device_is_cpf=device_is_cpf, up=up, floor_z=floor_z,
          silence=silence, exit_after_silence=exit_after_silence, checkpoint=checkpoint, warmup_checkpoint=warmup_checkpoint,
-         body_model=body_model, threads=threads)
+         body_model=body_model, threads=threads, stature_m=stature_m)
 
 
 def _run(config, **options) -> None:
@@ -155,7 +166,7 @@ def _run(config, **options) -> None:
 
 
 def _wire(config, *, follow, stdin, udp, ws_input, replay, speed, host, viewer, port, ws_port, out, calibration, device_is_cpf,
-          up, floor_z, silence, exit_after_silence, checkpoint, warmup_checkpoint, body_model, threads) -> None:
+          up, floor_z, silence, exit_after_silence, checkpoint, warmup_checkpoint, body_model, threads, stature_m) -> None:
     """Wire the source, the estimator and the outputs; finish the outputs on the stream's end or Ctrl-C."""
     import dataclasses
     import queue
@@ -194,7 +205,7 @@ def _wire(config, *, follow, stdin, udp, ws_input, replay, speed, host, viewer, 
 
     def make_estimator(T_input_zup: np.ndarray) -> LiveEstimator:
         estimator = LiveEstimator(denoiser, body, T_input_zup=T_input_zup, floor_z=floor_z, config=config,
-                                  warmup_denoiser=warmup_denoiser)
+                                  warmup_denoiser=warmup_denoiser, stature_m=stature_m)
         estimators.append(estimator)
         return estimator
 

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ..body import BodyModel
 from ..body.skeleton import MIRROR_INDEX
+from ..body import stature
 from ..geometry import se3, so3
 from .dataset_build import INDEX_FIELDS, read_index
 from .sources import SPLITS, ClipInfo
@@ -181,19 +182,8 @@ def reshape_window(window: dict[str, np.ndarray], body: BodyModel, betas: np.nda
     return out
 
 
-def betas_with_stature(body: BodyModel, betas: np.ndarray, stature_m: float, iterations: int = 4) -> np.ndarray:
-    """`betas (B,)` moved along the stature's gradient until the body stands `stature_m` tall (Newton steps;
-    the rest of the shape stays as it was, so proportions change as little as the model allows)."""
-    b = torch.as_tensor(np.asarray(betas[: body.num_betas], dtype=np.float32)).clone()
-    for _ in range(iterations):
-        b.requires_grad_(True)
-        stature = body.with_shape(b).stature
-        (gradient,) = torch.autograd.grad(stature, b)
-        with torch.no_grad():
-            b = b + (stature_m - stature) * gradient / gradient.square().sum()
-    out = np.array(betas, dtype=np.float64)
-    out[: body.num_betas] = b.detach().numpy()
-    return out
+betas_with_stature = stature.betas_with_stature
+"""The body-shape augmentation's stature fit (`egoallo.body.stature`), where the scripts import it from."""
 
 
 def retime_window(window: dict[str, np.ndarray], speed: float, length: int, body: BodyModel) -> dict[str, np.ndarray]:

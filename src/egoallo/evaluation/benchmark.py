@@ -12,7 +12,16 @@ code path of `egoallo infer` — with the floor a user would have
   that much), drawn per window with the window's seed;
 - `"trajectory"`: no point cloud, the floor `floor_without_points` estimates
   from the whole clip's head trajectory (a user has the whole recording);
+- `"stature"`: no point cloud, but the wearer's true stature given, as
+  `egoallo infer --stature` takes it: the body's shape fitted to it and the
+  floor that body's standing eye height under the whole clip's head;
 - `"true"`: the true floor, an upper bound no user has.
+
+With `EvalConfig.stature_range`, every clip is performed again by a body of a
+stature drawn uniformly from that range (`reshape_window` with
+`betas_with_stature`, the body-shape augmentation; one draw per clip, fixed by
+its id), so wearers of many heights are measured whatever the capture's
+performers' own statures.
 
 Metrics are averaged per window, then reported as mean ± standard error over
 windows: overall, per group (held-out performers: CMU, CMU Daz, ReActIdle;
@@ -33,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import zlib
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -44,13 +54,15 @@ from tqdm import tqdm
 
 from ..body import BodyModel
 from ..body.plausibility import largest_jump, plausibility, wrist_above_shoulder
-from ..data.dataset import MotionDataset
+from ..body.stature import betas_with_stature, stature_eye_height
+from ..data.dataset import MotionDataset, reshape_window
 from ..files import write_files_atomic
 from ..guidance import GuidanceWeights, wrist_observations
-from ..observations import Observations
 from ..inference import SamplingConfig, estimate_body_motion, standing_eye_height
 from ..inputs.gait import floor_without_points
+from ..inputs.stature import stature_floor
 from ..inputs.trajectory import HeadTrajectory
+from ..observations import Observations
 from ..prior.network import EgoDenoiser
 from ..prior.state import MotionState
 from .metrics import BODY_JOINTS, body_metrics, stature_error_cm
@@ -66,7 +78,7 @@ POP_EXCESS_M = 0.2
 """A sample pops when its largest frame-to-frame joint jump exceeds the truth's by more than this."""
 HELD_OUT_PERFORMER_SOURCES = ("cmu", "cmu_daz", "reactidle", "amass")
 """Sources split by performer: their val/test windows come from people the prior has not seen."""
-FloorMode = Literal["points", "trajectory", "true"]
+FloorMode = Literal["points", "trajectory", "stature", "true"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +102,10 @@ class EvalConfig:
     """Which floor the method gets (see the module docstring)."""
     floor_noise_m: float = 0.02
     """Standard deviation of the simulated point-cloud floor's error."""
+    stature_range: tuple[float, float] | None = None
+    """(low, high) m: every clip performed by a body of a stature drawn uniformly from it (None: the capture's own)."""
+    with_stature: bool = False
+    """Give the method the true stature (as `--stature`) whatever the floor (always with floor "stature")."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +165,8 @@ def diffusion_predictor(denoiser: EgoDenoiser, body: BodyModel, config: EvalConf
             )
             T_world_cpf = torch.from_numpy(trajectory.T_world_cpf)
             observations = Observations(wrist3d=wrist_observations(body.to(dtype=torch.float64), truth, T_world_cpf))
+        if config.floor == "stature" or config.with_stature:  # the wearer's true stature, as `--stature` gives it
+            sampling = dataclasses.replace(sampling, stature_m=true_stature(body, window))
         result = estimate_body_motion(trajectory, denoiser, body, floor_z=floor_z, config=sampling, observations=observations)
         return result.joints_world, result.stature_m
 
@@ -177,13 +195,43 @@ def evaluate(
     clip_floors: dict[int, float] = {}
     for clip, start in tqdm(windows, desc=f"eval w{config.window}", disable=not progress):
         try:
-            if config.floor == "trajectory" and clip not in clip_floors:
-                whole = dataset.window(clip, 0, int(dataset.lengths[clip]))["T_world_cpf"].astype(np.float64)
-                clip_floors[clip] = floor_without_points(whole, 30.0, standing_eye_height(body)).z
+            if config.floor in ("trajectory", "stature") and clip not in clip_floors:
+                clip_floors[clip] = floor_from_head(body, clip_window(dataset, clip, 0, int(dataset.lengths[clip]), body, config),
+                                                    config.floor)
             results.append(_evaluate_window(dataset, clip, start, predict, body, config, clip_floors.get(clip)))
         except (ValueError, RuntimeError, OSError, KeyError) as e:
             skipped.append(SkippedCase(dataset.clip_ids[clip], start, f"{type(e).__name__}: {e}"))
     return results, skipped
+
+
+def clip_window(dataset: MotionDataset, clip: int, start: int, length: int, body: BodyModel, config: EvalConfig) -> dict:
+    """`dataset.window(clip, start, length)`, performed by the clip's body of another stature with
+    `config.stature_range` (`drawn_stature`)."""
+    w = dataset.window(clip, start, length)
+    if config.stature_range is None:
+        return w
+    stature = drawn_stature(dataset.clip_ids[clip], config.stature_range)
+    return reshape_window(w, body, betas_with_stature(body, w["betas"], stature))
+
+
+def drawn_stature(clip_id: str, stature_range: tuple[float, float]) -> float:
+    """A stature uniform over `stature_range`, the same for a clip in every run (seeded by its id)."""
+    return float(np.random.default_rng(zlib.crc32(clip_id.encode())).uniform(*stature_range))
+
+
+def true_stature(body: BodyModel, window: dict) -> float:
+    """The stature of the window's true body."""
+    return float(body.with_shape(torch.from_numpy(window["betas"][: body.num_betas]).float()).stature)
+
+
+def floor_from_head(body: BodyModel, whole: dict, floor: FloorMode) -> float:
+    """The floor under a whole clip's head (`whole`: a `clip_window`) without a point cloud: the trajectory rule
+    (`floor_without_points`), or with `floor == "stature"` the eye height of a body of the true stature
+    (`stature_eye_height`, as `egoallo infer --stature` places it)."""
+    T_world_cpf = whole["T_world_cpf"].astype(np.float64)
+    if floor == "stature":
+        return stature_floor(T_world_cpf[:, 2, 3], stature_eye_height(body, true_stature(body, whole))).z
+    return floor_without_points(T_world_cpf, 30.0, standing_eye_height(body)).z
 
 
 def given_floor(config: EvalConfig, seed: int, trajectory_floor: float | None) -> float:
@@ -193,13 +241,13 @@ def given_floor(config: EvalConfig, seed: int, trajectory_floor: float | None) -
     if config.floor == "points":
         return float(np.random.default_rng(seed).normal(0.0, config.floor_noise_m))
     if trajectory_floor is None:
-        raise ValueError("floor mode 'trajectory' needs the clip's floor estimate")
+        raise ValueError(f"floor mode {config.floor!r} needs the clip's floor estimate")
     return trajectory_floor
 
 
 def _evaluate_window(dataset: MotionDataset, clip: int, start: int, predict: Predictor, body: BodyModel,
                      config: EvalConfig, trajectory_floor: float | None = None) -> WindowResult:
-    w = dataset.window(clip, start, config.window)
+    w = clip_window(dataset, clip, start, config.window, body, config)
     if not all(np.isfinite(w[k]).all() for k in ("T_world_cpf", "joints_world", "betas")):
         raise ValueError("ground truth contains NaN or infinite values")
     info = dataset.info(clip)
@@ -239,7 +287,8 @@ def _window_stats(rows: list[WindowResult]) -> dict:
     out: dict = {"windows": len(rows)}
     for m in METRICS:
         v = np.array([r.metrics[m] for r in rows])
-        out[m] = {"mean": float(v.mean()), "stderr": float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0}
+        out[m] = {"mean": float(v.mean()), "stderr": float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0,
+                  "median": float(np.median(v))}
     return out
 
 

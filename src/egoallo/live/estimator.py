@@ -38,8 +38,10 @@ from ..geometry import so3
 from ..guidance import build_problem, levenberg_marquardt
 from ..guidance.solver import Residual, ResidualFn
 from ..inference import guidance_dtype, place_in_world, standing_eye_height
+from ..body.stature import fit_stature, stature_eye_height
 from ..inputs.gait import floor_without_points
 from ..inputs.points import floor_given
+from ..inputs.stature import check_stature_against_floor, stature_floor
 from ..inputs.trajectory import UPRIGHT_WARN
 from ..prior.checkpoint import checkpoint_and_sampling, read_sampling
 from ..prior.conditioning import compute_conditioning
@@ -176,10 +178,13 @@ class LiveEstimator:
         floor_z: float | None = None,
         config: LiveConfig = LiveConfig(),
         warmup_denoiser: EgoDenoiser | None = None,
+        stature_m: float | None = None,
     ) -> None:
         """`T_input_zup (4, 4)`: from the z-up world of the poses to the input's; `floor_z`: in the z-up world
         (None: from the first segment's warm-up, as `egoallo infer` without points); `warmup_denoiser`: samples
-        the warm-ups instead of `denoiser` (a few-step distilled student, `config.warmup_steps` its step count)."""
+        the warm-ups instead of `denoiser` (a few-step distilled student, `config.warmup_steps` its step count);
+        `stature_m`: the wearer's height, when known (`egoallo infer --stature`): the body shape is fitted to it
+        and, without `floor_z`, the floor lies that body's standing eye height under the warm-up's head."""
         self.denoiser = denoiser.eval()
         self.warmup_denoiser = (warmup_denoiser or denoiser).eval()
         hop_net, warmup_net = denoiser.config, self.warmup_denoiser.config
@@ -192,8 +197,11 @@ class LiveEstimator:
         self._T_zup_input = np.linalg.inv(self.T_input_zup)
         self.floor_z = floor_z
         self.floor_method = "given" if floor_z is not None else None
-        self.betas: Tensor | None = None
-        """(16,) the body shape, fixed by the first warm-up."""
+        self.stature_m = stature_m
+        self.eye_height = standing_eye_height(body) if stature_m is None else stature_eye_height(body, stature_m)
+        """(m) the standing eye height the floor is placed by: the mean body's, or the stature's."""
+        self.betas: Tensor | None = None if stature_m is None else fit_stature(body, torch.zeros(NUM_BETAS), stature_m)
+        """(16,) the body shape: the stature's (as `inference.stature_known`), else fixed by the first warm-up."""
         self.clock = FrameClock(config.limits)
         self.stats = LiveStats()
         self._generator = torch.Generator().manual_seed(config.seed)
@@ -296,13 +304,20 @@ class LiveEstimator:
                         "calibration (OpenCV camera poses, y down, are not CPF poses)",
                         np.degrees(np.arccos(np.clip(poses[1:, 2, 1].mean(), -1.0, 1.0))))
         if self.floor_z is None:
-            estimate = floor_without_points(poses[1:], config.fps, standing_eye_height(self.body))
+            if self.stature_m is None:
+                estimate = floor_without_points(poses[1:], config.fps, self.eye_height)
+            else:
+                estimate = stature_floor(poses[1:, 2, 3], self.eye_height)
             self.floor_z, self.floor_method = estimate.z, estimate.method
         elif self.stats.hops == 0:
             try:
                 floor_given(self.floor_z, poses[1:, 2, 3])
             except ValueError as error:  # a stream cannot be refused after it started: said once, clearly
                 log.warning("%s The bodies stand on it anyway; restart with the right --floor-z.", error)
+            if self.stature_m is not None:
+                check = check_stature_against_floor(poses[1:, 2, 3], self.floor_z, self.stature_m, self.eye_height)
+                if message := check.warning("--floor-z") or check.note("--floor-z"):
+                    log.warning("%s", message)
         origin = np.round(poses[-1, :3, 3] / ORIGIN_STEP_M) * ORIGIN_STEP_M
         local = poses.copy()
         local[:, :3, 3] -= origin

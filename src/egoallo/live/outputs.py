@@ -18,6 +18,7 @@ import numpy as np
 
 from ..body import BodyModel, skeleton
 from ..body.plausibility import plausibility
+from ..inputs.stature import STATURE_METHOD
 from ..result import InferenceResult
 from .estimator import LiveEstimator, LiveFrame
 
@@ -77,6 +78,8 @@ class Recorder:
                 **metadata,
                 "live": {**dataclasses.asdict(estimator.config), "delay_frames": estimator.config.delay_frames},
                 "floor": {"z": estimator.floor_z, "method": estimator.floor_method},
+                "stature": None if estimator.stature_m is None else {
+                    "given_m": estimator.stature_m, "eye_height_m": estimator.eye_height, "method": STATURE_METHOD},
                 "stream": {**dataclasses.asdict(estimator.clock.counts), "hops": estimator.stats.hops},
                 "plausibility": figures.to_json(),
                 **segments_and_gaps(frames, list(estimator.stats.segment_log)),
