@@ -95,7 +95,16 @@ def test_manifest_csv_and_jsonl(tmp_path):
                      Recording("first", tmp_path / "data/a.txt", points=tmp_path / "data/p.ply")]
     (tmp_path / "m.jsonl").write_text('{"trajectory": "data/a.txt", "wrist_palm": "w.csv"}\n\n')
     assert recordings_in(tmp_path / "m.jsonl") == [Recording("data/a", tmp_path / "data/a.txt", wrist_palm=tmp_path / "w.csv")]
-    for text, message in (("trajectory,stature\na.txt,1.7\n", "unknown column"), ("points\np.ply\n", "no 'trajectory'"),
+    (tmp_path / "tall.csv").write_text("trajectory,stature\ndata/a.txt,1.85\n")
+    tall = recordings_in(tmp_path / "tall.csv")
+    assert tall == [Recording("data/a", tmp_path / "data/a.txt", stature_m=1.85)]
+    from egoallo.batch.jobs import options_for
+    from egoallo.pipeline import InferOptions
+
+    assert options_for(tall[0], BatchOptions(infer=InferOptions(stature_m=1.6))).stature_m == 1.85  # its own first
+    assert options_for(Recording("b", tmp_path / "b.txt"), BatchOptions(infer=InferOptions(stature_m=1.6))).stature_m == 1.6
+    for text, message in (("trajectory,height\na.txt,1.7\n", "unknown column"), ("points\np.ply\n", "no 'trajectory'"),
+                          ("trajectory,stature\na.txt,185\n", "line 2: stature 185: expected the wearer's height in metres"),
                           ("trajectory,name\na.txt,x\nb.txt,x\n", "line 3: name 'x' is also line 2's"),
                           ("trajectory,name\na.txt,../x\n", "relative path inside OUT")):
         (tmp_path / "bad.csv").write_text(text)

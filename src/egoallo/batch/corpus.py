@@ -21,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 from ..errors import InputFileError, UserError
+from ..inputs.stature import check_stature
 
 TRAJECTORY_NAME = "closed_loop_trajectory.csv"
 SLAM_FOLDERS = ("slam", "trajectory")
@@ -32,7 +33,7 @@ WRIST_FOLDERS = frozenset({"recording_lwrist", "recording_rwrist"})
 """Nymeria's wristband recordings: SLAM trajectories of a wrist, not a head."""
 MANIFEST_SUFFIXES = (".csv", ".jsonl")
 MANIFEST_FILES = ("points", "calibration", "wrist_palm", "hands", "vrs")
-MANIFEST_COLUMNS = ("trajectory", *MANIFEST_FILES, "name")
+MANIFEST_COLUMNS = ("trajectory", *MANIFEST_FILES, "stature", "name")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Recording:
     wrist_palm: Path | None = None
     hands: Path | None = None
     vrs: Path | None = None
+    stature_m: float | None = None
+    """The wearer's height (a manifest's `stature` column), as `egoallo infer --stature` takes it."""
 
     def files(self) -> dict[str, Path]:
         """Its files by role ("trajectory", "points", ...), those it has."""
@@ -192,7 +195,13 @@ def read_manifest(path: Path) -> list[Recording]:
         if name in names:
             raise InputFileError(path, f"name {name!r} is also {names[name]}'s; each recording needs its own", label)
         names[name] = label
-        recordings.append(Recording(name=name, **files))
+        stature = None
+        if "stature" in values:
+            try:
+                stature = check_stature(values["stature"], flag="stature")
+            except UserError as error:
+                raise InputFileError(path, str(error), label) from None
+        recordings.append(Recording(name=name, stature_m=stature, **files))
     return recordings
 
 

@@ -70,6 +70,7 @@ def options_for(recording: Recording, batch: BatchOptions) -> InferOptions:
         wrist_palm=recording.wrist_palm if "wrist3d" in modes else None,
         hands=recording.hands if "hands" in modes else None,
         vrs=recording.vrs if detect else None,
+        stature_m=recording.stature_m if recording.stature_m is not None else batch.infer.stature_m,
     )
 
 

@@ -29,6 +29,7 @@ def batch(
     device: Literal["cpu", "cuda"] = "cpu",
     threads: int = 1,
     body_model: Path | None = None,
+    stature: Annotated[str | None, tyro.conf.arg(metavar="METRES")] = None,
 ) -> int:
     """Estimate every recording of a corpus (folder or manifest) into OUT/<name>/result.npz, resumably, locally or on Ray.
 
@@ -37,7 +38,7 @@ def batch(
     0 every recording has its result, 3 some failed (their rows say why), 130 interrupted, 2 bad input.
 
     Args:
-        corpus: A folder (Aria MPS outputs as plain MPS, Nymeria and Aria Everyday Activities lay them out, and loose TUM .txt, .npz or MPS .csv trajectories), or a manifest .csv/.jsonl with columns trajectory, points, calibration, wrist_palm, hands, vrs, name (paths relative to the manifest).
+        corpus: A folder (Aria MPS outputs as plain MPS, Nymeria and Aria Everyday Activities lay them out, and loose TUM .txt, .npz or MPS .csv trajectories), or a manifest .csv/.jsonl with columns trajectory, points, calibration, wrist_palm, hands, vrs, stature (metres), name (paths relative to the manifest).
         out: Output folder (outside the corpus): OUT/<name>/result.npz per recording and OUT/summary.csv. A rerun skips the recordings whose result was made from the same inputs, options and checkpoint.
         workers: Recordings estimated at once (one process and one thread each); default: the cores this process may use (with --ray: the cluster's CPUs).
         ray: Run on Ray (pip install 'egoallo[cluster]'): --ray alone (or --ray local) starts a local cluster, --ray ADDRESS joins a running one (host:port, ray://host:port or auto). Workers write the results themselves: OUT must be shared storage at the same path on every node.
@@ -54,6 +55,7 @@ def batch(
         device: Torch device for the network.
         threads: Torch threads per worker.
         body_model: Body model .npz (official SMPL-H model.npz or this project's); default: $EGOALLO_SMPLH_MODEL or the shipped open model.
+        stature: The wearer's height in metres, as egoallo infer --stature, for every recording (a manifest's stature column gives each its own).
     """
     if steps is not None:
         check_range("--steps", steps, 1)
@@ -64,11 +66,13 @@ def batch(
         raise UserError(f"--guidance off cannot be combined with {sorted(modes)}.")
 
     from ..batch import BatchOptions, run_corpus
+    from ..inputs.stature import check_stature
     from ..pipeline import InferOptions
 
     infer = InferOptions(
         checkpoint=checkpoint, floor_z=floor_z, device_is_cpf=device_is_cpf, up=up, guidance_inner=guidance_inner,
         samples=samples, steps=steps, seed=seed, device=device, threads=threads, body_model=body_model,
+        stature_m=None if stature is None else check_stature(stature),
     )
     report = run_corpus(corpus, out, BatchOptions(infer=infer, guidance=modes, force=force), workers=workers, ray=ray)
     for line in report.lines():
