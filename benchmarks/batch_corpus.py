@@ -34,9 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import SHARED
 from egoallo.assets import EXAMPLE_TRAJECTORY
-
-SHARED = Path(os.environ.get("EGOALLO_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
 
 def example_rows() -> tuple[list[str], np.ndarray]:
