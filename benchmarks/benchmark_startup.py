@@ -1,6 +1,6 @@
 """Start-up time of whole `egoallo` commands, as a user runs them: repeated runs as subprocesses.
 
-    python benchmarks/benchmark_startup.py [--repeats 10] [--example-repeats 3] [--top 8]
+    python benchmarks/benchmark_startup.py [--repeats 10] [--example-repeats 3] [--top 8] [--points CLOUD]
 
 Times `egoallo --help`, a missing-file error (`egoallo infer missing.csv`) and `egoallo infer --example`
 (each run in a fresh temporary folder; wall and CPU time), then lists what each command imports, slowest first
@@ -68,16 +68,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10, help="runs of the quick commands")
     parser.add_argument("--example-repeats", type=int, default=3, help="runs of infer --example")
     parser.add_argument("--top", type=int, default=8, help="imports listed per command")
+    parser.add_argument("--points", type=Path, help="also time `infer --example --points POINTS` (a point cloud)")
     args = parser.parse_args()
+    commands = dict(COMMANDS)
+    if args.points is not None:
+        commands[f"egoallo infer --example --points {args.points.name}"] = ["infer", "--example", "--points", str(args.points.resolve())]
     print(f"{machine()} at the start; Python {platform.python_version()}\n")
     print("| command | runs | wall best (s) | wall median (s) | wall worst (s) | CPU median (s) |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, command in COMMANDS.items():
+    for name, command in commands.items():
         repeats = args.example_repeats if "--example" in command else args.repeats
         walls, cpus = run_times(command, repeats)
         print(f"| `{name}` | {repeats} | {min(walls):.2f} | {statistics.median(walls):.2f} | {max(walls):.2f} "
               f"| {statistics.median(cpus):.2f} |")
-    for name, command in COMMANDS.items():
+    for name, command in commands.items():
         print(f"\nSlowest imports of `{name}` (`python -X importtime`, cumulative):\n")
         print("| module | s |")
         print("|---|---:|")
