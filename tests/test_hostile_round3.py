@@ -211,7 +211,7 @@ def test_guidance_reach_counts_frames_per_term() -> None:
 
 def test_floor_note_and_next_steps() -> None:
     assert floor_note("points", 1.6, None) is None
-    assert floor_note("trajectory", 1.58, None).startswith("no point cloud or --floor-z: the floor was put")
+    assert floor_note("trajectory", 1.58, None).startswith("no point cloud, --floor-z or --stature: the floor was put")
     assert floor_note("trajectory", 1.58, Path("p.ply")).startswith("p.ply showed no floor under the head")
     assert next_steps("out/r.npz") == ("next: egoallo render out/r.npz --out out/r.gif | egoallo view out/r.npz | "
                                        "egoallo export out/r.npz --to glb --out out/r.glb")
