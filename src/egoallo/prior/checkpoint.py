@@ -133,11 +133,25 @@ def read_weights(path: Path) -> dict[str, Tensor]:
         raise CheckpointError(f"{path}: not a safetensors file ({e}).") from e
 
 
+META_CHECK_PARAMETERS = 200_000_000
+"""Configs larger than this (roughly) are checked against the weights on the meta device before any allocation."""
+
+
+def _rough_parameter_count(config: EgoDenoiserConfig) -> int:
+    """About how many parameters `config` makes (attention, feed-forward and the noise embedding)."""
+    d, layers = config.d_latent, config.encoder_layers + config.decoder_layers
+    attention = (config.encoder_layers + 2 * config.decoder_layers) * 4 * d * d
+    return attention + layers * 2 * d * config.d_feedforward + config.max_t * config.d_noise_emb
+
+
 def build_model(
     config: EgoDenoiserConfig, weights: dict[str, Tensor], source: Path, device: str | torch.device = "cpu"
 ) -> EgoDenoiser:
     """An `EgoDenoiser` in eval mode on `device`, holding `weights`; any mismatch is a `CheckpointError`."""
-    with torch.device("meta"):  # shapes only: a config of absurd sizes allocates nothing before it is refused
+    if _rough_parameter_count(config) > META_CHECK_PARAMETERS:
+        with torch.device("meta"):  # shapes only: a config of absurd sizes allocates nothing before it is refused
+            expected = EgoDenoiser(config).state_dict()
+    else:  # built on the meta device, the noise embedding's init imports torch._dynamo: 1 s of every command
         expected = EgoDenoiser(config).state_dict()
     problems = []
     if missing := sorted(set(expected) - set(weights)):
