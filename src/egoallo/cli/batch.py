@@ -7,8 +7,7 @@ from typing import Annotated, Literal
 
 import tyro
 
-from ..errors import UserError
-from .checks import check_range, check_seed
+from .checks import check_range, check_seed, guidance_modes
 
 
 def batch(
@@ -61,9 +60,7 @@ def batch(
         check_range("--steps", steps, 1)
     check_range("--threads", threads, 1)
     check_seed(seed)
-    modes = frozenset(guidance) - {"off"}
-    if "off" in guidance and modes:
-        raise UserError(f"--guidance off cannot be combined with {sorted(modes)}.")
+    modes = guidance_modes(guidance)
 
     from ..batch import BatchOptions, run_corpus
     from ..inputs.stature import check_stature

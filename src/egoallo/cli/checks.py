@@ -25,6 +25,14 @@ def check_seed(seed: int) -> None:
         raise UserError(f"--seed {seed}: expected an integer from 0 to 2**63 - 1.")
 
 
+def guidance_modes(guidance: tuple[str, ...]) -> frozenset[str]:
+    """The guidance terms of `--guidance` ("off" alone: none); a `UserError` for "off" with others."""
+    modes = frozenset(guidance) - {"off"}
+    if "off" in guidance and modes:
+        raise UserError(f"--guidance off cannot be combined with {sorted(modes)}.")
+    return modes
+
+
 def check_dataset(dataset: Path) -> None:
     """A `UserError` unless `dataset` is an existing HDF5 file."""
     if not dataset.is_file():

@@ -10,7 +10,7 @@ import tyro
 from ..assets import EXAMPLE_TRAJECTORY
 from ..errors import UserError
 from ..files import check_output
-from .checks import check_range, check_seed
+from .checks import check_range, check_seed, guidance_modes
 
 EXAMPLE_OUT = Path("example_result.npz")
 """What `--example` writes without `--out`, replacing what an earlier `--example` run wrote there."""
@@ -75,9 +75,7 @@ def infer(
     if steps is not None:
         check_range("--steps", steps, 1)
     check_seed(seed)
-    modes = frozenset(guidance) - {"off"}
-    if "off" in guidance and modes:
-        raise UserError(f"--guidance off cannot be combined with {sorted(modes)}.")
+    modes = guidance_modes(guidance)
 
     from ..inputs.stature import check_stature
     from ..pipeline import InferOptions, estimate_file, written_lines
