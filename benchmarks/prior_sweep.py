@@ -28,9 +28,10 @@ import time
 from pathlib import Path
 
 from _common import machine
+from egoallo.data.sources import DAZ_VALIDATION_CLIPS
 
-RARE = ("sit", "stairs", "ladder", "drink", "laugh", "reach")
-"""The activities the val split must hold (`egoallo train --val-activities`)."""
+RARE = tuple(DAZ_VALIDATION_CLIPS.values())
+"""The activities the val split must hold (`egoallo train --val-activities`): those moved to it for validation."""
 TRAIN = ("--warmup-steps", "300", "--learning-rate", "5e-4", "--val-every", "500", "--checkpoint-every", "250",
          "--seed", "0", "--mirror-probability", "0.5", "--reshape-probability", "0.3", "--val-balance-power", "0")
 """The recipe of the shipped prior's last stages (its PROVENANCE.md), with the balanced validation loss."""

@@ -203,20 +203,13 @@ def _exclusive_temp(path: Path) -> tuple[int, Path]:
 
 
 @contextmanager
-def replaced_atomically(path: str | os.PathLike) -> Iterator[Path]:
-    """A new temporary file beside `path` to write, renamed over `path` when the block ends without error.
-
-    The temporary file is created exclusively under a random name (two writers of one `path` never share it,
-    a planted symlink is never followed). A `UserError` if the file cannot be written; `path` is untouched
-    then and the temporary file removed. For writers that need a file name; `opened_atomically` hands out
-    the open file itself.
-    """
-    path = Path(path)
+def _staged(path: Path) -> Iterator[tuple[int, Path]]:
+    """An exclusive temporary file beside `path` (descriptor, name), renamed over `path` when the block ends
+    without error; removed otherwise. An `OSError` becomes a `UserError` naming `path`."""
     tmp = None
     try:
         fd, tmp = _exclusive_temp(path)
-        os.close(fd)
-        yield tmp
+        yield fd, tmp
         os.replace(tmp, path)
         tmp = None
     except OSError as e:
@@ -227,22 +220,25 @@ def replaced_atomically(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextmanager
+def replaced_atomically(path: str | os.PathLike) -> Iterator[Path]:
+    """A new temporary file beside `path` to write, renamed over `path` when the block ends without error.
+
+    The temporary file is created exclusively under a random name (two writers of one `path` never share it,
+    a planted symlink is never followed). A `UserError` if the file cannot be written; `path` is untouched
+    then and the temporary file removed. For writers that need a file name; `opened_atomically` hands out
+    the open file itself.
+    """
+    with _staged(Path(path)) as (fd, tmp):
+        os.close(fd)
+        yield tmp
+
+
+@contextmanager
 def opened_atomically(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """As `replaced_atomically`, but the block gets the temporary file open for binary writing (its name is
     never opened again, so nothing can be swapped in under it)."""
-    path = Path(path)
-    tmp = None
-    try:
-        fd, tmp = _exclusive_temp(path)
-        with os.fdopen(fd, "wb") as f:
-            yield f
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as e:
-        raise UserError(f"{path}: cannot write the file ({e.strerror or e}).") from None
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+    with _staged(Path(path)) as (fd, _), os.fdopen(fd, "wb") as f:
+        yield f
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
