@@ -2,11 +2,13 @@
 
     python benchmarks/prior_sweep.py --dataset DIR/dataset.h5 --runs runs/sweep \
         [--presets default medium large] [--balance-powers 1.0 0.5] [--steps 20000] [--keep-every 2500] \
-        [--threads 1] [--max-hours 2.5] [--val-activities sit stairs ...] [--docs docs]
+        [--threads 1] [--max-hours 2.5] [--val-activities sit stairs ...] [--docs docs] \
+        [--init-from src/egoallo/assets/checkpoint --learning-rate 2e-4 --warmup-steps 200]
 
 For every preset and balance power, one training run `RUN = RUNS/<preset>_b<power>` on the train split (every
 clip of every source, `egoallo data build` without `--train-fraction`), with one learning-rate schedule of
-`--steps` steps and a snapshot of the weights every `--keep-every` steps (`RUN/step_<N>`). Every snapshot is then
+`--steps` steps (with `--init-from`, a fine-tune of that checkpoint, `RUNS/<preset>_ft_b<power>`, whose step 0 is
+the checkpoint itself) and a snapshot of the weights every `--keep-every` steps (`RUN/step_<N>`). Every snapshot is then
 evaluated on the val split, which holds one clip per rare activity (docs/dataset.md): 128-frame windows, every
 2nd, foot guidance, the point-cloud floor a user has, 1 sample, seed 0, the checkpoint's 30 DDIM steps. The
 choice uses the **mean over activity groups** of that evaluation.
@@ -32,7 +34,7 @@ from egoallo.data.sources import DAZ_VALIDATION_CLIPS
 
 RARE = tuple(DAZ_VALIDATION_CLIPS.values())
 """The activities the val split must hold (`egoallo train --val-activities`): those moved to it for validation."""
-TRAIN = ("--warmup-steps", "300", "--learning-rate", "5e-4", "--val-every", "500", "--checkpoint-every", "250",
+TRAIN = ("--val-every", "500", "--checkpoint-every", "250",
          "--seed", "0", "--mirror-probability", "0.5", "--reshape-probability", "0.3", "--val-balance-power", "0")
 """The recipe of the shipped prior's last stages (its PROVENANCE.md), with the balanced validation loss."""
 
@@ -56,13 +58,14 @@ def train(dataset: Path, run: Path, preset: str, power: float, args: argparse.Na
         return True
     command = ["train", "--dataset", str(dataset), "--out", str(run), "--model", preset, "--steps", str(args.steps),
                "--keep-every", str(args.keep_every), "--balance-power", str(power), "--threads", str(args.threads),
+               "--learning-rate", f"{args.learning_rate:g}", "--warmup-steps", str(args.warmup_steps),
+               *(["--init-from", str(args.init_from)] if args.init_from else []),
                *(["--val-activities", *args.val_activities] if args.val_activities else []), *TRAIN]
     return egoallo(command, timeout=max(deadline - time.monotonic(), 1.0))
 
 
-def evaluate(dataset: Path, snapshot: Path, split: str, deadline: float) -> dict | None:
-    """The val report of one snapshot (evaluated now unless it exists); None when the time ran out."""
-    out = snapshot.parent / split / snapshot.name
+def evaluate(dataset: Path, snapshot: Path, out: Path, split: str, deadline: float) -> dict | None:
+    """The val report of one snapshot in `out` (evaluated now unless it exists); None when the time ran out."""
     report = out / "egoallo+feet_w128.json"
     if not report.is_file():
         command = ["eval", "--dataset", str(dataset), "--split", split, "--checkpoint", str(snapshot), "--out", str(out),
@@ -125,6 +128,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--split", default="val", help="the split the snapshots are chosen on (val; others only to try it)")
     parser.add_argument("--val-activities", nargs="*", default=list(RARE), help="activities the val split must hold")
+    parser.add_argument("--init-from", type=Path, help="fine-tune this checkpoint (its preset must be in --presets)")
+    parser.add_argument("--learning-rate", type=float, default=5e-4)
+    parser.add_argument("--warmup-steps", type=int, default=300)
     parser.add_argument("--max-hours", type=float, default=float("inf"), help="stop (resumably) after this long")
     parser.add_argument("--docs", type=Path, default=Path(__file__).resolve().parents[1] / "docs")
     args = parser.parse_args()
@@ -136,15 +142,19 @@ def main() -> None:
     rows = []
     for preset in args.presets:
         for power in args.balance_powers:
-            run = args.runs / f"{preset}_b{power:g}"
+            run = args.runs / f"{preset}{'_ft' if args.init_from else ''}_b{power:g}"
             finished = train(args.dataset, run, preset, power, args, deadline)
-            for snapshot in sorted(run.glob("step_*")):
-                summary = evaluate(args.dataset, snapshot, args.split, deadline)
+            snapshots = sorted(run.glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+            if args.init_from:
+                snapshots.insert(0, args.init_from)
+            for snapshot in snapshots:
+                step = 0 if snapshot == args.init_from else int(snapshot.name.split("_")[1])
+                summary = evaluate(args.dataset, snapshot, run / args.split / f"step_{step}", args.split, deadline)
                 if summary is None:
                     break
                 parameters = sum(p.numel() for p in EgoDenoiser(read_config(snapshot / "config.json")).parameters())
-                rows.append({"preset": preset, "power": power, "step": int(snapshot.name.split("_")[1]),
-                             "parameters": parameters, "summary": summary})
+                rows.append({"preset": preset + (" (fine-tuned)" if args.init_from else ""), "power": power,
+                             "step": step, "parameters": parameters, "summary": summary})
             if not finished or time.monotonic() > deadline:
                 print(f"stopped at --max-hours {args.max_hours:g}; rerun the same command to resume", flush=True)
                 break
