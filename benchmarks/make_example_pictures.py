@@ -28,7 +28,8 @@ def main() -> None:
     shares = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            result_path = Path(tmp) / f"example_result_{seed}.npz"
+            result_path = Path(tmp) / str(seed) / "example_result.npz"
+            result_path.parent.mkdir()
             if egoallo(["infer", "--example", "--seed", str(seed), "--out", str(result_path)]) != 0:
                 raise SystemExit(f"egoallo infer --example --seed {seed} failed")
             if seed == args.seeds[0]:
