@@ -1,8 +1,8 @@
 """`egoallo batch` on a generated corpus: throughput with 1 and 2 local workers and on a local Ray cluster,
 and what a SIGKILL part-way leaves for the rerun.
 
-    python benchmarks/batch_corpus.py [--work DIR] [--copies 6] [--runs local1,local2,ray1,ray2] [--kill-demo]
-        [--guidance feet]
+    python benchmarks/batch_corpus.py [--work DIR] [--copies 6] [--runs local1,local2,ray1,ray2] [--repeats 1]
+        [--kill-demo] [--guidance feet]
 
 The corpus (written under --work, default a temporary folder) is made from the shipped example trajectory
 (11 s, 30 Hz) and the real Aria files in ../shared/aria, laid out as Aria Everyday Activities, Nymeria (with a
@@ -10,7 +10,11 @@ wristband recording that must be left out) and plain MPS output, plus loose TUM 
 space and time, resampled to 1 kHz like MPS, played forward and back to make longer recordings; and four
 broken ones (a truncated CSV, a header without rows, a TUM file with a garbage line, an .npz of the wrong
 shape). Each run is `egoallo batch CORPUS --out OUT --guidance feet` with the shipped model in a fresh OUT, timed from the
-command's start to its end (worker start-up included). Prints a markdown table: recordings per minute,
+command's start to its end (worker start-up included): `localN` on N pool workers, `rayN` with `--ray` (a local cluster
+of N CPUs started and stopped by the command), `joinN` with `--ray ADDRESS` joining a local cluster of N CPUs
+started before the timing (Ray's cost per recording without its start-up; the start-up is printed). With
+--repeats R the runs are made R times, every other time in reverse order, and each round's Ray / local pool
+wall-time ratios are printed (rounds measured back to back share the machine's state). Prints a markdown table: recordings per minute,
 × real time (seconds of motion estimated per second of wall time), the peak resident memory of a worker,
 the recordings' own times summed over the wall time (how many workers were busy on average) and the
 machine's load average when the run started (other processes on a shared machine slow every run).
@@ -133,15 +137,51 @@ def read_summary(out: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def timed_run(corpus: Path, out: Path, workers: int, ray: bool, flags: list[str]) -> dict[str, float | str]:
-    """One `egoallo batch` run in a fresh `out`; its throughput figures."""
+HEAD = """
+import logging, sys, ray
+ray.init(num_cpus=int(sys.argv[1]), include_dashboard=False, logging_level=logging.WARNING,
+         _system_config={"worker_niceness": 0})
+print(ray.get_runtime_context().gcs_address, flush=True)
+sys.stdin.read()  # until the benchmark closes it
+ray.shutdown()
+"""
+
+
+class ray_head:
+    """A local Ray cluster of `cpus` CPUs in a process of its own (as `ray start --head` gives, without touching the
+    other Ray clusters on the machine); its address, and how long it took to start."""
+
+    def __init__(self, cpus: int) -> None:
+        self.cpus = cpus
+
+    def __enter__(self) -> tuple[str, float]:
+        start = time.perf_counter()
+        self.process = subprocess.Popen([sys.executable, "-c", HEAD, str(self.cpus)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        address = self.process.stdout.readline().strip()
+        if not address:
+            raise RuntimeError("the Ray head did not start")
+        return address, time.perf_counter() - start
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def timed_run(corpus: Path, out: Path, workers: int, ray: str | None, flags: list[str]) -> dict[str, float | str]:
+    """One `egoallo batch` run in a fresh `out` (`ray`: None for the local pool, "local" for `--ray`, else the
+    address of a running cluster); its throughput figures."""
     shutil.rmtree(out, ignore_errors=True)
-    command = egoallo("batch", str(corpus), "--out", str(out), "--workers", str(workers), *flags, *(["--ray"] if ray else []))
+    backend = [] if ray is None else ["--ray"] if ray == "local" else ["--ray", ray]
+    command = egoallo("batch", str(corpus), "--out", str(out), "--workers", str(workers), *flags, *backend)
     load = os.getloadavg()[0]
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    joins = ray not in (None, "local")  # the head made a token for its cluster (~/.ray/auth_token)
+    env = {**os.environ, "RAY_AUTH_MODE": "token"} if joins else None
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
-    print(f"$ egoallo batch CORPUS --out OUT --workers {workers} {' '.join(flags)}{' --ray' if ray else ''}  "
+    print(f"$ {'RAY_AUTH_MODE=token ' if joins else ''}egoallo batch CORPUS --out OUT --workers {workers} "
+          f"{' '.join([*flags, *backend])}  "
           f"(exit {done.returncode})")
     print(done.stdout.strip())
     rows = read_summary(out)
@@ -149,7 +189,7 @@ def timed_run(corpus: Path, out: Path, workers: int, ray: bool, flags: list[str]
     motion = sum(float(r["motion_s"]) for r in rows if r["status"] == "ok")
     peaks = [float(r["worker_peak_mb"]) for r in rows if r["worker_peak_mb"]]
     return {
-        "run": f"{'Ray (local cluster)' if ray else 'local pool'}, {workers} worker(s)",
+        "run": f"{RUN_NAMES[ray if ray in (None, 'local') else 'join']}, {workers} worker(s)",
         "recordings": f"{sum(r['status'] == 'ok' for r in rows)} ok + {sum(r['status'] == 'failed' for r in rows)} failed",
         "wall_s": wall,
         "per_min": len(finished) / wall * 60,
@@ -158,6 +198,10 @@ def timed_run(corpus: Path, out: Path, workers: int, ray: bool, flags: list[str]
         "busy": sum(float(r["seconds"]) for r in finished) / wall,
         "load": load,
     }
+
+
+RUN_NAMES = {None: "local pool", "local": "Ray (local cluster, started by the run)",
+             "join": "Ray (joined a running local cluster)"}
 
 
 def counts(out: Path) -> str:
@@ -195,7 +239,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=None, help="folder for the corpus and outputs (default: temporary)")
     parser.add_argument("--copies", type=int, default=6, help="variants per layout (3 recordings each)")
-    parser.add_argument("--runs", default="local1,local2,ray1,ray2", help="comma-separated: local1, local2, ray1, ray2")
+    parser.add_argument("--runs", default="local1,local2,ray1,ray2",
+                        help="comma-separated: localN, rayN, joinN (N workers)")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds of the runs, every other one in reverse order")
     parser.add_argument("--kill-demo", action="store_true")
     parser.add_argument("--kill-after", type=int, default=6)
     parser.add_argument("--guidance", default="feet", help="egoallo batch --guidance (default feet)")
@@ -209,9 +255,26 @@ def main() -> None:
     flags = ["--guidance", args.guidance]
     if args.kill_demo:
         kill_demo(corpus, work / "out-kill", args.kill_after, flags)
-    results = []
-    for run in filter(None, args.runs.split(",")):
-        results.append(timed_run(corpus, work / f"out-{run}", int(run[-1]), run.startswith("ray"), flags))
+    runs = [r for r in args.runs.split(",") if r]
+    results, rounds = [], []
+    for repeat in range(args.repeats):
+        walls = {}
+        for run in runs if repeat % 2 == 0 else runs[::-1]:
+            workers, kind = int(run[-1]), run[:-1]
+            if kind == "join":
+                with ray_head(workers) as (address, started):
+                    print(f"(a local Ray cluster of {workers} CPU(s) at {address}, started in {started:.1f} s)")
+                    result = timed_run(corpus, work / f"out-{run}", workers, address, flags)
+            else:
+                result = timed_run(corpus, work / f"out-{run}", workers, "local" if kind == "ray" else None, flags)
+            results.append(result)
+            walls[run] = result["wall_s"]
+        rounds.append(walls)
+    if any(r.startswith(("ray", "join")) and f"local{r[-1]}" in runs for r in runs):
+        print("\nRay / local pool wall time, each round (runs of the same round back to back):")
+        for i, walls in enumerate(rounds):
+            print(f"  round {i + 1}: " + ", ".join(f"{r} {walls[r] / walls[f'local{r[-1]}']:.3f}" for r in runs
+                                                 if r[:-1] in ("ray", "join") and f"local{r[-1]}" in walls))
     if results:
         print("\n| run | recordings | wall (s) | recordings / min | × real time | peak RAM per worker (MiB) "
               "| Σ recording time / wall | load average at start |")

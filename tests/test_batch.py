@@ -265,3 +265,85 @@ def test_ray_local_cluster(corpus, tiny_checkpoint, tmp_path, capsys):
     assert "on a local Ray cluster (2 at once)" in printed.out
     assert [r["status"] for r in summary(out).values()] == ["failed", "ok", "ok"]
     InferenceResult.load(out / "seq1" / "result.npz")
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """The processes below `pid`, each with its command line (read from /proc)."""
+    parents, lines = {}, {}
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            lines[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (ValueError, OSError):
+            continue
+        parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+    below, grown = {pid}, True
+    while grown:
+        more = {p for p, parent in parents.items() if parent in below} - below
+        below |= more
+        grown = bool(more)
+    return {p: lines[p] for p in below - {pid}}
+
+
+class killer:
+    """In a thread: SIGKILL the first process below this one whose command line holds `marker`, once."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker, self.killed, self.done = marker, None, threading.Event()
+
+    def _watch(self) -> None:
+        import signal
+        import time
+
+        while not self.done.is_set():
+            found = [(p, line) for p, line in descendants(os.getpid()).items() if self.marker in line]
+            if found:
+                os.kill(found[0][0], signal.SIGKILL)
+                self.killed = found[0]
+                return
+            time.sleep(0.01)
+
+    def __enter__(self) -> killer:
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+
+@pytest.fixture
+def two_recordings(tmp_path) -> Path:
+    corpus = tmp_path / "corpus"
+    for name in ("a", "b"):
+        mps_files(corpus / name / "mps" / "slam")
+    return corpus
+
+
+def test_a_lost_pool_worker_fails_its_recording_and_the_rest_go_on(two_recordings, tiny_checkpoint, tmp_path):
+    options = BatchOptions(infer=InferOptions(checkpoint=tiny_checkpoint, steps=1, device_is_cpf=True, threads=1))
+    with killer("spawn_main") as kill:  # the first pool worker, while it starts or runs recording a
+        report = run_corpus(two_recordings, tmp_path / "out", options, workers=1, say=lambda _: None, progress=False)
+    assert kill.killed is not None
+    rows = summary(tmp_path / "out")
+    assert rows["a"]["status"] == "failed"
+    assert rows["a"]["error"].startswith("the worker running it was lost (a worker process died: killed, or out of "
+                                         "memory); rerun to retry it.")
+    assert rows["b"]["status"] == "ok"  # on a new pool
+    assert report.exit_code == 3 and not (tmp_path / "out" / "a" / "result.npz").exists()
+    InferenceResult.load(tmp_path / "out" / "b" / "result.npz")
+
+
+def test_ray_retries_a_recording_whose_worker_was_killed(two_recordings, tiny_checkpoint, tmp_path):
+    pytest.importorskip("ray", reason="pip install 'egoallo[cluster]'")
+    shutil.rmtree(two_recordings / "b")
+    options = BatchOptions(infer=InferOptions(checkpoint=tiny_checkpoint, steps=1, device_is_cpf=True, threads=1))
+    with killer("ray::run_job") as kill:  # the Ray worker while it runs recording a's first attempt
+        report = run_corpus(two_recordings, tmp_path / "out", options, workers=1, ray="local", say=lambda _: None,
+                            progress=False)
+    assert kill.killed is not None and "ray::run_job" in kill.killed[1]
+    rows = summary(tmp_path / "out")
+    assert rows["a"]["status"] == "ok", rows["a"]["error"]  # run again on a new worker (without retries: "lost")
+    assert report.exit_code == 0
+    InferenceResult.load(tmp_path / "out" / "a" / "result.npz")

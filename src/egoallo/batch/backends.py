@@ -123,7 +123,10 @@ class RayCluster:
         if self.address != "local":
             check_reachable(self.address)
         local = self.address == "local"
-        start = {"num_cpus": self.workers or cores_here(), "include_dashboard": False} if local else {}
+        # Ray starts its workers at niceness +15, below everything else on the machine: on a shared machine they
+        # then wait behind any other work, where the local pool's run at the command's priority.
+        start = {"num_cpus": self.workers or cores_here(), "include_dashboard": False,
+                 "_system_config": {"worker_niceness": 0}} if local else {}
         for attempt in range(LOCAL_START_TRIES if local else 1):
             try:
                 with native_logs_hidden():  # Ray's C++ client logs every failed try to stderr
