@@ -1,0 +1,114 @@
+"""Many samples, one body and how sure it is: the consensus of a result's samples and each joint's spread.
+
+The prior's samples are plausible bodies for the same head motion; where the head says little (arms, legs
+while sitting) they disagree. Two consensuses are poses of the body model, never a joint average that
+shortens bones:
+
+- `"mean"`: each joint's local rotation averaged over the samples (the chordal L2 mean: the arithmetic mean of
+  the matrices projected back onto SO(3)), the shape averaged, contacts averaged; the root then follows from
+  the head (Eq. 5), as every sample's does;
+- `"medoid"`: the sample whose joints lie nearest the others' (least summed mean joint distance).
+
+`joint_spread_m (T, 52)` is the radius around the consensus joint within which the true joint lies with
+probability `STATED_LEVEL` (90 %): the root-mean-square distance of the samples' joints from the consensus
+joint (with the small-sample factor `sqrt(S / (S - 1))`), times `SPREAD_SCALE`, measured on the validation
+split (docs/uncertainty.md). Other levels scale it as the distance of an isotropic 3D Gaussian would
+(`interval_radius`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .geometry import so3
+from .prior.state import MotionState
+
+ConsensusKind = Literal["mean", "medoid"]
+
+STATED_LEVEL = 0.9
+"""The probability with which the true joint lies within `joint_spread_m` of the consensus joint."""
+SPREAD_SCALE = 1.0
+"""`joint_spread_m` over the samples' root-mean-square distance from the consensus (small-sample corrected):
+the factor that makes the stated 90 % interval cover 90 % of the joint errors on the validation split, for the
+shipped 4-step student with 8 samples and foot guidance (`benchmarks/uncertainty_report.py --split val`,
+docs/uncertainty.md)."""
+
+
+def mean_rotations(rotations: Tensor) -> Tensor:
+    """The chordal L2 mean `(...)` of rotations `(S, ..., 3, 3)` over the first axis: the mean matrix projected
+    onto SO(3) (identical rotations give themselves)."""
+    return so3.project(rotations.mean(dim=0))
+
+
+def mean_state(state: MotionState) -> MotionState:
+    """The `"mean"` consensus `(1, T, ...)` of samples `state (S, T, ...)`: every local rotation averaged and
+    projected onto SO(3), the shape and the contacts averaged."""
+    hands = None if state.hand_rotations is None else mean_rotations(state.hand_rotations)[None]
+    return MotionState(
+        betas=state.betas.mean(dim=0, keepdim=True),
+        body_rotations=mean_rotations(state.body_rotations)[None],
+        contacts=state.contacts.mean(dim=0, keepdim=True),
+        hand_rotations=hands,
+    )
+
+
+def medoid_index(joints: np.ndarray | Tensor) -> int:
+    """The sample of `joints (S, T, J, 3)` with the least summed mean joint distance to the others."""
+    joints = torch.as_tensor(joints, dtype=torch.float64)
+    S = joints.shape[0]
+    distance = torch.zeros(S, S, dtype=torch.float64)
+    for s in range(S):
+        distance[s] = torch.linalg.vector_norm(joints - joints[s], dim=-1).mean(dim=(1, 2))
+    return int(distance.sum(dim=1).argmin())
+
+
+def sample_state(state: MotionState, index: int) -> MotionState:
+    """Sample `index` of `state (S, T, ...)`, as `(1, T, ...)`."""
+    pick = slice(index, index + 1)
+    hands = None if state.hand_rotations is None else state.hand_rotations[pick]
+    return MotionState(state.betas[pick], state.body_rotations[pick], state.contacts[pick], hands)
+
+
+def raw_spread(joints: np.ndarray, consensus: np.ndarray) -> np.ndarray:
+    """`(T, J)` root-mean-square distance of the samples' `joints (S, T, J, 3)` from `consensus (T, J, 3)`,
+    times `sqrt(S / (S - 1))` (S - 1 samples' worth of spread around a consensus drawn from them); needs S >= 2."""
+    S = joints.shape[0]
+    if S < 2:
+        raise ValueError("a spread needs at least two samples")
+    squared = np.zeros(consensus.shape[:-1], dtype=np.float64)
+    for s in range(S):  # one sample at a time: no (S, T, J, 3) temporary in float64
+        squared += np.square(joints[s].astype(np.float64) - consensus).sum(axis=-1)
+    return np.sqrt(squared / (S - 1))
+
+
+def joint_spread(joints: np.ndarray, consensus: np.ndarray, scale: float = SPREAD_SCALE) -> np.ndarray:
+    """`joint_spread_m (T, J)`: the radius of the stated `STATED_LEVEL` interval around `consensus (T, J, 3)`
+    from the samples' `joints (S, T, J, 3)`."""
+    return (scale * raw_spread(joints, consensus)).astype(np.float32)
+
+
+def _maxwell_cdf(r: float) -> float:
+    """P(|x| <= r) for x a standard 3D Gaussian (the chi distribution with 3 degrees of freedom)."""
+    return math.erf(r / math.sqrt(2.0)) - math.sqrt(2.0 / math.pi) * r * math.exp(-r * r / 2.0)
+
+
+def _maxwell_quantile(level: float) -> float:
+    """The radius `r` with `_maxwell_cdf(r) == level`, by bisection."""
+    lo, hi = 0.0, 20.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if _maxwell_cdf(mid) < level else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def interval_radius(spread_m: np.ndarray, level: float) -> np.ndarray:
+    """The radius of the stated `level` interval (0 < level < 1) from `joint_spread_m` (the `STATED_LEVEL`
+    radius): scaled as the quantiles of an isotropic 3D Gaussian's distance from its mean."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level {level} is not between 0 and 1")
+    return spread_m * (_maxwell_quantile(level) / _maxwell_quantile(STATED_LEVEL))
