@@ -102,6 +102,10 @@ def evaluate_cli(
         if stature_range[0] > stature_range[1]:
             raise UserError(f"--stature-range {stature_range[0]:g} {stature_range[1]:g}: expected LOW HIGH, low first.")
     modes = frozenset(guidance) - {"off"}
+    from ..resources import MemoryNeed, available_memory, check_memory
+
+    check_memory(MemoryNeed((max(windows),), samples, max(windows) if modes else 0), f"--windows {max(windows)}",
+                 available_memory())
     names = method_names(modes, floor, baselines, stature_range, with_stature)
     check_output_files(out, report_files(names, windows), force=force)
     check_dataset(dataset)
