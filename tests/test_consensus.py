@@ -199,3 +199,19 @@ def test_eval_with_samples_reports_the_consensus(tiny_dataset, tiny_checkpoint, 
     assert line["mpjpe_consensus_activity_mean"]["mean"] > 0 and -1.0 <= line["spread_spearman"] <= 1.0
     assert set(line["spread_coverage"]) == {"0.5", "0.68", "0.9", "0.95"}
     assert "Spread: Spearman" in (out / "egoallo_w32.md").read_text()
+
+
+def test_the_viewer_shows_the_consensus_and_its_spread(consensus_result):
+    pytest.importorskip("viser")
+    from egoallo.viz.viewer import ResultViewer, SceneData
+
+    scene = SceneData.from_result(InferenceResult.load(consensus_result))
+    assert scene.consensus_vertices.shape[0] == scene.num_frames and scene.joint_spread_m.shape == (scene.num_frames, 52)
+    viewer = ResultViewer(scene, port=0)
+    try:
+        viewer.set_frame(7)
+        np.testing.assert_allclose(viewer.nodes["/spread"].points, scene.consensus_joints[7, :22])
+        np.testing.assert_allclose(viewer.nodes["/body/consensus"].vertices, scene.consensus_vertices[7])
+        assert viewer.nodes["/spread"].colors.shape == (22, 3)
+    finally:
+        viewer.close()

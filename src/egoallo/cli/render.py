@@ -52,8 +52,8 @@ def render(
 
     from ..body import BodyModel
     from ..result import InferenceResult, check_body_model
-    from ..viz.render import (DEFAULT_COLORS, GHOST_COLOR, SPREAD_COLORMAP, SPREAD_RANGE_M, View, path_lines,
-                              render_animation, render_meshes, spread_colors)
+    from ..viz.render import (SPREAD_COLORMAP, SPREAD_RANGE_M, View, path_lines, render_animation, render_meshes,
+                              spread_colors)
 
     data = InferenceResult.load(result)
     if sample is not None and not 0 <= sample < data.num_samples:
@@ -110,15 +110,12 @@ def render(
     if len(spans) > 1:
         title += f", {len(spans) - 1} tracking gap(s) dotted"
     view = View(azimuth, elevation, title)
-    colors = [GHOST_COLOR] * len(ghost_vertices) + [DEFAULT_COLORS[0]]
     if suffix == ".png":
-        scene = [(v, faces) for g in ghost_vertices for v in g] + [(v, faces) for v in vertices]
-        colors = [GHOST_COLOR] * (len(scene) - len(vertices)) + [DEFAULT_COLORS[0]] * len(vertices)
-        render_meshes(out, scene, [view], lines=lines, panel_size=6.0, colors=colors,
+        render_meshes(out, [(v, faces) for v in vertices], [view], lines=lines, panel_size=6.0,
                       markers=markers and [(np.concatenate([m[0] for m in markers]), np.concatenate([m[1] for m in markers]))],
-                      legend=legend)
+                      legend=legend, ghosts=[(v, faces) for g in ghost_vertices for v in g])
     else:
-        scenes = [[(g[k], faces) for g in ghost_vertices] + [(v, faces)] for k, v in enumerate(vertices)]
-        render_animation(out, scenes, view, fps=fps, lines=lines, progress=True, colors=colors,
-                         markers=markers and [[m] for m in markers])
+        render_animation(out, [[(v, faces)] for v in vertices], view, fps=fps, lines=lines, progress=True,
+                         markers=markers and [[m] for m in markers],
+                         ghosts=[[(g[k], faces) for g in ghost_vertices] for k in range(len(vertices))])
     print(f"wrote {out}")

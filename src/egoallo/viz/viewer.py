@@ -32,7 +32,7 @@ from ..errors import UserError
 from ..inputs.trajectory import HeadTrajectory
 from ..inputs.wrist_palm import read_wrist_palm, to_world_observations
 from ..result import InferenceResult
-from .render import DEFAULT_COLORS, GHOST_COLOR, spread_colors
+from .render import DEFAULT_COLORS, spread_colors
 
 FOOT_JOINTS = ("left_ankle", "right_ankle", "left_foot", "right_foot")
 HANDS = ("left", "right")
@@ -41,6 +41,7 @@ _CONTACT_RGB = np.array([230.0, 50.0, 30.0])
 _HEAD_PATH_RGB = (214, 39, 40)
 _WRIST_RGB = (40, 160, 60)
 _REFRESH_HZ = 30.0
+_GHOST_RGB = (120, 120, 120)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,16 +316,16 @@ class ResultViewer:
         api, scene = self.server.scene, self.scene
         ghosts = scene.consensus_vertices is not None
         for s in range(scene.num_samples):
-            color = _rgb(GHOST_COLOR if ghosts else DEFAULT_COLORS[s % len(DEFAULT_COLORS)])
+            color = _GHOST_RGB if ghosts else _rgb(DEFAULT_COLORS[s % len(DEFAULT_COLORS)])
             self._add(api.add_mesh_simple(f"/body/sample_{s}", scene.vertices[s, 0], scene.faces, color=color,
-                                          opacity=0.35 if ghosts else None))
+                                          opacity=0.3 if ghosts else None))
             for name in FOOT_JOINTS:
                 self._add(api.add_icosphere(f"/body/sample_{s}/feet/{name}", radius=0.035, color=_contact_rgb(0.0)))
         if ghosts:
             self._add(api.add_mesh_simple("/body/consensus", scene.consensus_vertices[0], scene.faces,
                                           color=_rgb(DEFAULT_COLORS[0])))
             self._add(api.add_point_cloud("/spread", scene.consensus_joints[0, :22], self._spread_rgb(0),
-                                          point_size=0.05, point_shape="circle", precision="float32"))
+                                          point_size=0.06, point_shape="circle", precision="float32"))
 
     def _spread_rgb(self, t: int) -> np.ndarray:
         """(22, 3) uint8 colours of the consensus's body joints at frame `t` by their spread."""
@@ -393,6 +394,10 @@ class ResultViewer:
                     node.visible = bool(np.isfinite(wrist).all())
                     if node.visible:
                         node.position = wrist
+
+    def go_to(self, t: int) -> None:
+        """Move the "Frame" slider to frame `t`, which shows it (`set_frame`)."""
+        self._controls.frame.value = int(t)
 
     def _update_sample(self, s: int) -> None:
         t = self.frame
