@@ -167,6 +167,8 @@ def test_samples_out_of_range_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "x 100000000 sample(s) need about" in err and "expected a run that fits: --samples" in err
     assert "\n" not in err and not (tmp_path / "x.npz").exists()
+    assert main(["eval", "--dataset", str(tmp_path / "none.h5"), "--out", str(tmp_path / "r"), "--samples", "100000000"]) == 2
+    assert "128 frames (0.1 min at 30 fps) x 100000000 sample(s) need about" in capsys.readouterr().err
 
 
 def _window(activity: str, single: float, consensus: float, spread: list[float], error: list[float]) -> WindowResult:
