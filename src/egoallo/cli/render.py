@@ -102,8 +102,8 @@ def render(
         rgb = spread_colors(data.joint_spread_m[chosen])
         markers = [(j[:22] - origin, c[:22]) for j, c in zip(joints_zup, rgb)]
         level = data.metadata.get("consensus", {}).get("stated_level", 0.9)
-        legend = (f"joints coloured by spread ({SPREAD_COLORMAP}: {SPREAD_RANGE_M[0] * 100:.0f} cm dark to "
-                  f"{SPREAD_RANGE_M[1] * 100:.0f} cm bright; the true joint lies within it {level:.0%} of the time)")
+        legend = (f"joint colour: spread ({SPREAD_COLORMAP}, {SPREAD_RANGE_M[0] * 100:.0f} cm dark to "
+                  f"{SPREAD_RANGE_M[1] * 100:.0f} cm bright): the true joint lies within it {level:.0%} of the time")
     what = f"consensus of {data.num_samples} samples" if consensus else f"sample {sample or 0}"
     stature = float(body.with_shape(torch.from_numpy(betas)).stature) if consensus else data.stature_m[sample or 0]
     title = f"{result.name}: {what}, {T / data.fps:.1f} s, stature {stature:.2f} m"

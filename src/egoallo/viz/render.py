@@ -88,7 +88,7 @@ DEFAULT_COLORS = ["#8fb3d9", "#d99f8f", "#9fd98f", "#d9cf8f"]
 GHOST_COLOR = "#d4d4d4"
 """The samples drawn behind their consensus (`egoallo render --ghosts`)."""
 SPREAD_COLORMAP = "plasma"
-SPREAD_RANGE_M = (0.0, 0.5)
+SPREAD_RANGE_M = (0.0, 1.0)
 """Joint spreads mapped onto the colour map's ends (a larger spread takes the top colour)."""
 
 
