@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from typing import Literal
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ from torch import Tensor
 from .body import BodyModel
 from .body.plausibility import plausibility
 from .body.stature import fit_stature
+from .consensus import SPREAD_SCALE, STATED_LEVEL, ConsensusKind, joint_spread, mean_state, medoid_index, sample_state
 from .geometry import se3
 from .guidance import GuidanceWeights
 from .observations import Observations
@@ -53,6 +55,15 @@ class SamplingConfig:
     stature_m: float | None = None
     """The wearer's stature, when given (`--stature`): every sample is the motion of the body of that stature
     (`stature_known`)."""
+    consensus: ConsensusKind = "mean"
+    """With two or more samples, the consensus body the result holds besides them (`egoallo.consensus`)."""
+    guided: GuidedBodies = "consensus"
+    """With two or more samples and guidance, which bodies are guided (see `GuidedBodies`)."""
+
+
+GuidedBodies = Literal["consensus", "samples", "both"]
+"""With two or more samples: guide the consensus only (the samples stay as sampled; one guidance solve),
+every sample (the consensus is formed from the guided samples), or both (the samples, then their consensus)."""
 
 
 def stature_known(body: BodyModel, stature_m: float, d_state: int) -> Known:
@@ -204,34 +215,41 @@ def estimate_body_motion(
     steps.close()
     sampled_s = time.perf_counter() - started
     state = MotionState.unpack(x0, net.include_hands)  # the sampler's x0 is projected onto SO(3)
-    if config.guidance:
+    several = config.num_samples >= 2
+    if config.guidance and (not several or config.guided != "consensus"):
         state = guided(state, config.post_iterations, "post")
     betas, T_world_root, joints = place_in_world(body, state, T_world_cpf.float())
     shaped = body.with_shape(betas)
-
     T_input_zup = trajectory.T_input_world
-    R, p = T_input_zup[:3, :3], T_input_zup[:3, 3]
-    joints = joints.numpy()  # (S, T, 52, 3), z-up world
-    joints_input = np.empty(joints.shape, dtype=np.float32)  # in the input's world, computed in float64 a chunk at a time
-    for start in range(0, joints.shape[1], PLACEMENT_CHUNK):
-        chunk = slice(start, start + PLACEMENT_CHUNK)
-        joints_input[:, chunk] = joints[:, chunk].astype(np.float64) @ R.T + p
-    local = state.local_rotations.float().numpy()
-    if local.shape[-3] == 21:
-        fingers = np.broadcast_to(np.eye(3, dtype=np.float32), (*local.shape[:2], 30, 3, 3))
-        local = np.concatenate([local, fingers], axis=-3)
+    consensus: dict[str, np.ndarray] = {}
+    if several:
+        agreed = mean_state(state) if config.consensus == "mean" else sample_state(state, medoid_index(joints))
+        if config.guidance and config.guided != "samples":
+            agreed = guided(agreed, config.post_iterations, "consensus")
+        betas_c, T_world_root_c, joints_c = place_in_world(body, agreed, T_world_cpf.float())
+        joints_c = in_input_frame(joints_c.numpy(), T_input_zup)[0]
+        consensus = {
+            "joints_world_consensus": joints_c,
+            "T_world_root_consensus": (T_input_zup @ T_world_root_c[0].double().numpy()).astype(np.float32),
+            "local_rotations_consensus": with_fingers(agreed.local_rotations.float().numpy())[0],
+            "betas_consensus": betas_c[0].numpy().astype(np.float32),
+        }
+    joints_input = in_input_frame(joints.numpy(), T_input_zup)
+    if several:
+        consensus["joint_spread_m"] = joint_spread(joints_input, consensus["joints_world_consensus"].astype(np.float64))
     return InferenceResult(
         timestamps_ns=trajectory.timestamps_ns.astype(np.int64),
         T_world_cpf=T_input_zup @ trajectory.T_world_cpf,
         joints_world=joints_input,
         T_world_root=(T_input_zup @ T_world_root.double().numpy()).astype(np.float32),
-        local_rotations=local.astype(np.float32, copy=False),
+        local_rotations=with_fingers(state.local_rotations.float().numpy()),
         betas=betas.numpy().astype(np.float32, copy=False),
         contacts=state.contacts.numpy().astype(np.float32, copy=False),
         stature_m=shaped.stature.numpy().astype(np.float32),
         floor_z=float(floor_z),
         T_input_zup=T_input_zup,
         fps=fps,
+        **consensus,
         metadata={
             **(metadata or {}),
             "sampling": {**dataclasses.asdict(config), "guidance": sorted(config.guidance)},
@@ -242,5 +260,31 @@ def estimate_body_motion(
                 joints, float(floor_z), shaped.rest_joint_heights.double().numpy(), fps
             ).to_json(),
             "timing_s": {"sampling": sampled_s, "total": time.perf_counter() - started},
+            **({"consensus": consensus_record(config)} if several else {}),
         },
     )
+
+
+def consensus_record(config: SamplingConfig) -> dict:
+    """`metadata["consensus"]`: which consensus, which bodies were guided, the spread's stated level and scale."""
+    return {"kind": config.consensus, "guided": config.guided if config.guidance else "none",
+            "stated_level": STATED_LEVEL, "spread_scale": SPREAD_SCALE}
+
+
+def in_input_frame(joints: np.ndarray, T_input_zup: np.ndarray) -> np.ndarray:
+    """`joints (S, T, J, 3)` of the z-up world moved to the input's world, as float32 computed in float64 a chunk of
+    frames at a time."""
+    R, p = T_input_zup[:3, :3], T_input_zup[:3, 3]
+    out = np.empty(joints.shape, dtype=np.float32)
+    for start in range(0, joints.shape[1], PLACEMENT_CHUNK):
+        chunk = slice(start, start + PLACEMENT_CHUNK)
+        out[:, chunk] = joints[:, chunk].astype(np.float64) @ R.T + p
+    return out
+
+
+def with_fingers(local: np.ndarray) -> np.ndarray:
+    """Local rotations `(S, T, 21 | 51, 3, 3)` as float32 `(S, T, 51, 3, 3)`: fingers at rest when not modelled."""
+    if local.shape[-3] == 21:
+        fingers = np.broadcast_to(np.eye(3, dtype=np.float32), (*local.shape[:2], 30, 3, 3))
+        local = np.concatenate([local, fingers], axis=-3)
+    return local.astype(np.float32, copy=False)

@@ -45,6 +45,10 @@ class InferOptions:
     hands: Path | None = None
     vrs: Path | None = None
     samples: int = 1
+    consensus: Literal["mean", "medoid"] = "mean"
+    """With two or more samples, their consensus body (`egoallo.consensus`)."""
+    guided: Literal["consensus", "samples", "both"] = "consensus"
+    """With two or more samples and guidance: which bodies are guided (`inference.GuidedBodies`)."""
     steps: int | None = None
     seed: int = 0
     device: Literal["cpu", "cuda"] = "cpu"
@@ -202,6 +206,8 @@ def estimate_file(
         guidance=modes,
         guidance_inner=options.guidance_inner,
         stature_m=stature,
+        consensus=options.consensus,
+        guided=options.guided,
     )
     result = estimate_recording(
         segments,

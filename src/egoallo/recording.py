@@ -26,6 +26,7 @@ import torch
 from .body import BodyModel
 from .body.plausibility import plausibility
 from .errors import UserError
+from .consensus import joint_spread
 from .inference import SamplingConfig, estimate_body_motion, place_in_world
 from .inputs.gait import floor_without_points
 from .inputs.points import FloorEstimate, PointCloud, PointCloudError, estimate_floor_z, floor_given
@@ -171,8 +172,10 @@ def estimate_recording(
         for i, (segment, floor) in enumerate(zip(segments, floors))
     ]
     if len(parts) > 1:
-        betas = shared_betas([part.result for part in parts])
-        parts = [dataclasses.replace(part, result=with_betas(body, part.result, betas)) for part in parts]
+        results = [part.result for part in parts]
+        betas = shared_betas([r.betas for r in results], results)
+        consensus = shared_betas([r.betas_consensus[None] for r in results], results) if results[0].has_consensus else None
+        parts = [dataclasses.replace(part, result=with_betas(body, part.result, betas, consensus)) for part in parts]
     return joined(parts, body, metadata)
 
 
@@ -199,8 +202,9 @@ def estimate_part(
         if "non-finite" not in str(error):
             raise
         raise ModelOutputError(non_finite_message(checkpoint, "rotations while sampling", index)) from None
-    for name in ("joints_world", "T_world_root", "local_rotations", "betas", "contacts", "stature_m"):
-        if not np.isfinite(getattr(result, name)).all():
+    for name in ("joints_world", "T_world_root", "local_rotations", "betas", "contacts", "stature_m",
+                 "joints_world_consensus", "joint_spread_m"):
+        if getattr(result, name) is not None and not np.isfinite(getattr(result, name)).all():
             raise ModelOutputError(non_finite_message(checkpoint, name, index))
     return Part(result, origin, segment, observed, floor_z)
 
@@ -213,30 +217,43 @@ def non_finite_message(checkpoint: str, what: str, index: int) -> str:
     )
 
 
-def shared_betas(results: list[InferenceResult]) -> np.ndarray:
-    """(S, B) every sample's body shape averaged over the segments, weighted by their frames."""
+def shared_betas(shapes: list[np.ndarray], results: list[InferenceResult]) -> np.ndarray:
+    """(S, B) the body shapes `shapes` (one `(S, B)` per segment of `results`) averaged over the segments,
+    weighted by their frames."""
     frames = np.array([len(r.timestamps_ns) for r in results], dtype=np.float64)
-    stacked = np.stack([r.betas.astype(np.float64) for r in results])  # (K, S, B)
+    stacked = np.stack([b.astype(np.float64) for b in shapes])  # (K, S, B)
     return (stacked * frames[:, None, None]).sum(axis=0) / frames.sum()
 
 
-def with_betas(body: BodyModel, result: InferenceResult, betas: np.ndarray) -> InferenceResult:
-    """`result` with body shape `betas (S, B)`, re-placed by Eq. 5 so the CPF stays on the head pose."""
-    S, T = result.local_rotations.shape[:2]
-    local = torch.from_numpy(result.local_rotations)
-    shape = torch.from_numpy(betas).float()
-    state = MotionState(shape[:, None].expand(S, T, -1), local[:, :, :21], torch.from_numpy(result.contacts),
-                        local[:, :, 21:])
+def with_betas(body: BodyModel, result: InferenceResult, betas: np.ndarray,
+               betas_consensus: np.ndarray | None = None) -> InferenceResult:
+    """`result` with body shape `betas (S, B)` (its consensus with `betas_consensus (1, B)`), re-placed by Eq. 5 so
+    the CPF stays on the head pose; the spread measured again around the re-placed consensus."""
     T_input_zup = result.T_input_zup
-    T_zup_cpf = np.linalg.inv(T_input_zup) @ result.T_world_cpf
-    _, T_zup_root, joints = place_in_world(body, state, torch.from_numpy(T_zup_cpf))
-    return dataclasses.replace(
-        result,
-        betas=betas.astype(np.float32),
-        T_world_root=(T_input_zup @ T_zup_root.double().numpy()).astype(np.float32),
-        joints_world=(joints.double().numpy() @ T_input_zup[:3, :3].T).astype(np.float32),
-        stature_m=body.with_shape(shape).stature.numpy().astype(np.float32),
-    )
+    T_zup_cpf = torch.from_numpy(np.linalg.inv(T_input_zup) @ result.T_world_cpf)
+    T_world_root, joints, stature = replaced(body, result.local_rotations, betas, T_zup_cpf, T_input_zup)
+    changed = dict(betas=betas.astype(np.float32), T_world_root=T_world_root, joints_world=joints, stature_m=stature)
+    if betas_consensus is not None and result.has_consensus:
+        T_root_c, joints_c, _ = replaced(body, result.local_rotations_consensus[None], betas_consensus, T_zup_cpf,
+                                         T_input_zup)
+        changed |= dict(betas_consensus=betas_consensus[0].astype(np.float32), T_world_root_consensus=T_root_c[0],
+                        joints_world_consensus=joints_c[0], joint_spread_m=joint_spread(joints, joints_c[0].astype(np.float64)))
+    return dataclasses.replace(result, **changed)
+
+
+def replaced(body: BodyModel, local_rotations: np.ndarray, betas: np.ndarray, T_zup_cpf: torch.Tensor,
+             T_input_zup: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bodies of `local_rotations (S, T, 51, 3, 3)` and shapes `betas (S, B)` placed by Eq. 5 on the head poses
+    `T_zup_cpf (T, 4, 4)`: `T_world_root (S, T, 4, 4)`, `joints_world (S, T, 52, 3)` in the input's world
+    (rotated by `T_input_zup`, not yet moved) and `stature_m (S,)`, float32."""
+    S, T = local_rotations.shape[:2]
+    local = torch.from_numpy(local_rotations)
+    shape = torch.from_numpy(betas).float()
+    state = MotionState(shape[:, None].expand(S, T, -1), local[:, :, :21], torch.zeros(S, T, 21), local[:, :, 21:])
+    _, T_zup_root, joints = place_in_world(body, state, T_zup_cpf)
+    return ((T_input_zup @ T_zup_root.double().numpy()).astype(np.float32),
+            (joints.double().numpy() @ T_input_zup[:3, :3].T).astype(np.float32),
+            body.with_shape(shape).stature.numpy().astype(np.float32))
 
 
 def moved_back(part: Part) -> InferenceResult:
@@ -244,13 +261,22 @@ def moved_back(part: Part) -> InferenceResult:
     head poses exactly as read."""
     result = part.result
     shift = result.T_input_zup[:3, :3] @ part.origin
-    T_world_root = result.T_world_root.astype(np.float64)
-    T_world_root[..., :3, 3] += shift
+
+    def moved(T_world_root: np.ndarray) -> np.ndarray:
+        T_world_root = T_world_root.astype(np.float64)
+        T_world_root[..., :3, 3] += shift
+        return T_world_root
+
+    consensus = {} if not result.has_consensus else dict(
+        joints_world_consensus=result.joints_world_consensus.astype(np.float64) + shift,
+        T_world_root_consensus=moved(result.T_world_root_consensus),
+    )
     return dataclasses.replace(
         result,
         joints_world=result.joints_world.astype(np.float64) + shift,
-        T_world_root=T_world_root,
+        T_world_root=moved(result.T_world_root),
         T_world_cpf=part.segment.T_input_world @ part.segment.T_world_cpf,
+        **consensus,
     )
 
 
@@ -268,6 +294,10 @@ def joined(parts: list[Part], body: BodyModel, metadata: dict[str, Any]) -> Infe
     def along_time(name: str, axis: int) -> np.ndarray:
         return joined_arrays([getattr(r, name) for r in results], axis)
 
+    consensus = {} if not first.has_consensus else {
+        name: along_time(name, 0) for name in ("joints_world_consensus", "T_world_root_consensus",
+                                               "local_rotations_consensus", "joint_spread_m")
+    }
     over_floor = joined_arrays([above_floor(part, result) for part, result in zip(parts, results)], 1)
     heights = body.with_shape(torch.from_numpy(first.betas)).rest_joint_heights.double().numpy()
     figures = plausibility(over_floor, 0.0, heights, first.fps).to_json()
@@ -279,6 +309,7 @@ def joined(parts: list[Part], body: BodyModel, metadata: dict[str, Any]) -> Infe
         T_world_root=along_time("T_world_root", 1),
         local_rotations=along_time("local_rotations", 1),
         contacts=along_time("contacts", 1),
+        **consensus,
         floor_z=next(p.floor_z for p in parts if p.segment.world_frame == main_frame([p.segment for p in parts])),
         metadata={
             **reference.metadata,

@@ -5,7 +5,8 @@ Arrays are in the input trajectory's own world frame (metres). `S` samples,
 after the other (`metadata["segments"]`, `metadata["gaps"]`). `load` refuses
 anything `infer` would not write: missing keys, other shapes or dtypes,
 non-finite values, non-rotations, timestamps that do not increase, metadata
-that is not a JSON object.
+that is not a JSON object. A result of two or more samples may hold their consensus (`CONSENSUS_ARRAYS`: all
+of them or none; older files have none) and each joint's spread (`egoallo.consensus`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,14 @@ _ARRAYS = {
     "stature_m": ("S",),
     "T_input_zup": (4, 4),
 }
+CONSENSUS_ARRAYS = {
+    "joints_world_consensus": ("T", 52, 3),
+    "T_world_root_consensus": ("T", 4, 4),
+    "local_rotations_consensus": ("T", 51, 3, 3),
+    "betas_consensus": ("B",),
+    "joint_spread_m": ("T", 52),
+}
+"""The consensus body of the samples and each joint's spread: in a result of two or more samples, all or none."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,10 +119,35 @@ class InferenceResult:
     """(4, 4) from the gravity-aligned (z-up) frame the model worked in to the input's frame."""
     fps: float
     metadata: dict
+    joints_world_consensus: np.ndarray | None = None
+    """(T, 52, 3) float64: the consensus body's joints (`egoallo.consensus`; `metadata["consensus"]` says which
+    kind), or None (one sample, or a file written before consensuses)."""
+    T_world_root_consensus: np.ndarray | None = None
+    """(T, 4, 4) the consensus body's pelvis poses (placed from the head by Eq. 5, as every sample's)."""
+    local_rotations_consensus: np.ndarray | None = None
+    """(T, 51, 3, 3) the consensus body's local rotations of joints 1..51."""
+    betas_consensus: np.ndarray | None = None
+    """(B,) the consensus body's shape."""
+    joint_spread_m: np.ndarray | None = None
+    """(T, 52) metres: the true joint lies within this distance of the consensus joint with the probability
+    `metadata["consensus"]["stated_level"]` (90 %, calibrated on validation: docs/uncertainty.md)."""
 
     @property
     def num_samples(self) -> int:
         return self.joints_world.shape[0]
+
+    @property
+    def has_consensus(self) -> bool:
+        return self.joints_world_consensus is not None
+
+    def body(self, sample: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """`(joints_world (T, 52, 3), T_world_root (T, 4, 4), local_rotations (T, 51, 3, 3), betas (B,))` of
+        sample `sample`, or of the consensus when `sample` is None and the result has one (else sample 0)."""
+        if sample is None and self.has_consensus:
+            return (self.joints_world_consensus, self.T_world_root_consensus, self.local_rotations_consensus,
+                    self.betas_consensus)
+        s = 0 if sample is None else sample
+        return self.joints_world[s], self.T_world_root[s], self.local_rotations[s], self.betas[s]
 
     def segment_spans(self) -> list[Span]:
         """The segments of the frames (`metadata["segments"]`), in order; one span of every frame on `floor_z`
@@ -123,6 +157,8 @@ class InferenceResult:
     def save(self, path: str | os.PathLike, *, force: bool = False) -> Path:
         """Write atomically; refuses to replace an existing file unless `force`."""
         arrays = {k: getattr(self, k) for k in _ARRAYS}
+        if self.has_consensus:
+            arrays |= {k: getattr(self, k) for k in CONSENSUS_ARRAYS}
         return write_npz(
             path,
             {
@@ -141,18 +177,15 @@ class InferenceResult:
     def load(path: str | os.PathLike) -> InferenceResult:
         """Read and check a result file (clear errors for other versions or missing keys)."""
         path = Path(path)
-        data = read_npz(path, what="result", keys=(*_ARRAYS, "floor_z", "fps", "metadata", "format_version", "joint_names"))
+        data = read_npz(path, what="result", keys=(*_ARRAYS, *CONSENSUS_ARRAYS, "floor_z", "fps", "metadata",
+                                                    "format_version", "joint_names"))
         format_version(path, data, "result", FORMAT_VERSION)
         dims: dict[str, int] = {}
         for key, spec in _ARRAYS.items():
             if key not in data:
                 raise UserError(f"{path}: missing key '{key}'.")
-            shape = data[key].shape
-            ok = len(shape) == len(spec) and all(
-                (dims.setdefault(w, g) == g) if isinstance(w, str) else g == w for g, w in zip(shape, spec)
-            )
-            if not ok:
-                raise UserError(f"{path}: '{key}' has shape {shape}, expected {spec} (with {dims}).")
+            _check_shape(path, key, data[key].shape, spec, dims)
+        consensus = _consensus_arrays(path, data, dims)
         for key in ("floor_z", "fps", "metadata"):
             if key not in data:
                 raise UserError(f"{path}: missing key '{key}'.")
@@ -167,7 +200,44 @@ class InferenceResult:
             floor_z=float(arrays["floor_z"]),
             fps=float(arrays["fps"]),
             metadata=_metadata(path, data["metadata"]),
+            **consensus,
         )
+
+
+def _check_shape(path: Path, key: str, shape: tuple[int, ...], spec: tuple, dims: dict[str, int]) -> None:
+    """A `UserError` unless `shape` fits `spec` (named dimensions agree with `dims`, which records them)."""
+    ok = len(shape) == len(spec) and all(
+        (dims.setdefault(w, g) == g) if isinstance(w, str) else g == w for g, w in zip(shape, spec)
+    )
+    if not ok:
+        raise UserError(f"{path}: '{key}' has shape {shape}, expected {spec} (with {dims}).")
+
+
+def _consensus_arrays(path: Path, data: dict, dims: dict[str, int]) -> dict[str, np.ndarray]:
+    """The consensus arrays of a result (none in older files): all or none, shapes as `CONSENSUS_ARRAYS`, finite,
+    rotations and rigid transforms where they belong, a spread of at least 0 m."""
+    present = [k for k in CONSENSUS_ARRAYS if k in data]
+    if not present:
+        return {}
+    if len(present) < len(CONSENSUS_ARRAYS):
+        missing = next(k for k in CONSENSUS_ARRAYS if k not in data)
+        raise UserError(f"{path}: has '{present[0]}' but no '{missing}'; expected all of {list(CONSENSUS_ARRAYS)} or none.")
+    arrays = {}
+    for key, spec in CONSENSUS_ARRAYS.items():
+        _check_shape(path, key, data[key].shape, spec, dims)
+        arrays[key] = _checked_values(path, key, data[key])
+    negative = np.argwhere(arrays["joint_spread_m"] < 0)
+    if negative.size:
+        at = tuple(int(i) for i in negative[0])
+        raise UserError(f"{path}: 'joint_spread_m' at {at} is {float(arrays['joint_spread_m'][at]):.6g}; expected "
+                        "a spread of at least 0 m.")
+    _check_rotations(path, "local_rotations_consensus", arrays["local_rotations_consensus"], rigid=False)
+    _check_rotations(path, "T_world_root_consensus", arrays["T_world_root_consensus"], rigid=True)
+    far = np.argwhere(np.abs(arrays["joints_world_consensus"]) > MAX_COORDINATE_M)
+    if far.size:
+        raise UserError(f"{path}: 'joints_world_consensus' at {tuple(int(i) for i in far[0])} lies beyond "
+                        f"{MAX_COORDINATE_M:g} m from the origin; expected positions within it.")
+    return arrays
 
 
 def _checked_values(path: Path, key: str, values: np.ndarray) -> np.ndarray:
@@ -201,16 +271,22 @@ def _check_layout(path: Path, arrays: dict[str, np.ndarray]) -> None:
             raise UserError(f"{path}: '{key}' at {tuple(int(i) for i in far[0])} lies {float(np.abs(values).max()):.3g} m "
                             f"from the origin; expected positions within {MAX_COORDINATE_M:g} m.")
     for key in ("local_rotations", "T_world_root", "T_world_cpf", "T_input_zup"):
-        M = arrays[key].astype(np.float64)
-        R = M if key == "local_rotations" else M[..., :3, :3]
-        error = np.abs(np.swapaxes(R, -1, -2) @ R - np.eye(3)).max(axis=(-1, -2))
-        if key != "local_rotations":
-            error = np.maximum(error, np.abs(M[..., 3, :] - [0.0, 0.0, 0.0, 1.0]).max(axis=-1))
-        wrong = np.argwhere((error > ROTATION_TOLERANCE) | (np.linalg.det(R) < 0))
-        if wrong.size:
-            what = "rotation" if key == "local_rotations" else "rigid transform (rotation, last row 0 0 0 1)"
-            raise UserError(f"{path}: '{key}' at {tuple(int(i) for i in wrong[0])} is not a {what}; expected one "
-                            f"within {ROTATION_TOLERANCE}.")
+        _check_rotations(path, key, arrays[key], rigid=key != "local_rotations")
+
+
+def _check_rotations(path: Path, key: str, values: np.ndarray, rigid: bool) -> None:
+    """A `UserError` at the first entry of `values (..., 3, 3)` (or `(..., 4, 4)` when `rigid`) that is not a
+    rotation (a rigid transform)."""
+    M = values.astype(np.float64)
+    R = M[..., :3, :3] if rigid else M
+    error = np.abs(np.swapaxes(R, -1, -2) @ R - np.eye(3)).max(axis=(-1, -2))
+    if rigid:
+        error = np.maximum(error, np.abs(M[..., 3, :] - [0.0, 0.0, 0.0, 1.0]).max(axis=-1))
+    wrong = np.argwhere((error > ROTATION_TOLERANCE) | (np.linalg.det(R) < 0))
+    if wrong.size:
+        what = "rigid transform (rotation, last row 0 0 0 1)" if rigid else "rotation"
+        raise UserError(f"{path}: '{key}' at {tuple(int(i) for i in wrong[0])} is not a {what}; expected one "
+                        f"within {ROTATION_TOLERANCE}.")
 
 
 def _check_body(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -66,6 +66,8 @@ def evaluate_cli(
     split: str = "test",
     sources: tuple[str, ...] | None = None,
     body_model: Path | None = None,
+    consensus: Literal["mean", "medoid"] = "mean",
+    guided: Literal["consensus", "samples", "both"] = "consensus",
     force: bool = False,
 ) -> None:
     """Evaluate the prior (and optionally the no-learning baselines) on held-out windows; writes JSON + markdown.
@@ -76,7 +78,7 @@ def evaluate_cli(
         checkpoint: Model directory (default: the shipped one).
         steps: Denoising steps; default: the checkpoint's own (see `egoallo infer --help`).
         windows: Window lengths in frames (the paper: 32 and 128).
-        samples: Samples per window.
+        samples: Samples per window; with two or more, their consensus body is measured too, against the same window estimated with one sample, and the spread's Spearman correlation with the error and its coverage.
         max_windows: Only the first N windows (quick checks).
         window_step: Only every N-th window (a cheaper run that still covers every clip type).
         baselines: Also evaluate the rest-pose and nearest-neighbour baselines.
@@ -85,6 +87,8 @@ def evaluate_cli(
         stature_range: LOW HIGH (m): every clip performed again by a body of a stature drawn uniformly from this range (the body-shape augmentation; one draw per clip), e.g. 1.50 1.95.
         with_stature: Also give the method the true stature (as egoallo infer --stature) with the floor of --floor (points, true): what knowing the stature adds when the floor is known.
         sources: Only clips of these sources (e.g. `cmu` for the cross-dataset test).
+        consensus: With two or more samples, the consensus body: mean (each local rotation averaged, projected onto SO(3)) or medoid (the sample nearest the others).
+        guided: With two or more samples and guidance, which bodies are guided: the consensus only (as egoallo infer does), every sample, or both.
         force: Overwrite reports of the same names in OUT.
     """
     for flag, value in (("--samples", samples), ("--window-step", window_step),
@@ -98,6 +102,10 @@ def evaluate_cli(
         if stature_range[0] > stature_range[1]:
             raise UserError(f"--stature-range {stature_range[0]:g} {stature_range[1]:g}: expected LOW HIGH, low first.")
     modes = frozenset(guidance) - {"off"}
+    from ..resources import MemoryNeed, available_memory, check_memory
+
+    check_memory(MemoryNeed((max(windows),), samples, max(windows) if modes else 0), f"--windows {max(windows)}",
+                 available_memory())
     names = method_names(modes, floor, baselines, stature_range, with_stature)
     check_output_files(out, report_files(names, windows), force=force)
     check_dataset(dataset)
@@ -107,7 +115,7 @@ def evaluate_cli(
     for window in windows:
         config = EvalConfig(window=window, samples=samples, num_steps=steps, eta=eta, seed=seed, max_windows=max_windows,
                             window_step=window_step, guidance=modes, floor=floor, stature_range=stature_range,
-                            with_stature=with_stature)
+                            with_stature=with_stature, consensus=consensus, guided=guided)
         predictors = [diffusion_predictor(denoiser, body, config)]
         if baselines:
             predictors += [rest_pose_predictor(body), NearestNeighbourPredictor(body, dataset, window)]
@@ -127,6 +135,10 @@ def evaluate_cli(
                 for case in skipped[:10]:
                     print(f"  {case.clip_id}" + ("" if case.start is None else f" @ {case.start}") + f": {case.reason}")
             medians = {f"{m}_median": summary["all"][m]["median"] for m in ("floor_error_cm", "stature_error_cm")}
+            several = {}
+            if spread := summary.get("spread"):
+                several = {f"{m}_activity_mean": summary["activity_mean"][m] for m in ("mpjpe_single", "mpjpe_consensus")}
+                several |= {"spread_spearman": spread["spearman"], "spread_coverage": spread["stated_vs_observed"]}
             print(json.dumps({"method": name, "window": window, "mpjpe_activity_mean": summary["activity_mean"]["mpjpe"],
                               "activities": summary["activity_mean"]["activities"], "mpjpe_window_mean": summary["all"]["mpjpe"],
-                              **medians}))
+                              **medians, **several}))

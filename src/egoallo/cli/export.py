@@ -17,17 +17,17 @@ def export(
     result: Annotated[Path, tyro.conf.Positional],
     to: Literal["bvh", "amass", "glb"],
     out: Path,
-    sample: int = 0,
+    sample: int | None = None,
     body_model: Path | None = None,
     force: bool = False,
 ) -> None:
-    """Export one sample of a result.npz: BVH of the 52-joint skeleton, an AMASS-style .npz (for SMPL-H users), or an animated body mesh (.glb).
+    """Export one body of a result.npz: BVH of the 52-joint skeleton, an AMASS-style .npz (for SMPL-H users), or an animated body mesh (.glb).
 
     Args:
         result: result.npz from `egoallo infer`.
         to: Output format.
         out: Output file; refuses to overwrite without --force.
-        sample: Which sample.
+        sample: Which sample; default: the consensus of the samples when the result has one (the AMASS-style .npz then carries its joint_spread_m), else sample 0.
         body_model: The body model the result was made with (default: $EGOALLO_SMPLH_MODEL or the shipped one).
     """
     check_output(out, (SUFFIXES[to],), force=force)
@@ -37,7 +37,7 @@ def export(
     from ..result import InferenceResult, check_body_model
 
     data = InferenceResult.load(result)
-    if not 0 <= sample < data.num_samples:
+    if sample is not None and not 0 <= sample < data.num_samples:
         raise UserError(f"{result}: has {data.num_samples} sample(s); --sample {sample} is out of range.")
     if (gaps := data.metadata.get("gaps")) and to != "glb":
         print(f"warning: {result} holds {len(gaps) + 1} segments separated by tracking gaps; {to} frames are evenly "
@@ -47,6 +47,8 @@ def export(
     motion = result_motion(data, sample)
     if to == "glb":
         write_glb(out, motion, body, frame_times(data.timestamps_ns))
+    elif to == "bvh":
+        write_bvh(out, motion, body)
     else:
-        (write_bvh if to == "bvh" else write_amass_npz)(out, motion, body)
-    print(f"wrote {out} ({motion.num_frames} frames)")
+        write_amass_npz(out, motion, body, data.joint_spread_m if motion.name == "consensus" else None)
+    print(f"wrote {out} ({motion.name}, {motion.num_frames} frames)")

@@ -32,6 +32,8 @@ def infer(
     hands: Path | None = None,
     vrs: Path | None = None,
     samples: int = 1,
+    consensus: Literal["mean", "medoid"] = "mean",
+    guided: Literal["consensus", "samples", "both"] = "consensus",
     steps: int | None = None,
     seed: int = 0,
     device: Literal["cpu", "cuda"] = "cpu",
@@ -57,7 +59,9 @@ def infer(
         wrist_palm: Aria MPS wrist_and_palm_poses.csv for --guidance wrist3d.
         hands: Hand keypoint detections (.npz: timestamps_ns, keypoints_2d, confidence[, keypoints_3d_camera]) for --guidance hands.
         vrs: Aria .vrs recording: detect the hands in its RGB stream (MediaPipe, cached in ~/.cache/egoallo) and guide with them, camera from its calibration (implies --guidance hands; instead of --hands).
-        samples: Number of motion samples.
+        samples: Number of motion samples; with two or more, the result also holds their consensus body (what render, view and export show) and each joint's spread, joint_spread_m: the true joint lies within it 90 % of the time (calibrated on validation, docs/uncertainty.md).
+        consensus: With two or more samples, the consensus body: mean (each joint's local rotation averaged and projected onto SO(3), the shape averaged, the root placed from the head) or medoid (the sample nearest the others).
+        guided: With two or more samples and guidance, which bodies are guided: the consensus only (fastest: the samples stay as sampled), every sample (the consensus then formed from them), or both.
         steps: Denoising steps; default: the checkpoint's own (the shipped distilled student's 4; 30 for a prior trained on data). Without --checkpoint, a count the student was not distilled for runs the shipped prior it was distilled from.
         seed: Random seed.
         device: Torch device for the network.
@@ -83,7 +87,7 @@ def infer(
     options = InferOptions(
         checkpoint=checkpoint, points=points, floor_z=floor_z, calibration=calibration, device_is_cpf=device_is_cpf,
         up=up, guidance=modes, guidance_inner=guidance_inner, wrist_palm=wrist_palm, hands=hands, vrs=vrs,
-        samples=samples, steps=steps, seed=seed, device=device, threads=threads, body_model=body_model,
+        samples=samples, consensus=consensus, guided=guided, steps=steps, seed=seed, device=device, threads=threads, body_model=body_model,
         stature_m=None if stature is None else check_stature(stature),
     )
     estimate = estimate_file(trajectory, options)

@@ -59,7 +59,7 @@ COMMANDS: dict[str, Command | dict[str, Command]] = {
     ),
     "export": Command(
         "export:export",
-        "Export one sample of a result.npz: BVH of the 52-joint skeleton, an AMASS-style .npz (for SMPL-H users), "
+        "Export one body of a result.npz: BVH of the 52-joint skeleton, an AMASS-style .npz (for SMPL-H users), "
         "or an animated body mesh (.glb).",
         RESULT,
     ),

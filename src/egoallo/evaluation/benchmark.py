@@ -26,7 +26,11 @@ performers' own statures.
 Metrics are averaged per window, then reported as mean ± standard error over
 windows: overall, per group (held-out performers: CMU, CMU Daz, ReActIdle;
 held-out styles of seen performers: Bandai Namco), per source and per
-activity (`source/activity`). The headline is the **mean over activities**
+activity (`source/activity`). With two or more samples, the result's consensus body
+(`egoallo.consensus`) is measured too: `mpjpe_consensus` next to `mpjpe_single` (the same window estimated
+with one sample, as `--samples 1` gives it), the share of joint errors within the stated intervals of the
+spread (`coverage_50` ... `coverage_95`), and the Spearman correlation of spread and error over window x
+joint cells (`summary["spread"]`). The headline is the **mean over activities**
 (each activity's window mean, averaged with equal weight; its standard error
 from the activities' own), next to the mean over windows, so that a common
 activity (most windows are idle standing) cannot hide a rare one. Besides the paper's metrics: the floor's error, how often the
@@ -55,25 +59,31 @@ from tqdm import tqdm
 from ..body import BodyModel
 from ..body.plausibility import largest_jump, plausibility, wrist_above_shoulder
 from ..body.stature import betas_with_stature, stature_eye_height
+from ..consensus import ConsensusKind, interval_radius
 from ..data.dataset import MotionDataset, reshape_window
 from ..files import write_files_atomic
 from ..guidance import GuidanceWeights, wrist_observations
-from ..inference import SamplingConfig, estimate_body_motion, standing_eye_height
+from ..inference import GuidedBodies, SamplingConfig, estimate_body_motion, standing_eye_height
 from ..inputs.gait import floor_without_points
 from ..inputs.stature import stature_floor
 from ..inputs.trajectory import HeadTrajectory
 from ..observations import Observations
 from ..prior.network import EgoDenoiser
 from ..prior.state import MotionState
-from .metrics import BODY_JOINTS, body_metrics, stature_error_cm
+from .metrics import BODY_JOINTS, body_metrics, mpjpe, stature_error_cm
 
 METRICS = ("mpjpe", "pa_mpjpe", "pa_mpjpe_reference", "T_head", "foot_contact", "foot_skate", "wrist_error_mm",
            "stature_error_cm", "floor_error_cm", "penetration_share", "deepest_penetration_cm",
            "wrist_above_shoulder", "wrist_above_shoulder_truth", "jump_excess_cm", "pops")
+COVERAGE_LEVELS = (0.5, 0.68, 0.9, 0.95)
+"""Stated levels of the spread's intervals whose observed coverage is reported."""
+CONSENSUS_METRICS = ("mpjpe_single", "mpjpe_consensus", *(f"coverage_{round(100 * p)}" for p in COVERAGE_LEVELS))
+"""Metrics of a run with two or more samples (`EvalConfig.samples`)."""
 WRISTS = [20, 21]
 UNITS = {"mpjpe": "mm", "pa_mpjpe": "mm", "pa_mpjpe_reference": "mm", "wrist_error_mm": "mm", "T_head": "m", "foot_contact": "",
          "foot_skate": "", "stature_error_cm": "cm", "floor_error_cm": "cm", "penetration_share": "", "deepest_penetration_cm": "cm",
-         "wrist_above_shoulder": "", "wrist_above_shoulder_truth": "", "jump_excess_cm": "cm", "pops": ""}
+         "wrist_above_shoulder": "", "wrist_above_shoulder_truth": "", "jump_excess_cm": "cm", "pops": "",
+         "mpjpe_single": "mm", "mpjpe_consensus": "mm", **{m: "" for m in CONSENSUS_METRICS[2:]}}
 POP_EXCESS_M = 0.2
 """A sample pops when its largest frame-to-frame joint jump exceeds the truth's by more than this."""
 HELD_OUT_PERFORMER_SOURCES = ("cmu", "cmu_daz", "reactidle", "amass")
@@ -106,6 +116,22 @@ class EvalConfig:
     """(low, high) m: every clip performed by a body of a stature drawn uniformly from it (None: the capture's own)."""
     with_stature: bool = False
     """Give the method the true stature (as `--stature`) whatever the floor (always with floor "stature")."""
+    consensus: ConsensusKind = SamplingConfig.consensus
+    """With two or more samples: the consensus body (`SamplingConfig.consensus`)."""
+    guided: GuidedBodies = SamplingConfig.guided
+    """With two or more samples and guidance: which bodies are guided (`SamplingConfig.guided`)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Consensus:
+    """What a predictor of two or more samples adds: the consensus body and spread, and the one-sample estimate."""
+
+    joints_world: np.ndarray
+    """(T, 52, 3) the consensus body's joints."""
+    joint_spread_m: np.ndarray
+    """(T, 52) the radius of the stated 90 % interval around each consensus joint."""
+    single: np.ndarray
+    """(T, 52, 3) the joints the same window gets with one sample (the same seed)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +145,10 @@ class WindowResult:
     metrics: dict[str, float]
     per_joint_mm: list[float]
     """(22,) mean error of each body joint over the window's frames and samples."""
+    per_joint_consensus_mm: list[float] | None = None
+    """(22,) with two or more samples: mean error of each body joint of the consensus over the frames."""
+    per_joint_spread_mm: list[float] | None = None
+    """(22,) with two or more samples: mean spread (`joint_spread_m`) of each body joint over the frames."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,8 +172,9 @@ def _check_prediction(joints: np.ndarray, stature: np.ndarray, num_frames: int) 
         raise ValueError("prediction contains NaN or infinite values")
 
 
-Predictor = Callable[[HeadTrajectory, int, dict, float], tuple[np.ndarray, np.ndarray]]
-"""`predict(trajectory (z-up, true floor at 0), seed, window, floor_z) -> (joints_world (S, T, 52, 3), stature_m (S,))`;
+Predictor = Callable[[HeadTrajectory, int, dict, float], tuple]
+"""`predict(trajectory (z-up, true floor at 0), seed, window, floor_z) -> (joints_world (S, T, 52, 3), stature_m (S,))`,
+and a third item, a `Consensus`, from a predictor of two or more samples that forms one;
 `floor_z` is the floor the method is given; `window` is the dataset window (ground truth), which only
 synthetic observations may use."""
 
@@ -154,7 +185,8 @@ def diffusion_predictor(denoiser: EgoDenoiser, body: BodyModel, config: EvalConf
     def predict(trajectory: HeadTrajectory, seed: int, window: dict, floor_z: float = 0.0):
         sampling = SamplingConfig(num_samples=config.samples, num_steps=config.num_steps, eta=config.eta, seed=seed,
                                   guidance=config.guidance, guidance_weights=config.guidance_weights,
-                                  post_iterations=config.guidance_iterations)
+                                  post_iterations=config.guidance_iterations, consensus=config.consensus,
+                                  guided=config.guided)
         observations = None
         if "wrist3d" in config.guidance:
             truth = MotionState(
@@ -168,7 +200,12 @@ def diffusion_predictor(denoiser: EgoDenoiser, body: BodyModel, config: EvalConf
         if config.floor == "stature" or config.with_stature:  # the wearer's true stature, as `--stature` gives it
             sampling = dataclasses.replace(sampling, stature_m=true_stature(body, window))
         result = estimate_body_motion(trajectory, denoiser, body, floor_z=floor_z, config=sampling, observations=observations)
-        return result.joints_world, result.stature_m
+        if not result.has_consensus:
+            return result.joints_world, result.stature_m
+        one = dataclasses.replace(sampling, num_samples=1)
+        single = estimate_body_motion(trajectory, denoiser, body, floor_z=floor_z, config=one, observations=observations)
+        consensus = Consensus(result.joints_world_consensus, result.joint_spread_m, single.joints_world[0])
+        return result.joints_world, result.stature_m, consensus
 
     return predict
 
@@ -256,7 +293,7 @@ def _evaluate_window(dataset: MotionDataset, clip: int, start: int, predict: Pre
     # The seed depends on the window, not its position in the list: runs over different subsets pair up.
     seed = config.seed + 100_003 * clip + start
     floor_z = given_floor(config, seed, trajectory_floor)
-    joints, stature = predict(trajectory, seed, w, floor_z)
+    joints, stature, *extra = predict(trajectory, seed, w, floor_z)
     _check_prediction(joints, stature, config.window)
     values = body_metrics(joints, w["joints_world"])
     values["wrist_error_mm"] = 1000.0 * np.linalg.norm(joints[:, :, WRISTS] - w["joints_world"][None, :, WRISTS], axis=-1).mean(axis=(1, 2))
@@ -273,8 +310,56 @@ def _evaluate_window(dataset: MotionDataset, clip: int, start: int, predict: Pre
     values["pops"] = (excess > POP_EXCESS_M).astype(np.float64)
     per_joint = 1000.0 * np.linalg.norm(joints[:, :, list(BODY_JOINTS)] - w["joints_world"][None, :, list(BODY_JOINTS)], axis=-1).mean(axis=(0, 1))
     group = "held-out performers" if info.source in HELD_OUT_PERFORMER_SOURCES else "held-out styles"
+    names, per_joint_c, per_joint_s = METRICS, None, None
+    if extra:
+        names = (*METRICS, *CONSENSUS_METRICS)
+        values |= consensus_metrics(extra[0], w["joints_world"])
+        error_c, spread = consensus_errors(extra[0], w["joints_world"])
+        per_joint_c = [round(float(e), 2) for e in 1000.0 * error_c.mean(axis=0)]
+        per_joint_s = [round(float(e), 2) for e in 1000.0 * spread.mean(axis=0)]
     return WindowResult(info.clip_id, info.activity, start, info.source, group,
-                        {m: float(np.mean(values[m])) for m in METRICS}, [round(float(e), 2) for e in per_joint])
+                        {m: float(np.mean(values[m])) for m in names}, [round(float(e), 2) for e in per_joint],
+                        per_joint_c, per_joint_s)
+
+
+def consensus_errors(consensus: Consensus, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`(T, 22)` each body joint's consensus error and spread (`joint_spread_m`), metres, against `truth (T, 52, 3)`."""
+    body = list(BODY_JOINTS)
+    error = np.linalg.norm(consensus.joints_world[:, body].astype(np.float64) - truth[:, body], axis=-1)
+    return error, consensus.joint_spread_m[:, body].astype(np.float64)
+
+
+def consensus_metrics(consensus: Consensus, truth: np.ndarray) -> dict[str, np.ndarray]:
+    """The `CONSENSUS_METRICS` of one window: single-sample and consensus MPJPE (mm), and the share of body-joint
+    errors within each stated interval of the spread."""
+    error, spread = consensus_errors(consensus, truth)
+    values = {"mpjpe_single": mpjpe(consensus.single[None], truth), "mpjpe_consensus": mpjpe(consensus.joints_world[None], truth)}
+    for level in COVERAGE_LEVELS:
+        values[f"coverage_{round(100 * level)}"] = np.array([np.mean(error <= interval_radius(spread, level))])
+    return values
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation of two equally long 1D arrays (ties ranked by order)."""
+    ranks = [np.argsort(np.argsort(x, kind="stable")).astype(np.float64) for x in (a, b)]
+    return float(np.corrcoef(*ranks)[0, 1])
+
+
+def spread_summary(rows: list[WindowResult]) -> dict | None:
+    """Over window x body-joint cells: Spearman of the mean spread against the consensus's mean error; the mean
+    coverage of each stated level. None when the rows have no consensus."""
+    if not rows or any(r.per_joint_spread_mm is None for r in rows):
+        return None
+    spread = np.concatenate([r.per_joint_spread_mm for r in rows])
+    error = np.concatenate([r.per_joint_consensus_mm for r in rows])
+    coverage = {f"{level:g}": float(np.mean([r.metrics[f"coverage_{round(100 * level)}"] for r in rows]))
+                for level in COVERAGE_LEVELS}
+    return {"spearman": spearman(spread, error), "cells": int(spread.size), "stated_vs_observed": coverage}
+
+
+def metric_names(rows: list[WindowResult]) -> tuple[str, ...]:
+    """The metrics every row has: `METRICS`, and the `CONSENSUS_METRICS` when all rows have them."""
+    return (*METRICS, *CONSENSUS_METRICS) if rows and all(CONSENSUS_METRICS[0] in r.metrics for r in rows) else METRICS
 
 
 def activity_key(result: WindowResult) -> str:
@@ -285,7 +370,7 @@ def activity_key(result: WindowResult) -> str:
 def _window_stats(rows: list[WindowResult]) -> dict:
     """Mean and standard error over windows of every metric."""
     out: dict = {"windows": len(rows)}
-    for m in METRICS:
+    for m in metric_names(rows):
         v = np.array([r.metrics[m] for r in rows])
         out[m] = {"mean": float(v.mean()), "stderr": float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0,
                   "median": float(np.median(v))}
@@ -300,7 +385,7 @@ def activity_mean(rows: list[WindowResult]) -> dict:
         groups[activity_key(r)].append(r)
     per_group = [_window_stats(g) for g in groups.values()]
     out: dict = {"windows": len(rows), "activities": len(per_group)}
-    for m in METRICS:
+    for m in metric_names(rows):
         means = np.array([g[m]["mean"] for g in per_group])
         errors = np.array([g[m]["stderr"] for g in per_group])
         out[m] = {"mean": float(means.mean()), "stderr": float(np.sqrt(np.square(errors).sum()) / len(per_group))}
@@ -325,15 +410,17 @@ def summarize(results: list[WindowResult]) -> dict:
         "group_activity_means": {name: activity_mean(rows) for name, rows in groups.items()},
         "sources": {name: _window_stats(rows) for name, rows in by(lambda r: r.source).items()},
         "activities": {name: _window_stats(rows) for name, rows in by(activity_key).items()},
+        **({"spread": spread} if (spread := spread_summary(results)) is not None else {}),
     }
 
 
 def markdown_table(summary: dict, title: str) -> str:
-    header = "| " + title + " | windows | " + " | ".join(f"{m} ({UNITS[m]})" if UNITS[m] else m for m in METRICS) + " |"
-    lines = [header, "|" + "---|" * (len(METRICS) + 2)]
+    names = [m for m in (*METRICS, *CONSENSUS_METRICS) if m in summary["all"]]
+    header = "| " + title + " | windows | " + " | ".join(f"{m} ({UNITS[m]})" if UNITS[m] else m for m in names) + " |"
+    lines = [header, "|" + "---|" * (len(names) + 2)]
 
     def row(name: str, s: dict) -> str:
-        cells = [f"{s[m]['mean']:.4g} ± {s[m]['stderr']:.2g}" for m in METRICS]
+        cells = [f"{s[m]['mean']:.4g} ± {s[m]['stderr']:.2g}" for m in names]
         return f"| {name} | {s['windows']} | " + " | ".join(cells) + " |"
 
     if "activity_mean" in summary:
@@ -347,6 +434,10 @@ def markdown_table(summary: dict, title: str) -> str:
         lines.append(row(f"*{g}: all windows*", s))
     lines += [row(f"source {name}", s) for name, s in summary.get("sources", {}).items()]
     lines += [row(a, s) for a, s in summary["activities"].items()]
+    if spread := summary.get("spread"):
+        coverage = ", ".join(f"{float(k):.0%} -> {v:.1%}" for k, v in spread["stated_vs_observed"].items())
+        lines += ["", f"Spread: Spearman {spread['spearman']:.3f} against the consensus's error over {spread['cells']} "
+                      f"window x joint cells; stated -> observed coverage of the joint errors: {coverage}"]
     return "\n".join(lines)
 
 

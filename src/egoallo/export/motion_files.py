@@ -5,7 +5,8 @@ skeleton's offsets are the sample's rest joints, so reading the file back
 gives the result's joint positions. AMASS-style files use SMPL-H's layout
 (`poses (T, 156)` axis-angle, `trans`, `betas`, `mocap_framerate`), with the
 pelvis at `J_0(β) + trans`; they are SMPL-H bodies only if the result was made
-with the SMPL-H model.
+with the SMPL-H model. A result with a consensus body exports the consensus unless a sample is asked for;
+the AMASS-style file then carries its `joint_spread_m (T, 52)` too.
 """
 
 from __future__ import annotations
@@ -27,16 +28,18 @@ from ..result import InferenceResult
 Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
 
-def result_motion(result: InferenceResult, sample: int = 0) -> Motion:
-    """One sample of a result as a `Motion` in the gravity-aligned z-up frame (floor at z = 0)."""
+def result_motion(result: InferenceResult, sample: int | None = None) -> Motion:
+    """One body of a result as a `Motion` in the gravity-aligned z-up frame (floor at z = 0): sample `sample`,
+    or with None the consensus when the result has one (else sample 0)."""
     T_zup_input = np.linalg.inv(result.T_input_zup)
     T_zup_input[2, 3] -= result.floor_z
+    _, T_world_root, local_rotations, betas = result.body(sample)
     return Motion(
-        name=f"sample {sample}",
+        name="consensus" if sample is None and result.has_consensus else f"sample {sample or 0}",
         fps=result.fps,
-        betas=result.betas[sample],
-        T_world_root=T_zup_input @ result.T_world_root[sample].astype(np.float64),
-        local_rotations=result.local_rotations[sample].astype(np.float64),
+        betas=betas,
+        T_world_root=T_zup_input @ T_world_root.astype(np.float64),
+        local_rotations=local_rotations.astype(np.float64),
         has_hands=True,
     )
 
@@ -89,8 +92,10 @@ def _depth_first(children: dict[int, list[int]]) -> list[int]:
     return order
 
 
-def write_amass_npz(path: str | os.PathLike, motion: Motion, body: BodyModel) -> Path:
-    """AMASS-style `poses (T, 156)`, `trans (T, 3)`, `betas (16,)`, `mocap_framerate`, `gender`, atomically."""
+def write_amass_npz(path: str | os.PathLike, motion: Motion, body: BodyModel,
+                    joint_spread_m: np.ndarray | None = None) -> Path:
+    """AMASS-style `poses (T, 156)`, `trans (T, 3)`, `betas (16,)`, `mocap_framerate`, `gender`, atomically; with
+    `joint_spread_m (T, 52)` (a consensus's spread, `egoallo.consensus`) that array too."""
     path = Path(path)
     T = motion.num_frames
     rotations = np.concatenate([motion.T_world_root[:, None, :3, :3], motion.local_rotations], axis=1)
@@ -105,6 +110,7 @@ def write_amass_npz(path: str | os.PathLike, motion: Motion, body: BodyModel) ->
         mocap_framerate=np.float64(motion.fps),
         gender=np.array("neutral"),
         body_model=np.array(body.name),
+        **({} if joint_spread_m is None else {"joint_spread_m": np.asarray(joint_spread_m, dtype=np.float32)}),
     )
     return write_bytes_atomic(path, buffer.getvalue())
 

@@ -1,5 +1,8 @@
 """A local web viewer of a result on viser: bodies over time, head trajectory, floor, points, contacts.
 
+A result with a consensus body (`egoallo.consensus`) shows it solid, its joints coloured by their spread
+(`render.spread_colors`), and the samples as pale ghosts around it.
+
 Everything is drawn in the result's own (input) world frame, with the up axis
 given by `T_input_zup`. Mesh vertices are computed once for every frame; playing
 a frame sends only new vertex positions.
@@ -29,7 +32,7 @@ from ..errors import UserError
 from ..inputs.trajectory import HeadTrajectory
 from ..inputs.wrist_palm import read_wrist_palm, to_world_observations
 from ..result import InferenceResult
-from .render import DEFAULT_COLORS
+from .render import DEFAULT_COLORS, spread_colors
 
 FOOT_JOINTS = ("left_ankle", "right_ankle", "left_foot", "right_foot")
 HANDS = ("left", "right")
@@ -38,6 +41,7 @@ _CONTACT_RGB = np.array([230.0, 50.0, 30.0])
 _HEAD_PATH_RGB = (214, 39, 40)
 _WRIST_RGB = (40, 160, 60)
 _REFRESH_HZ = 30.0
+_GHOST_RGB = (120, 120, 120)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +72,12 @@ class SceneData:
     origin: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(3))
     """(3,) float64: the point of the result's world drawn at the scene's origin (every position above is
     relative to it, so a UTM-scale world keeps millimetres in float32)."""
+    consensus_vertices: np.ndarray | None = None
+    """(T, V, 3) float32 the consensus body's mesh, or None (a result without one)."""
+    consensus_joints: np.ndarray | None = None
+    """(T, 52, 3) float32 the consensus body's joints."""
+    joint_spread_m: np.ndarray | None = None
+    """(T, 52) each consensus joint's spread."""
 
     @property
     def num_samples(self) -> int:
@@ -98,6 +108,14 @@ class SceneData:
         feet = [skeleton.JOINT_INDEX[name] for name in FOOT_JOINTS]
         if points is not None and len(points) > max_points:
             points = points[np.random.default_rng(0).choice(len(points), max_points, replace=False)]
+        consensus = {}
+        if result.has_consensus:
+            one = dataclasses.replace(result, T_world_root=result.T_world_root_consensus[None],
+                                      local_rotations=result.local_rotations_consensus[None],
+                                      betas=result.betas_consensus[None], joints_world=result.joints_world_consensus[None])
+            consensus = dict(consensus_vertices=body_vertices(one, body)[0],
+                             consensus_joints=result.joints_world_consensus.astype(np.float32),
+                             joint_spread_m=result.joint_spread_m)
         return SceneData(
             vertices=body_vertices(result, body),
             faces=body.faces.numpy().astype(np.uint32),
@@ -111,6 +129,7 @@ class SceneData:
             points=None if points is None else points - origin,
             wrists=wrist_observations(result),
             origin=origin,
+            **consensus,
         )
 
 
@@ -129,9 +148,13 @@ def moved_by(result: InferenceResult, offset: np.ndarray) -> InferenceResult:
         T[..., :3, 3] += offset
         return T
 
+    consensus = {} if not result.has_consensus else dict(
+        joints_world_consensus=result.joints_world_consensus.astype(np.float64) + offset,
+        T_world_root_consensus=moved(result.T_world_root_consensus),
+    )
     return dataclasses.replace(
         result, joints_world=result.joints_world.astype(np.float64) + offset, T_world_root=moved(result.T_world_root),
-        T_world_cpf=moved(result.T_world_cpf), T_input_zup=moved(result.T_input_zup),
+        T_world_cpf=moved(result.T_world_cpf), T_input_zup=moved(result.T_input_zup), **consensus,
     )
 
 
@@ -224,7 +247,8 @@ class ResultViewer:
 
     Scene nodes (`nodes`, by name): `/body/sample_{s}` (mesh) with its foot-contact spheres
     `/body/sample_{s}/feet/{joint}`, `/trajectory`, `/cpf`, `/floor`; `/points` and
-    `/wrists/{left,right}` when the scene has them.
+    `/wrists/{left,right}` when the scene has them; `/body/consensus` (mesh) and `/spread` (its 22 body
+    joints coloured by spread) when it has a consensus, the samples then pale ghosts.
     """
 
     def __init__(self, scene: SceneData, *, host: str = "127.0.0.1", port: int = 8080, title: str = "egoallo") -> None:
@@ -289,20 +313,31 @@ class ResultViewer:
         return (255 * matplotlib.colormaps["viridis"](shade)[:, :3]).astype(np.uint8)
 
     def _add_bodies(self) -> None:
-        api = self.server.scene
-        for s in range(self.scene.num_samples):
-            color = _rgb(DEFAULT_COLORS[s % len(DEFAULT_COLORS)])
-            self._add(
-                api.add_mesh_simple(f"/body/sample_{s}", self.scene.vertices[s, 0], self.scene.faces, color=color)
-            )
+        api, scene = self.server.scene, self.scene
+        ghosts = scene.consensus_vertices is not None
+        for s in range(scene.num_samples):
+            color = _GHOST_RGB if ghosts else _rgb(DEFAULT_COLORS[s % len(DEFAULT_COLORS)])
+            self._add(api.add_mesh_simple(f"/body/sample_{s}", scene.vertices[s, 0], scene.faces, color=color,
+                                          opacity=0.3 if ghosts else None))
             for name in FOOT_JOINTS:
                 self._add(api.add_icosphere(f"/body/sample_{s}/feet/{name}", radius=0.035, color=_contact_rgb(0.0)))
+        if ghosts:
+            self._add(api.add_mesh_simple("/body/consensus", scene.consensus_vertices[0], scene.faces,
+                                          color=_rgb(DEFAULT_COLORS[0])))
+            self._add(api.add_point_cloud("/spread", scene.consensus_joints[0, :22], self._spread_rgb(0),
+                                          point_size=0.06, point_shape="circle", precision="float32"))
+
+    def _spread_rgb(self, t: int) -> np.ndarray:
+        """(22, 3) uint8 colours of the consensus's body joints at frame `t` by their spread."""
+        return (255 * spread_colors(self.scene.joint_spread_m[t, :22])).astype(np.uint8)
 
     def _add_gui(self) -> _Controls:
         gui, scene = self.server.gui, self.scene
         gui.add_markdown(
             f"{scene.num_samples} sample(s), {scene.num_frames} frames ({scene.num_frames / scene.fps:.1f} s). "
             "Feet turn red on predicted contact."
+            + (" The solid body is the samples' consensus, its joints coloured by their spread (plasma: dark "
+               "certain, bright unsure); the samples are the pale ghosts." if scene.consensus_vertices is not None else "")
         )
         with gui.add_folder("Playback"):
             controls = _Controls(
@@ -316,9 +351,9 @@ class ResultViewer:
                 checkbox = gui.add_checkbox(f"Sample {s}", True)
                 checkbox.on_update(lambda event, s=s: self.show_sample(s, event.target.value))
         with gui.add_folder("Layers"):
-            for name in ("/trajectory", "/cpf", "/floor", "/points", "/wrists"):
+            for name in ("/body/consensus", "/spread", "/trajectory", "/cpf", "/floor", "/points", "/wrists"):
                 if name in self.nodes:
-                    checkbox = gui.add_checkbox(name.strip("/").capitalize(), True)
+                    checkbox = gui.add_checkbox(name.split("/")[-1].capitalize(), True)
                     checkbox.on_update(
                         lambda event, name=name: setattr(self.nodes[name], "visible", event.target.value)
                     )
@@ -347,6 +382,10 @@ class ResultViewer:
             for s in range(scene.num_samples):
                 if self.nodes[f"/body/sample_{s}"].visible:
                     self._update_sample(s)
+            if scene.consensus_vertices is not None:
+                self.nodes["/body/consensus"].vertices = scene.consensus_vertices[self.frame]
+                self.nodes["/spread"].points = scene.consensus_joints[self.frame, :22]
+                self.nodes["/spread"].colors = self._spread_rgb(self.frame)
             cpf = self.nodes["/cpf"]
             cpf.wxyz, cpf.position = _wxyz(scene.T_world_cpf[self.frame, :3, :3]), scene.T_world_cpf[self.frame, :3, 3]
             if scene.wrists is not None:
@@ -355,6 +394,10 @@ class ResultViewer:
                     node.visible = bool(np.isfinite(wrist).all())
                     if node.visible:
                         node.position = wrist
+
+    def go_to(self, t: int) -> None:
+        """Move the "Frame" slider to frame `t`, which shows it (`set_frame`)."""
+        self._controls.frame.value = int(t)
 
     def _update_sample(self, s: int) -> None:
         t = self.frame
