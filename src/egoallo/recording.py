@@ -261,23 +261,7 @@ def moved_back(part: Part) -> InferenceResult:
     head poses exactly as read."""
     result = part.result
     shift = result.T_input_zup[:3, :3] @ part.origin
-
-    def moved(T_world_root: np.ndarray) -> np.ndarray:
-        T_world_root = T_world_root.astype(np.float64)
-        T_world_root[..., :3, 3] += shift
-        return T_world_root
-
-    consensus = {} if not result.has_consensus else dict(
-        joints_world_consensus=result.joints_world_consensus.astype(np.float64) + shift,
-        T_world_root_consensus=moved(result.T_world_root_consensus),
-    )
-    return dataclasses.replace(
-        result,
-        joints_world=result.joints_world.astype(np.float64) + shift,
-        T_world_root=moved(result.T_world_root),
-        T_world_cpf=part.segment.T_input_world @ part.segment.T_world_cpf,
-        **consensus,
-    )
+    return dataclasses.replace(result.moved(shift), T_world_cpf=part.segment.T_input_world @ part.segment.T_world_cpf)
 
 
 def joined(parts: list[Part], body: BodyModel, metadata: dict[str, Any]) -> InferenceResult:

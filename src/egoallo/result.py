@@ -140,6 +140,23 @@ class InferenceResult:
     def has_consensus(self) -> bool:
         return self.joints_world_consensus is not None
 
+    def moved(self, offset: np.ndarray) -> InferenceResult:
+        """This result with every world position (joints, roots, head poses, the consensus) moved by
+        `offset (3,)`, in float64."""
+
+        def moved(T: np.ndarray) -> np.ndarray:
+            T = T.astype(np.float64)
+            T[..., :3, 3] += offset
+            return T
+
+        consensus = {} if not self.has_consensus else dict(
+            joints_world_consensus=self.joints_world_consensus.astype(np.float64) + offset,
+            T_world_root_consensus=moved(self.T_world_root_consensus),
+        )
+        return dataclasses.replace(self, joints_world=self.joints_world.astype(np.float64) + offset,
+                                   T_world_root=moved(self.T_world_root), T_world_cpf=moved(self.T_world_cpf),
+                                   **consensus)
+
     def body(self, sample: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """`(joints_world (T, 52, 3), T_world_root (T, 4, 4), local_rotations (T, 51, 3, 3), betas (B,))` of
         sample `sample`, or of the consensus when `sample` is None and the result has one (else sample 0)."""

@@ -142,20 +142,10 @@ def local_origin(result: InferenceResult) -> np.ndarray:
 
 
 def moved_by(result: InferenceResult, offset: np.ndarray) -> InferenceResult:
-    """`result` with every position moved by `offset (3,)`, in float64."""
-    def moved(T: np.ndarray) -> np.ndarray:
-        T = T.astype(np.float64)
-        T[..., :3, 3] += offset
-        return T
-
-    consensus = {} if not result.has_consensus else dict(
-        joints_world_consensus=result.joints_world_consensus.astype(np.float64) + offset,
-        T_world_root_consensus=moved(result.T_world_root_consensus),
-    )
-    return dataclasses.replace(
-        result, joints_world=result.joints_world.astype(np.float64) + offset, T_world_root=moved(result.T_world_root),
-        T_world_cpf=moved(result.T_world_cpf), T_input_zup=moved(result.T_input_zup), **consensus,
-    )
+    """`result` with every position, and the input frame, moved by `offset (3,)`, in float64."""
+    T_input_zup = result.T_input_zup.astype(np.float64)
+    T_input_zup[:3, 3] += offset
+    return dataclasses.replace(result.moved(offset), T_input_zup=T_input_zup)
 
 
 def body_vertices(result: InferenceResult, body: BodyModel, chunk: int = 64) -> np.ndarray:
