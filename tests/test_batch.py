@@ -161,6 +161,29 @@ def test_a_corpus_gives_infer_s_results_and_a_rerun_redoes_nothing(corpus, tiny_
     capsys.readouterr()
 
 
+def test_samples_give_infer_s_consensus_and_a_changed_consensus_redoes(tmp_path, tiny_checkpoint, capsys):
+    corpus = tmp_path / "corpus"
+    mps_files(corpus / "seq" / "mps" / "slam")
+    out = tmp_path / "out"
+    flags = ["--checkpoint", str(tiny_checkpoint), "--steps", "1", "--samples", "2", "--consensus", "medoid",
+             "--guided", "both", "--device-is-cpf", "--threads", "1"]
+    assert main(["batch", str(corpus), "--out", str(out), "--workers", "1", *flags]) == 0
+    alone = tmp_path / "infer.npz"
+    assert main(["infer", str(corpus / "seq" / "mps" / "slam" / "closed_loop_trajectory.csv"), "--out", str(alone),
+                 *flags]) == 0
+    batch, infer = InferenceResult.load(out / "seq" / "result.npz"), InferenceResult.load(alone)
+    assert batch.metadata["consensus"] == infer.metadata["consensus"]
+    for key in ("joints_world", "joints_world_consensus", "joint_spread_m", "betas_consensus"):
+        assert np.array_equal(getattr(batch, key), getattr(infer, key)), key
+
+    assert main(["batch", str(corpus), "--out", str(out), "--workers", "1", *flags]) == 0
+    assert summary(out)["seq"]["status"] == "skipped"
+    flags[flags.index("medoid")] = "mean"
+    assert main(["batch", str(corpus), "--out", str(out), "--workers", "1", *flags]) == 0
+    assert summary(out)["seq"]["status"] == "ok"
+    capsys.readouterr()
+
+
 def test_a_result_not_written_by_batch_is_kept(corpus, tiny_checkpoint, tmp_path):
     out = tmp_path / "out"
     write(out / "seq1" / "result.npz", "mine")

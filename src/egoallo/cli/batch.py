@@ -23,6 +23,8 @@ def batch(
     guidance: tuple[Literal["off", "feet", "wrist3d", "hands"], ...] = ("feet",),
     guidance_inner: bool = False,
     samples: int = 1,
+    consensus: Literal["mean", "medoid"] = "mean",
+    guided: Literal["consensus", "samples", "both"] = "consensus",
     steps: int | None = None,
     seed: int = 0,
     device: Literal["cpu", "cuda"] = "cpu",
@@ -48,7 +50,9 @@ def batch(
         up: Up axis of TUM/npz worlds without gravity information (z, y, -y, ...).
         guidance: Levenberg-Marquardt guidance after sampling: feet, wrist3d (each recording's wrist and palm tracking), hands (its hands file, else hands detected in its .vrs); a recording without the file a term needs fails; default: feet (--guidance off: none), as egoallo infer.
         guidance_inner: Also guide inside every denoising step (slower; the paper's strongest mode).
-        samples: Number of motion samples per recording.
+        samples: Number of motion samples per recording; with two or more, each result also holds their consensus body and each joint's spread, as egoallo infer --samples.
+        consensus: With two or more samples, the consensus body: mean or medoid, as egoallo infer --consensus.
+        guided: With two or more samples and guidance, which bodies are guided (consensus, samples or both), as egoallo infer --guided.
         steps: Denoising steps; default: the checkpoint's own.
         seed: Random seed (the same for every recording, as egoallo infer's default).
         device: Torch device for the network.
@@ -68,8 +72,8 @@ def batch(
 
     infer = InferOptions(
         checkpoint=checkpoint, floor_z=floor_z, device_is_cpf=device_is_cpf, up=up, guidance_inner=guidance_inner,
-        samples=samples, steps=steps, seed=seed, device=device, threads=threads, body_model=body_model,
-        stature_m=None if stature is None else check_stature(stature),
+        samples=samples, consensus=consensus, guided=guided, steps=steps, seed=seed, device=device, threads=threads,
+        body_model=body_model, stature_m=None if stature is None else check_stature(stature),
     )
     report = run_corpus(corpus, out, BatchOptions(infer=infer, guidance=modes, force=force), workers=workers, ray=ray)
     for line in report.lines():
