@@ -75,13 +75,16 @@ def main() -> None:
     parser.add_argument("--window-step", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", nargs="+", default=["mean:consensus", "mean:samples", "mean:both", "medoid:samples"])
+    parser.add_argument("--checkpoint", type=Path, help="model directory; default: what egoallo infer runs")
+    parser.add_argument("--eta", type=float, help="DDIM eta (noise added back at each step); default: the checkpoint's")
     parser.add_argument("--out", type=Path, help="write everything printed as JSON here too")
     args = parser.parse_args()
     print(machine())
     body = BodyModel.load_from_env_or_default(None)
-    checkpoint, steps, eta = checkpoint_and_sampling(None, None)
+    checkpoint, steps, eta = checkpoint_and_sampling(args.checkpoint, None)
+    eta = eta if args.eta is None else args.eta
     _, denoiser = load_denoiser(checkpoint)
-    report = {"split": args.split, "sources": args.sources, "samples": args.samples, "window_step": args.window_step,
+    report = {"checkpoint": str(checkpoint), "eta": eta, "split": args.split, "sources": args.sources, "samples": args.samples, "window_step": args.window_step,
               "spread_scale_shipped": SPREAD_SCALE, "variants": {}}
     for variant in args.variants:
         kind, guided = variant.split(":")
