@@ -68,9 +68,11 @@ SHIPPED_TRAIN = (
 
 def run_eval(dataset: Path, out: Path, checkpoint: Path, window: int, *, step: int = 1, guidance: tuple[str, ...] = (),
              floor: str = "points", baselines: bool = False, sources: tuple[str, ...] | None = None,
-             seed: int = 0) -> dict[str, dict]:
+             seed: int = 0, stature_range: tuple[float, float] | None = None) -> dict[str, dict]:
     """`egoallo eval` unless `out` already holds reports of exactly these settings; returns them by report name."""
     suffix = "" if floor == "points" else f"_floor-{floor}"
+    if stature_range:
+        suffix += f"_statures-{stature_range[0]:.2f}-{stature_range[1]:.2f}"
     method = "egoallo" + "".join(f"+{m}" for m in sorted(guidance)) + suffix
     names = [method] + ([f"rest_pose{suffix}", f"nearest_neighbour{suffix}"] if baselines else [])
     paths = [out / f"{name}_w{window}.json" for name in names]
@@ -83,6 +85,8 @@ def run_eval(dataset: Path, out: Path, checkpoint: Path, window: int, *, step: i
         return ("activity_mean" in report["summary"] and meta.get("checkpoint_sha256") == checkpoint_digest(checkpoint) and meta["config"]["window_step"] == step
                 and meta["config"]["guidance"] == sorted(guidance) and meta.get("sources") == (list(sources) if sources else None)
                 and meta["config"].get("floor", "true") == floor and meta["config"]["seed"] == seed
+                and meta["config"].get("stature_range") == (list(stature_range) if stature_range else None)
+                and not meta["config"].get("with_stature")
                 and (not guidance or meta["config"].get("guidance_weights") == dataclasses.asdict(GuidanceWeights())))
 
     if not all(current(p) for p in paths):
@@ -91,6 +95,7 @@ def run_eval(dataset: Path, out: Path, checkpoint: Path, window: int, *, step: i
         args += ["--guidance", *guidance] if guidance else []
         args += ["--sources", *sources] if sources else []
         args += ["--baselines"] if baselines else []
+        args += ["--stature-range", *map(str, stature_range)] if stature_range else []
         print("egoallo " + " ".join(args), flush=True)
         if egoallo(args) != 0:
             raise SystemExit(f"egoallo eval failed: {' '.join(args)}")
@@ -105,6 +110,25 @@ HAND_WRITTEN = ("## 128-frame windows: held-out performers, statures spread", "#
 PERFORMER_SOURCES = ("cmu", "cmu_daz", "reactidle")
 FLOORS = ("points", "trajectory", "true")
 RESEEDS = (1, 2, 3)
+STATURE_SPREAD = (1.5, 1.95)
+
+
+def stature_bars(given: dict, points: dict) -> list[tuple[str, str, bool]]:
+    """#25's bars: with the true stature and no point cloud (`given`), against the point-cloud run (`points`), both
+    with statures spread over `STATURE_SPREAD`: floor and stature error medians, and MPJPE within 5 mm."""
+    where = f"true stature given (`--stature`), no point cloud, held-out performers, statures spread " \
+            f"{STATURE_SPREAD[0]:.2f}–{STATURE_SPREAD[1]:.2f} m"
+    floor, stature = given["all"]["floor_error_cm"]["median"], given["all"]["stature_error_cm"]["median"]
+    windows = (given["all"]["mpjpe"]["mean"], points["all"]["mpjpe"]["mean"])
+    activities = (given["activity_mean"]["mpjpe"]["mean"], points["activity_mean"]["mpjpe"]["mean"])
+    ok = [a - b <= 5.0 for a, b in (windows, activities)]
+    return [
+        (f"{where}: floor error median ≤ 3 cm", f"{floor:.1f} cm ({given['all']['windows']} windows)", floor <= 3.0),
+        ("the same: stature error median ≤ 2 cm", f"{stature:.1f} cm", stature <= 2.0),
+        ("the same: MPJPE within 5 mm of the point-cloud row (same spread), mean over activity groups",
+         f"{activities[0]:.1f} against {activities[1]:.1f} mm (over windows: {windows[0]:.1f} against "
+         f"{windows[1]:.1f}{'' if ok[0] else ', not within 5 mm'})", ok[1]),
+    ]
 """`egoallo eval`'s groups: CMU, CMU Daz and ReActIdle test performers; Bandai Namco test styles of seen performers."""
 
 
@@ -293,6 +317,10 @@ def main() -> None:
                                           sources=PERFORMER_SOURCES).values())) for floor in FLOORS}
     reseeded = [next(iter(run_eval(d, r / f"performers_seed{seed}", ship, 128, guidance=("feet",),
                                    sources=PERFORMER_SOURCES, seed=seed).values())) for seed in RESEEDS]
+    # The wearer's stature given (#25): every clip performed again by a body of a stature over STATURE_SPREAD.
+    spread = {floor: next(iter(run_eval(d, r / "spread", ship, 128, guidance=("feet",), floor=floor,
+                                        sources=PERFORMER_SOURCES, stature_range=STATURE_SPREAD).values()))
+              for floor in ("points", "stature")}
     w32 = run_eval(d, r / "shipped", ship, 32, step=8, baselines=True)
     w32_feet = run_eval(d, r / "shipped", ship, 32, step=8, guidance=("feet",))["egoallo+feet"]
     nearest, rest = w128["nearest_neighbour"], w128["rest_pose"]
@@ -335,6 +363,7 @@ def main() -> None:
          f"{floor_median:.1f} cm", floor_median <= 4.0),
         ("no point cloud, held-out performers: stature error median ≤ 4 cm (per window, own statures)",
          f"{stature_median:.1f} cm", stature_median <= 4.0),
+        *stature_bars(spread["stature"]["summary"], spread["points"]["summary"]),
     ]
     per_joint_plot({"egoallo + feet guidance": feet_points, "nearest neighbour": nearest, "rest pose": rest},
                    args.docs / "per_joint_error.png")
@@ -533,6 +562,9 @@ def main() -> None:
           f"--sources {' '.join(PERFORMER_SOURCES)}" for f in FLOORS],
         *[f"egoallo eval --dataset DIR/dataset.h5 --out reports/performers_seed{seed} --windows 128 --guidance feet "
           f"--sources {' '.join(PERFORMER_SOURCES)} --seed {seed}" for seed in RESEEDS],
+        *[f"egoallo eval --dataset DIR/dataset.h5 --out reports/spread --windows 128 --guidance feet --floor {f} "
+          f"--sources {' '.join(PERFORMER_SOURCES)} --stature-range {STATURE_SPREAD[0]} {STATURE_SPREAD[1]}"
+          for f in ("points", "stature")],
         "egoallo eval --dataset DIR/dataset.h5 --out reports/shipped --windows 32 --window-step 8 --baselines",
         "egoallo eval --dataset DIR/dataset.h5 --out reports/shipped --windows 32 --window-step 8 --guidance feet",
         "```",
