@@ -103,6 +103,7 @@ def run_eval(dataset: Path, out: Path, checkpoint: Path, window: int, *, step: i
 
 
 GROUPS = ("held-out performers", "held-out styles")
+"""`egoallo eval`'s groups: CMU, CMU Daz and ReActIdle test performers; Bandai Namco test styles of seen performers."""
 NEXT_PRIOR = "## The next prior"
 """A section written by hand about checkpoints not shipped yet: kept as the previous page had it."""
 HAND_WRITTEN = ("## 128-frame windows: held-out performers, statures spread", "## Many samples")
@@ -129,7 +130,6 @@ def stature_bars(given: dict, points: dict) -> list[tuple[str, str, bool]]:
          f"{activities[0]:.1f} against {activities[1]:.1f} mm (over windows: {windows[0]:.1f} against "
          f"{windows[1]:.1f}{'' if ok[0] else ', not within 5 mm'})", ok[1]),
     ]
-"""`egoallo eval`'s groups: CMU, CMU Daz and ReActIdle test performers; Bandai Namco test styles of seen performers."""
 
 
 def _summary(report: dict, group: str | None) -> dict:

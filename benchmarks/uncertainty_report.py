@@ -84,8 +84,9 @@ def main() -> None:
     checkpoint, steps, eta = checkpoint_and_sampling(args.checkpoint, None)
     eta = eta if args.eta is None else args.eta
     _, denoiser = load_denoiser(checkpoint)
-    report = {"checkpoint": str(checkpoint), "eta": eta, "split": args.split, "sources": args.sources, "samples": args.samples, "window_step": args.window_step,
-              "spread_scale_shipped": SPREAD_SCALE, "variants": {}}
+    report = {"checkpoint": str(checkpoint), "eta": eta, "split": args.split, "sources": args.sources,
+              "samples": args.samples, "window_step": args.window_step, "spread_scale_shipped": SPREAD_SCALE,
+              "variants": {}}
     for variant in args.variants:
         kind, guided = variant.split(":")
         config = EvalConfig(window=args.window, samples=args.samples, num_steps=steps, eta=eta, seed=args.seed,
