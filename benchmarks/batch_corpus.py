@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -200,6 +201,14 @@ def timed_run(corpus: Path, out: Path, workers: int, ray: str | None, flags: lis
     }
 
 
+def split_run(run: str) -> tuple[str, int]:
+    """`"local12"` -> `("local", 12)`: a --runs entry's backend and worker count."""
+    match = re.fullmatch(r"(local|ray|join)(\d+)", run)
+    if match is None:
+        raise SystemExit(f"--runs: {run!r} is not localN, rayN or joinN")
+    return match[1], int(match[2])
+
+
 RUN_NAMES = {None: "local pool", "local": "Ray (local cluster, started by the run)",
              "join": "Ray (joined a running local cluster)"}
 
@@ -246,6 +255,9 @@ def main() -> None:
     parser.add_argument("--kill-after", type=int, default=6)
     parser.add_argument("--guidance", default="feet", help="egoallo batch --guidance (default feet)")
     args = parser.parse_args()
+    runs = [r for r in args.runs.split(",") if r]
+    for run in runs:
+        split_run(run)  # a bad entry stops here, before the corpus is made
     work = args.work or Path(tempfile.mkdtemp(prefix="egoallo-batch-bench-"))
     corpus = work / "corpus"
     shutil.rmtree(corpus, ignore_errors=True)
@@ -255,12 +267,11 @@ def main() -> None:
     flags = ["--guidance", args.guidance]
     if args.kill_demo:
         kill_demo(corpus, work / "out-kill", args.kill_after, flags)
-    runs = [r for r in args.runs.split(",") if r]
     results, rounds = [], []
     for repeat in range(args.repeats):
         walls = {}
         for run in runs if repeat % 2 == 0 else runs[::-1]:
-            workers, kind = int(run[-1]), run[:-1]
+            kind, workers = split_run(run)
             if kind == "join":
                 with ray_head(workers) as (address, started):
                     print(f"(a local Ray cluster of {workers} CPU(s) at {address}, started in {started:.1f} s)")
@@ -270,11 +281,12 @@ def main() -> None:
             results.append(result)
             walls[run] = result["wall_s"]
         rounds.append(walls)
-    if any(r.startswith(("ray", "join")) and f"local{r[-1]}" in runs for r in runs):
+    pairs = [(r, f"local{split_run(r)[1]}") for r in runs if split_run(r)[0] != "local"]
+    pairs = [(r, local) for r, local in pairs if local in runs]
+    if pairs:
         print("\nRay / local pool wall time, each round (runs of the same round back to back):")
         for i, walls in enumerate(rounds):
-            print(f"  round {i + 1}: " + ", ".join(f"{r} {walls[r] / walls[f'local{r[-1]}']:.3f}" for r in runs
-                                                 if r[:-1] in ("ray", "join") and f"local{r[-1]}" in walls))
+            print(f"  round {i + 1}: " + ", ".join(f"{r} {walls[r] / walls[local]:.3f}" for r, local in pairs))
     if results:
         print("\n| run | recordings | wall (s) | recordings / min | × real time | peak RAM per worker (MiB) "
               "| Σ recording time / wall | load average at start |")
