@@ -253,6 +253,9 @@ def test_motion_dataset_windows(built):
     assert sqrt[0] / sqrt[1:].sum() == pytest.approx(np.sqrt(windows[0] / windows[1:].sum()))
     with pytest.raises(ValueError, match="balance_power"):
         MotionDataset(out / "dataset.h5", "test", balance_power=1.5)
+    merged = MotionDataset(out / "dataset.h5", "test", balance_power=0.0, merge_groups=("bandai1/*,cmu/dance",))
+    assert merged.sampling_groups == ("bandai1/*,cmu/dance",) * 3 and merged.groups == ds.groups
+    np.testing.assert_allclose(merged.clip_weights(32), windows / windows.sum())  # one group: every window alike
     clone = copy.deepcopy(ds)  # the same __getstate__ path as pickling for worker processes
     assert clone._h5 is None and clone.window(0, 0, 8)["mask"].all()
     assert len(MotionDataset(out / "dataset.h5", "val")) == 0

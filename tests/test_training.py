@@ -126,3 +126,7 @@ def test_mismatched_resume_teacher_and_validation_are_refused(tiny_dataset, tmp_
     assert main([*ask, "--val-activities", "sit", "stairs"]) == 2
     assert f"the val split holds no sit, stairs clips (--val-activities); it holds {', '.join(held) or 'nothing'}" in _one_line(capsys)
     assert not (tmp_path / "v" / "latest").exists()
+    # A merge pattern that matches no training group is a typo, not a no-op.
+    assert main([*ask, "--merge-groups", "bandai1/*,nosuch/*"]) == 2
+    assert "--merge-groups pattern 'nosuch/*' matches no activity group of the train split" in _one_line(capsys)
+    assert not (tmp_path / "v" / "latest").exists()

@@ -43,6 +43,7 @@ def train(
     retime_speeds: tuple[float, float] = (0.8, 1.25),
     sources: tuple[str, ...] | None = None,
     balance_power: float = 1.0,
+    merge_groups: tuple[str, ...] = (),
     init_from: Path | None = None,
     teacher: Path | None = None,
     student_steps: int = 8,
@@ -71,6 +72,7 @@ def train(
         retime_speeds: Slowest and fastest playback speed of a re-timed window (drawn log-uniformly).
         sources: Train (and validate) on these sources only, e.g. `bandai1 bandai2`.
         balance_power: Draw each (source, activity) group of training windows in proportion to its windows to this power: 1 = every window alike, 0.5 = square-root balance (rare activities such as sitting, stairs and idle drawn more), 0 = every group alike.
+        merge_groups: Activity groups the balance draws as one: each entry comma-separated patterns of `source/activity`, e.g. `'bandai2/wave-*,bandai2/raise-up-*'` (one activity recorded in six styles counts once).
         init_from: Start from this checkpoint directory's weights (fine-tuning); a resumed run ignores it.
         teacher: Distil this checkpoint directory into a few-step student (starting from its weights unless --init-from is given).
         student_steps: Denoising steps the distilled student is sampled in.
@@ -102,7 +104,8 @@ def train(
         dataset=dataset, out=out, model=model, cond_param=cond_param, steps=steps, batch_size=batch_size,
         window=window, learning_rate=learning_rate, mirror_probability=mirror_probability,
         reshape_probability=reshape_probability, retime_probability=retime_probability,
-        retime_speeds=retime_speeds, sources=sources, balance_power=balance_power, init_from=init_from,
+        retime_speeds=retime_speeds, sources=sources, balance_power=balance_power, merge_groups=merge_groups,
+        init_from=init_from,
         teacher=teacher, student_steps=student_steps, teacher_substeps=teacher_substeps, warmup_steps=warmup_steps,
         val_every=val_every,
         checkpoint_every=checkpoint_every, seed=seed, threads=threads, keep_every=keep_every, val_activities=val_activities,

@@ -9,6 +9,7 @@ process (a forked or unpickled copy opens its own handle).
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import math
 import os
 from pathlib import Path
@@ -37,7 +38,9 @@ class MotionDataset:
     windows to that power, then a window uniformly inside it. 1 draws every
     window alike (large groups dominate: 2.5 h of Bandai Namco walking and
     waving against minutes of sitting); 0 draws every group alike; 0.5, the
-    square root, is in between.
+    square root, is in between. `merge_groups` draws several groups as one:
+    each entry is comma-separated `fnmatch` patterns (`"bandai2/wave-*,bandai2/raise-up-*"`), and the groups
+    they match become one group named by the entry, so that one activity recorded in many styles counts once.
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class MotionDataset:
         split: str = "train",
         sources: tuple[str, ...] | None = None,
         balance_power: float = 1.0,
+        merge_groups: tuple[str, ...] = (),
     ):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}.")
@@ -62,7 +66,10 @@ class MotionDataset:
         if not 0.0 <= balance_power <= 1.0:
             raise ValueError(f"balance_power must be in [0, 1], got {balance_power}.")
         self.balance_power = balance_power
-        self._group_index = np.unique(np.array(self.groups, dtype=str), return_inverse=True)[1] if rows else np.zeros(0, int)
+        self.merge_groups = tuple(merge_groups)
+        self.sampling_groups = tuple(sampling_group(g, self.merge_groups) for g in self.groups)
+        """(N,) the group each clip is drawn in: its own, or the `merge_groups` entry that matches it."""
+        self._group_index = np.unique(np.array(self.sampling_groups, dtype=str), return_inverse=True)[1] if rows else np.zeros(0, int)
         self._weights: dict[int, np.ndarray] = {}
         self._h5: h5py.File | None = None
         self._pid: int | None = None
@@ -126,6 +133,14 @@ class MotionDataset:
         starts = np.maximum(self.lengths - length + 1, 1)
         clip_idx = int(rng.choice(len(self), p=self.clip_weights(length)))
         return self.window(clip_idx, int(rng.integers(starts[clip_idx])), length)
+
+
+def sampling_group(group: str, merge_groups: tuple[str, ...]) -> str:
+    """`group` (`source/activity`), or the first `merge_groups` entry with a pattern matching it."""
+    for entry in merge_groups:
+        if any(fnmatch.fnmatchcase(group, pattern.strip()) for pattern in entry.split(",")):
+            return entry
+    return group
 
 
 _M = np.diag([-1.0, 1.0, 1.0]).astype(np.float32)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import fnmatch
 import json
 import math
 import os
@@ -66,6 +67,9 @@ class TrainConfig:
     """Training windows: each (source, activity) group drawn in proportion to its windows to this power
     (`MotionDataset`); 1 = every window alike, 0.5 = square-root balance, 0 = every group alike.
     Validation windows are always drawn alike."""
+    merge_groups: tuple[str, ...] = ()
+    """Groups drawn as one by the balance (`MotionDataset`): each entry comma-separated `fnmatch` patterns of
+    `source/activity`, e.g. `bandai2/wave-*,bandai2/raise-up-*` (one activity in six styles)."""
     init_from: Path | None = None
     """Start a new run from this checkpoint's weights (fine-tuning); ignored when resuming OUT/latest."""
     teacher: Path | None = None
@@ -300,6 +304,13 @@ def check_run(config: TrainConfig, net: EgoDenoiserConfig) -> None:
             raise UserError(f"{teacher}: the teacher was trained on body model {theirs.get('name')!r} "
                             f"(joints {str(theirs.get('joints_sha256'))[:12]}), the data {config.dataset} on "
                             f"{ours.get('name')!r} (joints {str(ours.get('joints_sha256'))[:12]}).")
+    if config.merge_groups:
+        train_groups = set(MotionDataset(config.dataset, "train", config.sources).groups)
+        for entry in config.merge_groups:
+            for pattern in entry.split(","):
+                if not any(fnmatch.fnmatchcase(g, pattern.strip()) for g in train_groups):
+                    raise UserError(f"{config.dataset}: --merge-groups pattern {pattern.strip()!r} matches no activity group "
+                                    f"of the train split; it holds {', '.join(sorted(train_groups)) or 'nothing'}.")
     if config.val_activities:
         groups = set(MotionDataset(config.dataset, "val", config.sources).groups)
         present = groups | {group.split("/", 1)[1] for group in groups}
@@ -316,7 +327,8 @@ def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool 
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed + rank)
     rng = np.random.default_rng([config.seed, rank])
-    train_set = MotionDataset(config.dataset, "train", config.sources, balance_power=config.balance_power)
+    train_set = MotionDataset(config.dataset, "train", config.sources, balance_power=config.balance_power,
+                              merge_groups=config.merge_groups)
     val_set = MotionDataset(config.dataset, "val", config.sources, balance_power=config.val_balance_power)
     if not len(train_set):
         raise UserError(f"{config.dataset}: no clips in the train split" + (f" from sources {list(config.sources)}." if config.sources else "."))
