@@ -12,6 +12,7 @@ from egoallo.cli.main import main
 from egoallo.consensus import (
     INTERVAL_FACTORS,
     SPREAD_SCALE,
+    bones_state,
     interval_radius,
     joint_spread,
     mean_rotations,
@@ -66,6 +67,29 @@ def test_the_mean_consensus_keeps_the_bones_a_joint_average_shortens():
     assert (averaged < rest_bones - 0.005).any()  # the plain average of joints shortens some bones by 5 mm or more
 
 
+def test_the_bones_consensus_keeps_the_bones_and_lands_near_the_joint_average():
+    body = BodyModel.load_default().to(dtype=torch.float64)
+    state = _samples(S=8, spread=0.4)
+    T_world_cpf = se3.identity((5,), dtype=torch.float64)
+    _, T_world_root, joints = place_in_world(body, state, T_world_cpf)
+    agreed = bones_state(state, T_world_root[..., :3, :3])
+    _, T_agreed, at_bones = place_in_world(body, agreed, T_world_cpf)
+    rest = body.with_shape(agreed.betas[0, 0]).joints_zero
+    parents = torch.tensor(skeleton.PARENTS[1:22])
+    length = lambda j: torch.linalg.vector_norm(j[..., 1:22, :] - j[..., parents, :], dim=-1)  # noqa: E731
+    assert torch.allclose(length(at_bones[0]), length(rest).expand(5, -1), atol=1e-6)
+    # Every body joint's world orientation is the samples' mean one (the head's, which they share, included).
+    posed = lambda betas, T, local: body.with_shape(betas).with_pose(T, local).Ts_world_joint[..., :22, :3, :3]  # noqa: E731
+    betas = state.betas.mean(dim=1)[:, None, :]
+    samples_world = posed(betas, T_world_root, state.body_rotations)
+    consensus_world = posed(agreed.betas.mean(dim=1)[:, None, :], T_agreed, agreed.body_rotations)[0]
+    assert torch.allclose(consensus_world, mean_rotations(samples_world), atol=1e-6)
+    # Identical samples are their own consensus.
+    same = MotionState(*(x[:1].expand(4, *x.shape[1:]) for x in (state.betas, state.body_rotations, state.contacts)), None)
+    agreed = bones_state(same, T_world_root[:1].expand(4, -1, -1, -1)[..., :3, :3])
+    assert torch.allclose(agreed.body_rotations[0], same.body_rotations[0], atol=1e-9)
+
+
 def test_medoid_and_spread():
     rng = np.random.default_rng(1)
     centre = rng.normal(size=(4, 52, 3))
@@ -96,7 +120,7 @@ def test_infer_writes_the_consensus_and_the_spread(consensus_result):
     assert result.joints_world_consensus.shape == (T, 52, 3) and result.joint_spread_m.shape == (T, 52)
     assert result.local_rotations_consensus.shape == (T, 51, 3, 3) and result.betas_consensus.shape == (16,)
     assert (result.joint_spread_m >= 0).all() and result.joint_spread_m[:, :22].mean() > 0
-    assert result.metadata["consensus"]["kind"] == "mean" and result.metadata["consensus"]["guided"] == "consensus"
+    assert result.metadata["consensus"]["kind"] == "bones" and result.metadata["consensus"]["guided"] == "consensus"
     assert result.metadata["guidance"]["consensus"]["calls"] == 1 and "post" not in result.metadata["guidance"]
     # The consensus is a posed body: its CPF sits on the head, as every sample's.
     body = BodyModel.load_default()

@@ -18,7 +18,9 @@ from torch import Tensor
 from .body import BodyModel
 from .body.plausibility import plausibility
 from .body.stature import fit_stature
-from .consensus import SPREAD_SCALE, STATED_LEVEL, ConsensusKind, joint_spread, mean_state, medoid_index, sample_state
+from .consensus import (
+    SPREAD_SCALE, STATED_LEVEL, ConsensusKind, bones_state, joint_spread, mean_state, medoid_index, sample_state,
+)
 from .geometry import se3
 from .guidance import GuidanceWeights
 from .observations import Observations
@@ -55,7 +57,7 @@ class SamplingConfig:
     stature_m: float | None = None
     """The wearer's stature, when given (`--stature`): every sample is the motion of the body of that stature
     (`stature_known`)."""
-    consensus: ConsensusKind = "mean"
+    consensus: ConsensusKind = "bones"
     """With two or more samples, the consensus body the result holds besides them (`egoallo.consensus`)."""
     guided: GuidedBodies = "consensus"
     """With two or more samples and guidance, which bodies are guided (see `GuidedBodies`)."""
@@ -223,7 +225,12 @@ def estimate_body_motion(
     T_input_zup = trajectory.T_input_world
     consensus: dict[str, np.ndarray] = {}
     if several:
-        agreed = mean_state(state) if config.consensus == "mean" else sample_state(state, medoid_index(joints))
+        if config.consensus == "mean":
+            agreed = mean_state(state)
+        elif config.consensus == "bones":
+            agreed = bones_state(state, T_world_root[..., :3, :3].double())
+        else:
+            agreed = sample_state(state, medoid_index(joints))
         if config.guidance and config.guided != "samples":
             agreed = guided(agreed, config.post_iterations, "consensus")
         betas_c, T_world_root_c, joints_c = place_in_world(body, agreed, T_world_cpf.float())

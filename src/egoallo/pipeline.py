@@ -45,7 +45,7 @@ class InferOptions:
     hands: Path | None = None
     vrs: Path | None = None
     samples: int = 1
-    consensus: Literal["mean", "medoid"] = "mean"
+    consensus: Literal["mean", "bones", "medoid"] = "bones"
     """With two or more samples, their consensus body (`egoallo.consensus`)."""
     guided: Literal["consensus", "samples", "both"] = "consensus"
     """With two or more samples and guidance: which bodies are guided (`inference.GuidedBodies`)."""

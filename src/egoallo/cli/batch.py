@@ -23,7 +23,7 @@ def batch(
     guidance: tuple[Literal["off", "feet", "wrist3d", "hands"], ...] = ("feet",),
     guidance_inner: bool = False,
     samples: int = 1,
-    consensus: Literal["mean", "medoid"] = "mean",
+    consensus: Literal["mean", "bones", "medoid"] = "bones",
     guided: Literal["consensus", "samples", "both"] = "consensus",
     steps: int | None = None,
     seed: int = 0,
@@ -51,7 +51,7 @@ def batch(
         guidance: Levenberg-Marquardt guidance after sampling: feet, wrist3d (each recording's wrist and palm tracking), hands (its hands file, else hands detected in its .vrs); a recording without the file a term needs fails; default: feet (--guidance off: none), as egoallo infer.
         guidance_inner: Also guide inside every denoising step (slower; the paper's strongest mode).
         samples: Number of motion samples per recording; with two or more, each result also holds their consensus body and each joint's spread, as egoallo infer --samples.
-        consensus: With two or more samples, the consensus body: mean or medoid, as egoallo infer --consensus.
+        consensus: With two or more samples, the consensus body: bones, mean or medoid, as egoallo infer --consensus.
         guided: With two or more samples and guidance, which bodies are guided (consensus, samples or both), as egoallo infer --guided.
         steps: Denoising steps; default: the checkpoint's own.
         seed: Random seed (the same for every recording, as egoallo infer's default).

@@ -66,7 +66,7 @@ def evaluate_cli(
     split: str = "test",
     sources: tuple[str, ...] | None = None,
     body_model: Path | None = None,
-    consensus: Literal["mean", "medoid"] = "mean",
+    consensus: Literal["mean", "bones", "medoid"] = "bones",
     guided: Literal["consensus", "samples", "both"] = "consensus",
     force: bool = False,
 ) -> None:
@@ -87,7 +87,7 @@ def evaluate_cli(
         stature_range: LOW HIGH (m): every clip performed again by a body of a stature drawn uniformly from this range (the body-shape augmentation; one draw per clip), e.g. 1.50 1.95.
         with_stature: Also give the method the true stature (as egoallo infer --stature) with the floor of --floor (points, true): what knowing the stature adds when the floor is known.
         sources: Only clips of these sources (e.g. `cmu` for the cross-dataset test).
-        consensus: With two or more samples, the consensus body: mean (each local rotation averaged, projected onto SO(3)) or medoid (the sample nearest the others).
+        consensus: With two or more samples, the consensus body: bones (each body joint's world orientation averaged, the default), mean (each local rotation averaged) or medoid (the sample nearest the others).
         guided: With two or more samples and guidance, which bodies are guided: the consensus only (as egoallo infer does), every sample, or both.
         force: Overwrite reports of the same names in OUT.
     """

@@ -32,7 +32,7 @@ def infer(
     hands: Path | None = None,
     vrs: Path | None = None,
     samples: int = 1,
-    consensus: Literal["mean", "medoid"] = "mean",
+    consensus: Literal["mean", "bones", "medoid"] = "bones",
     guided: Literal["consensus", "samples", "both"] = "consensus",
     steps: int | None = None,
     seed: int = 0,
@@ -60,7 +60,7 @@ def infer(
         hands: Hand keypoint detections (.npz: timestamps_ns, keypoints_2d, confidence[, keypoints_3d_camera]) for --guidance hands.
         vrs: Aria .vrs recording: detect the hands in its RGB stream (MediaPipe, cached in ~/.cache/egoallo) and guide with them, camera from its calibration (implies --guidance hands; instead of --hands).
         samples: Number of motion samples; with two or more, the result also holds their consensus body (what render, view and export show) and each joint's spread, joint_spread_m: the true joint lies within it 90 % of the time (calibrated on validation, docs/uncertainty.md).
-        consensus: With two or more samples, the consensus body: mean (each joint's local rotation averaged and projected onto SO(3), the shape averaged, the root placed from the head) or medoid (the sample nearest the others).
+        consensus: With two or more samples, the consensus body: bones (the default: each body joint's world orientation averaged over the samples and projected onto SO(3), so every bone points along the samples' mean direction and keeps its length; the shape averaged, the root placed from the head), mean (each local rotation averaged instead) or medoid (the sample nearest the others).
         guided: With two or more samples and guidance, which bodies are guided: the consensus only (fastest: the samples stay as sampled), every sample (the consensus then formed from them), or both.
         steps: Denoising steps; default: the checkpoint's own (the shipped distilled student's 4; 30 for a prior trained on data). Without --checkpoint, a count the student was not distilled for runs the shipped prior it was distilled from.
         seed: Random seed.
