@@ -59,6 +59,30 @@ def test_train_with_mirrored_and_reshaped_windows(tiny_dataset, tmp_path):
     assert '"reshape_probability": 1.0' in (run / "train_config.json").read_text()
 
 
+def test_reshaped_bodies_take_the_statures_asked_for(tiny_dataset, tmp_path, capsys):
+    import numpy as np
+    import torch
+
+    from egoallo.body import BodyModel
+    from egoallo.data.dataset import MotionDataset
+    from egoallo.prior.network import PRESETS
+    from egoallo.prior.state import NUM_BETAS, MotionState
+    from egoallo.prior.training import TrainConfig, make_batch
+
+    body = BodyModel.load_default()
+    config = TrainConfig(dataset=tiny_dataset, out=tmp_path, window=16, batch_size=3, reshape_probability=1.0,
+                         reshape_statures=(1.9, 1.9), mirror_probability=0.0)
+    x0, *_ = make_batch(MotionDataset(tiny_dataset, "train"), np.random.default_rng(0), config, PRESETS["default"], body)
+    betas = MotionState.unpack(x0, PRESETS["default"].include_hands).betas[:, 0, :NUM_BETAS]
+    statures = body.with_shape(betas).stature
+    assert torch.allclose(statures, torch.full_like(statures, 1.9), atol=0.005)
+    ask = ["train", "--dataset", str(tiny_dataset), "--out", str(tmp_path / "r"), "--steps", "1", *TINY]
+    assert main([*ask, "--reshape-statures", "1.9", "1.5", "--reshape-probability", "0.5"]) == 2
+    assert "--reshape-statures takes the shortest and the tallest stature, shortest first" in capsys.readouterr().err
+    assert main([*ask, "--reshape-statures", "1.5", "3"]) == 2
+    assert "--reshape-statures 3.0: expected the wearer's height in metres, from 0.5 to 2.5." in capsys.readouterr().err
+
+
 def test_damaged_loss_log_of_a_resumed_run_is_a_clear_error(tiny_dataset, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--dataset", str(tiny_dataset), "--out", str(run), "--steps", "2", *TINY]) == 0

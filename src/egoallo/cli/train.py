@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import UserError
+from ..inputs.stature import check_stature
 from ..files import check_writable_folder, existing_ancestor
 from .checks import check_dataset, check_seed
 from ..prior.checkpoint import read_sampling
@@ -39,6 +40,7 @@ def train(
     learning_rate: float = 3e-4,
     mirror_probability: float = 0.5,
     reshape_probability: float = 0.0,
+    reshape_statures: tuple[float, float] | None = None,
     retime_probability: float = 0.0,
     retime_speeds: tuple[float, float] = (0.8, 1.25),
     sources: tuple[str, ...] | None = None,
@@ -68,6 +70,7 @@ def train(
         include_hands: Also model the 30 finger rotations.
         mirror_probability: Share of training windows reflected left-right.
         reshape_probability: Share of training windows re-performed by a random other body shape.
+        reshape_statures: With --reshape-probability, also fit each new body to a stature drawn uniformly from LOW to HIGH metres (e.g. 1.50 1.95: tall and short wearers alike; the built sources are all about 1.57 m).
         retime_probability: Share of training windows played faster or slower.
         retime_speeds: Slowest and fastest playback speed of a re-timed window (drawn log-uniformly).
         sources: Train (and validate) on these sources only, e.g. `bandai1 bandai2`.
@@ -85,6 +88,12 @@ def train(
     check_run_folder(out, force=force)
     check_dataset(dataset)
     check_seed(seed)
+    if reshape_statures is not None:
+        low, high = (check_stature(v, "--reshape-statures") for v in reshape_statures)
+        if low > high or reshape_probability <= 0:
+            raise UserError(f"--reshape-statures takes the shortest and the tallest stature, shortest first, with a "
+                            f"--reshape-probability above 0; got {reshape_statures[0]} {reshape_statures[1]} and "
+                            f"{reshape_probability}.")
     if not 0 < retime_speeds[0] <= retime_speeds[1]:
         raise UserError(f"--retime-speeds must be two positive speeds, slowest first; got {retime_speeds[0]} {retime_speeds[1]}.")
     for flag, power in (("--balance-power", balance_power), ("--val-balance-power", val_balance_power)):
@@ -103,7 +112,7 @@ def train(
     config = TrainConfig(
         dataset=dataset, out=out, model=model, cond_param=cond_param, steps=steps, batch_size=batch_size,
         window=window, learning_rate=learning_rate, mirror_probability=mirror_probability,
-        reshape_probability=reshape_probability, retime_probability=retime_probability,
+        reshape_probability=reshape_probability, reshape_statures=reshape_statures, retime_probability=retime_probability,
         retime_speeds=retime_speeds, sources=sources, balance_power=balance_power, merge_groups=merge_groups,
         init_from=init_from,
         teacher=teacher, student_steps=student_steps, teacher_substeps=teacher_substeps, warmup_steps=warmup_steps,
