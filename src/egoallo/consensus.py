@@ -46,8 +46,8 @@ shipped 4-step student with 8 samples, foot guidance on the consensus, the floor
 over 61,952 frame x body-joint cells of the held-out performers' validation windows (every 4th, dataset build
 of 2026-12-07; `python benchmarks/uncertainty_report.py --dataset DIR/dataset.h5 --split val --window-step 4`,
 docs/uncertainty.md). Measured again for the `"bones"` consensus, the default since: 6.327, with which 6.31
-covers 89.9 % (same run, `--variants bones:consensus`). The samples agree with each other far more closely than with the truth (they share the
-prior's bias), hence a factor well above 1."""
+covers 89.9 % (same run, `--variants bones:consensus`). The samples agree with each other far more closely
+than with the truth (they share the prior's bias), hence a factor well above 1."""
 INTERVAL_FACTORS = {0.5: 0.256, 0.68: 0.417, 0.9: 1.0, 0.95: 1.348}
 """Radius of the stated interval of each level over `joint_spread_m` (the 90 % radius), measured with
 `SPREAD_SCALE` on the validation split (the quantiles of error over spread at each level over the 90 % one)."""

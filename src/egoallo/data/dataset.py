@@ -135,10 +135,15 @@ class MotionDataset:
         return self.window(clip_idx, int(rng.integers(starts[clip_idx])), length)
 
 
+def merge_patterns(entry: str) -> list[str]:
+    """The `fnmatch` patterns of one `merge_groups` entry (comma-separated)."""
+    return [pattern.strip() for pattern in entry.split(",")]
+
+
 def sampling_group(group: str, merge_groups: tuple[str, ...]) -> str:
     """`group` (`source/activity`), or the first `merge_groups` entry with a pattern matching it."""
     for entry in merge_groups:
-        if any(fnmatch.fnmatchcase(group, pattern.strip()) for pattern in entry.split(",")):
+        if any(fnmatch.fnmatchcase(group, pattern) for pattern in merge_patterns(entry)):
             return entry
     return group
 

@@ -29,7 +29,9 @@ from tqdm import tqdm
 
 from ..body import BodyModel
 from ..body.stature import betas_with_stature
-from ..data.dataset import MotionDataset, mirror_window, reshape_window, retime_source_length, retime_window
+from ..data.dataset import (
+    MotionDataset, mirror_window, reshape_window, retime_source_length, retime_window, merge_patterns,
+)
 from ..errors import UserError
 from ..files import opened_atomically, write_bytes_atomic
 from .checkpoint import CONFIG_NAME, load_project_checkpoint, read_config, read_trained_on, save_project_checkpoint
@@ -314,9 +316,9 @@ def check_run(config: TrainConfig, net: EgoDenoiserConfig) -> None:
     if config.merge_groups:
         train_groups = set(MotionDataset(config.dataset, "train", config.sources).groups)
         for entry in config.merge_groups:
-            for pattern in entry.split(","):
-                if not any(fnmatch.fnmatchcase(g, pattern.strip()) for g in train_groups):
-                    raise UserError(f"{config.dataset}: --merge-groups pattern {pattern.strip()!r} matches no activity group "
+            for pattern in merge_patterns(entry):
+                if not any(fnmatch.fnmatchcase(g, pattern) for g in train_groups):
+                    raise UserError(f"{config.dataset}: --merge-groups pattern {pattern!r} matches no activity group "
                                     f"of the train split; it holds {', '.join(sorted(train_groups)) or 'nothing'}.")
     if config.val_activities:
         groups = set(MotionDataset(config.dataset, "val", config.sources).groups)
