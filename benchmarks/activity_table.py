@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -25,7 +26,7 @@ def load(pattern: str) -> list[dict]:
     paths = sorted(glob.glob(pattern))
     if not paths:
         raise SystemExit(f"no report matches {pattern}")
-    return [json.load(open(p))["summary"] for p in paths]
+    return [json.loads(Path(p).read_text())["summary"] for p in paths]
 
 
 def main() -> None:
