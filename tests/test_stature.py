@@ -13,7 +13,7 @@ from egoallo.body import BodyModel
 from egoallo.body.stature import betas_with_stature, fit_stature, stature_eye_height
 from egoallo.cli.main import main
 from egoallo.errors import UserError
-from egoallo.inference import stature_known
+from egoallo.inference import StatureScaling, standing_eye_height
 from egoallo.inputs.stature import STANDING_HEIGHT_OVER_EYE, check_stature, check_stature_against_floor, stature_floor
 from egoallo.prior.state import MotionState
 from egoallo.result import InferenceResult
@@ -54,13 +54,23 @@ def test_eye_height_grows_with_the_stature(body):
     assert short == pytest.approx(1.397, abs=2e-3) and tall == pytest.approx(1.827, abs=2e-3)
 
 
-def test_the_stature_is_inpainted_on_every_sample_and_frame(body):
-    known = stature_known(body, 1.70, 226)
+def test_the_prior_samples_the_mean_body_which_the_wearers_body_performs(body):
+    scaling = StatureScaling.of(body, 1.85)
+    np.testing.assert_allclose(body.with_shape(scaling.betas).stature.numpy(), 1.85, atol=1e-4)
+    assert scaling.scale == pytest.approx(standing_eye_height(body) / stature_eye_height(body, 1.85), rel=1e-6)
+    assert scaling.scale < 1.0 < StatureScaling.of(body, 1.55).scale
+    known = scaling.known(226)
     x0 = known.apply(torch.randn(2, 5, 226, generator=torch.Generator().manual_seed(1)))
-    betas = MotionState.unpack(x0, include_hands=False).betas
-    assert (betas == betas[:1, :1]).all()
-    np.testing.assert_allclose(body.with_shape(betas[0, 0]).stature.numpy(), 1.70, atol=1e-4)
-    assert not known.mask[..., 16:].any()
+    state = MotionState.unpack(x0, include_hands=False)
+    assert (state.betas == 0).all() and not known.mask[..., 16:].any()
+    performed = scaling.performed(state)
+    assert (performed.betas == scaling.betas).all() and performed.betas.shape == state.betas.shape
+    assert torch.equal(performed.body_rotations, state.body_rotations)
+    heads = torch.eye(4, dtype=torch.float64).repeat(3, 1, 1)
+    heads[:, :3, 3] = torch.tensor([[1.0, 2.0, 1.7], [1.1, 2.0, 1.6], [1.2, 2.1, 1.5]], dtype=torch.float64)
+    scaled = scaling.scaled(heads)
+    torch.testing.assert_close(scaled[:, :3, 3], scaling.scale * heads[:, :3, 3])
+    assert torch.equal(scaled[:, :3, :3], heads[:, :3, :3]) and heads[0, 2, 3] == 1.7  # the input is kept
 
 
 @pytest.mark.parametrize("value", ["3", "0.4", "-1.7", "nan", "inf", "abc", ""])

@@ -55,8 +55,8 @@ class SamplingConfig:
     """Longer sequences are guided in overlapping segments of this many frames (bounded memory)."""
     guidance_weights: GuidanceWeights = dataclasses.field(default_factory=GuidanceWeights)
     stature_m: float | None = None
-    """The wearer's stature, when given (`--stature`): every sample is the motion of the body of that stature
-    (`stature_known`)."""
+    """The wearer's stature, when given (`--stature`): every sample is the motion the prior gives the mean body,
+    performed by the body of that stature (`StatureScaling`)."""
     consensus: ConsensusKind = "bones"
     """With two or more samples, the consensus body the result holds besides them (`egoallo.consensus`)."""
     guided: GuidedBodies = "consensus"
@@ -68,17 +68,42 @@ GuidedBodies = Literal["consensus", "samples", "both"]
 every sample (the consensus is formed from the guided samples), or both (the samples, then their consensus)."""
 
 
-def stature_known(body: BodyModel, stature_m: float, d_state: int) -> Known:
-    """The body shape of a wearer `stature_m` tall (the mean body changed as little as possible to stand that
-    tall, `fit_stature`) as an inpainting constraint on every sample and frame of a packed `(S, T, d_state)` state:
-    the prior samples the motion of that body (better than refitting the sampled shapes afterwards, on validation:
-    docs/everyday.md)."""
-    betas = fit_stature(body, torch.zeros(NUM_BETAS), stature_m)
-    values = torch.zeros(1, 1, d_state)
-    values[..., :NUM_BETAS] = betas
-    mask = torch.zeros(1, 1, d_state, dtype=torch.bool)
-    mask[..., :NUM_BETAS] = True
-    return Known(values, mask)
+@dataclasses.dataclass(frozen=True)
+class StatureScaling:
+    """How the prior samples a wearer of known stature (`--stature`): the motion of the mean body (β = 0, the
+    centre of the shape augmentation's draws) for the head's trajectory scaled about the floor by `scale` (the
+    mean body's standing eye height over the wearer's), then performed by the wearer's body `betas`, whose
+    head lies on the real trajectory (Eq. 5). A wearer far taller or shorter than the bodies the prior was
+    trained on (1.56-1.73 m) so looks like them; on the stature spread this did better than sampling the
+    wearer's own shape (docs/everyday.md, "The wearer's own height")."""
+
+    betas: Tensor
+    """(16,) the wearer's body: the mean body changed as little as possible to stand that tall (`fit_stature`)."""
+    scale: float
+    """Mean body's standing eye height / the wearer's."""
+
+    @staticmethod
+    def of(body: BodyModel, stature_m: float) -> StatureScaling:
+        """The scaling for a wearer `stature_m` tall."""
+        betas = fit_stature(body, torch.zeros(NUM_BETAS), stature_m)
+        return StatureScaling(betas, standing_eye_height(body) / standing_eye_height(body, betas))
+
+    def scaled(self, above_floor: Tensor) -> Tensor:
+        """Head poses `(..., 4, 4)` in a world whose floor is z = 0, with their positions scaled about it."""
+        out = above_floor.clone()
+        out[..., :3, 3] *= self.scale
+        return out
+
+    def known(self, d_state: int) -> Known:
+        """The mean body's shape as an inpainting constraint on every sample and frame of a packed
+        `(S, T, d_state)` state: every sample is the motion of the mean body."""
+        mask = torch.zeros(1, 1, d_state, dtype=torch.bool)
+        mask[..., :NUM_BETAS] = True
+        return Known(torch.zeros(1, 1, d_state), mask)
+
+    def performed(self, state: MotionState) -> MotionState:
+        """`state` with every sample's and frame's shape the wearer's."""
+        return dataclasses.replace(state, betas=self.betas.to(state.betas).expand_as(state.betas).clone())
 
 
 def standing_eye_height(body: BodyModel, betas: np.ndarray | Tensor | None = None) -> float:
@@ -145,6 +170,9 @@ def estimate_body_motion(
     T_world_cpf = torch.tensor(trajectory.T_world_cpf, dtype=torch.float64)
     above_floor = T_world_cpf.clone()
     above_floor[:, 2, 3] -= floor_z
+    scaling = None if config.stature_m is None else StatureScaling.of(body, config.stature_m)
+    if scaling is not None:
+        above_floor = scaling.scaled(above_floor)
     # The pose before the first frame, extrapolated at constant velocity, so frame 0 has a plausible relative motion.
     before = above_floor[0] @ se3.inverse(above_floor[1]) @ above_floor[0]
     with_previous = torch.cat([before[None], above_floor], dim=0)  # (T + 1, 4, 4)
@@ -190,10 +218,12 @@ def estimate_body_motion(
         entry["counts"] = {k: sum(log.counts.get(k, 0) for log in logs) for k in logs[0].counts}
         return refined
 
-    known = None if config.stature_m is None else stature_known(body, config.stature_m, net.d_state)
+    known = None if scaling is None else scaling.known(net.d_state)
 
     def inner(level: int, x0: Tensor) -> Tensor:
-        state = MotionState.unpack((x0 if known is None else known.apply(x0)).cpu().double(), net.include_hands)
+        state = MotionState.unpack(x0.cpu().double(), net.include_hands)
+        if scaling is not None:  # guided as the wearer's body in the real world; the next step restores β = 0
+            state = scaling.performed(state)
         refined = guided(state, config.inner_iterations, "inner")
         if not net.include_hands:  # "hands" guidance adds finger rotations the network does not denoise
             refined = dataclasses.replace(refined, hand_rotations=None)
@@ -217,6 +247,8 @@ def estimate_body_motion(
     steps.close()
     sampled_s = time.perf_counter() - started
     state = MotionState.unpack(x0, net.include_hands)  # the sampler's x0 is projected onto SO(3)
+    if scaling is not None:
+        state = scaling.performed(state)
     several = config.num_samples >= 2
     if config.guidance and (not several or config.guided != "consensus"):
         state = guided(state, config.post_iterations, "post")

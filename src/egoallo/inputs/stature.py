@@ -23,7 +23,8 @@ DISAGREEMENT_M = 0.05
 """A scene floor further than this from the floor the stature implies is reported."""
 STATURE_METHOD = (
     "the mean body's betas changed as little as possible (Newton steps along the stature's gradient) to stand "
-    "the given height, inpainted while sampling (every sample is the motion of that body); without a scene floor, "
+    "the given height; that body performs the motion the prior samples for the mean body (betas 0 inpainted) "
+    "under the head's trajectory scaled about the floor by the mean body's eye height over its; without a scene floor, "
     "the floor 1.028 times that body's rest eye height under the head's standing height (95th percentile)"
 )
 """How `--stature` is used, as the result's metadata records it."""

@@ -37,8 +37,8 @@ from ..body import BodyModel
 from ..geometry import so3
 from ..guidance import build_problem, levenberg_marquardt
 from ..guidance.solver import Residual, ResidualFn
-from ..inference import guidance_dtype, place_in_world, standing_eye_height
-from ..body.stature import fit_stature, stature_eye_height
+from ..inference import StatureScaling, guidance_dtype, place_in_world, standing_eye_height
+from ..body.stature import stature_eye_height
 from ..inputs.gait import floor_without_points
 from ..inputs.points import floor_given
 from ..inputs.stature import check_stature_against_floor, stature_floor
@@ -183,8 +183,8 @@ class LiveEstimator:
         """`T_input_zup (4, 4)`: from the z-up world of the poses to the input's; `floor_z`: in the z-up world
         (None: from the first segment's warm-up, as `egoallo infer` without points); `warmup_denoiser`: samples
         the warm-ups instead of `denoiser` (a few-step distilled student, `config.warmup_steps` its step count);
-        `stature_m`: the wearer's height, when known (`egoallo infer --stature`): the body shape is fitted to it
-        and, without `floor_z`, the floor lies that body's standing eye height under the warm-up's head."""
+        `stature_m`: the wearer's height, when known (`egoallo infer --stature`): the body of that stature
+        performs the motion the prior gives the mean body (`StatureScaling`) and, without `floor_z`, the floor lies that body's standing eye height under the warm-up's head."""
         self.denoiser = denoiser.eval()
         self.warmup_denoiser = (warmup_denoiser or denoiser).eval()
         hop_net, warmup_net = denoiser.config, self.warmup_denoiser.config
@@ -200,8 +200,10 @@ class LiveEstimator:
         self.stature_m = stature_m
         self.eye_height = standing_eye_height(body) if stature_m is None else stature_eye_height(body, stature_m)
         """(m) the standing eye height the floor is placed by: the mean body's, or the stature's."""
-        self.betas: Tensor | None = None if stature_m is None else fit_stature(body, torch.zeros(NUM_BETAS), stature_m)
-        """(16,) the body shape: the stature's (as `inference.stature_known`), else fixed by the first warm-up."""
+        self.scaling = None if stature_m is None else StatureScaling.of(body, stature_m)
+        """With the stature: the prior samples the mean body for the head scaled to it (`StatureScaling`)."""
+        self.betas: Tensor | None = None if self.scaling is None else self.scaling.betas
+        """(16,) the body shape: the stature's, else fixed by the first warm-up."""
         self.clock = FrameClock(config.limits)
         self.stats = LiveStats()
         self._generator = torch.Generator().manual_seed(config.seed)
@@ -324,7 +326,10 @@ class LiveEstimator:
         floor_local = self.floor_z - float(origin[2])
         above_floor = local.copy()
         above_floor[:, 2, 3] -= floor_local
-        cond = compute_conditioning(torch.from_numpy(above_floor), net.conditioning).float()  # (size, d)
+        above_floor = torch.from_numpy(above_floor)
+        if self.scaling is not None:
+            above_floor = self.scaling.scaled(above_floor)
+        cond = compute_conditioning(above_floor, net.conditioning).float()  # (size, d)
         fixed = segment.emitted - first  # emitted frames in the window
         known = self._known(segment, size, fixed, net.d_state)
         warmup = segment.emitted == 0
@@ -353,6 +358,8 @@ class LiveEstimator:
             x0[..., :NUM_BETAS] = self.betas
         T_world_cpf = torch.from_numpy(local[1:])  # (size, 4, 4) re-centred
         state = MotionState.unpack(x0, net.include_hands)
+        if self.scaling is not None:
+            state = self.scaling.performed(state)
         if fixed > 0:
             state = seam_corrected(state, MotionState.unpack(predicted[-1], net.include_hands), fixed, config.seam)
         if config.guidance and config.guidance_iterations > 0:
@@ -371,8 +378,8 @@ class LiveEstimator:
         if fixed > 0:
             values[0, :fixed] = torch.stack(list(segment.states)[-fixed:])
             mask[0, :fixed] = True
-        if self.betas is not None:
-            values[0, :, :NUM_BETAS] = self.betas
+        if self.betas is not None:  # with the stature the prior samples the mean body (β = 0)
+            values[0, :, :NUM_BETAS] = self.betas if self.scaling is None else 0.0
             mask[0, :, :NUM_BETAS] = True
         return Known(values, mask)
 
