@@ -435,6 +435,28 @@ def test_reshaped_window_keeps_the_motion_and_moves_the_head(tiny_dataset):
     assert np.array_equal(tall["T_world_root"][:, :3, :3], window["T_world_root"][:, :3, :3])
 
 
+def test_tilted_head_pitches_the_head_and_keeps_the_body(tiny_dataset):
+    from egoallo.body import BodyModel
+    from egoallo.body.skeleton import JOINT_INDEX
+    from egoallo.data.dataset import MotionDataset, tilt_head_window
+
+    body = BodyModel.load_default()
+    window = MotionDataset(tiny_dataset, "train").window(0, 0, 10)
+    same = tilt_head_window(window, 0.0, body)
+    assert np.abs(same["T_world_cpf"] - window["T_world_cpf"]).max() < 1e-4
+    pitch = lambda w: np.degrees(np.arcsin(w["T_world_cpf"][:, 2, 2]))  # noqa: E731  (the CPF's forward axis, z up)
+    down = tilt_head_window(window, np.radians(20.0), body)
+    np.testing.assert_allclose(pitch(down) - pitch(window), -20.0, atol=0.5)  # chin down: looking 20 degrees lower
+    np.testing.assert_allclose(pitch(tilt_head_window(window, np.radians(-20.0), body)) - pitch(window), 20.0, atol=0.5)
+    # Everything below the head stays; the head's own rotation is the only local change.
+    assert np.array_equal(down["joints_world"], same["joints_world"])  # the head turns about its own joint
+    changed = np.flatnonzero(np.abs(down["body_rotations"] - window["body_rotations"]).reshape(10, 21, 9).max(axis=(0, 2)))
+    assert changed.tolist() == [JOINT_INDEX["head"] - 1]
+    for key in ("hand_rotations", "contacts", "T_world_root", "betas"):
+        assert np.array_equal(down[key], window[key])
+    assert 0.01 < np.linalg.norm(down["T_world_cpf"][:, :3, 3] - window["T_world_cpf"][:, :3, 3], axis=1).mean() < 0.06
+
+
 def test_split_by_split_builds_add_up(shared_dir, model, tmp_path):
     """A run restricted to some splits builds only those; a later run adds the rest and repacks."""
     out = tmp_path / "ds"

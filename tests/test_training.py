@@ -83,6 +83,29 @@ def test_reshaped_bodies_take_the_statures_asked_for(tiny_dataset, tmp_path, cap
     assert "--reshape-statures 3.0: expected the wearer's height in metres, from 0.5 to 2.5." in capsys.readouterr().err
 
 
+def test_tilted_heads_enter_the_batches_and_bad_tilts_are_refused(tiny_dataset, tmp_path, capsys):
+    import numpy as np
+    import torch
+
+    from egoallo.body import BodyModel
+    from egoallo.data.dataset import MotionDataset
+    from egoallo.prior.network import PRESETS
+    from egoallo.prior.training import TrainConfig, make_batch
+
+    body, data = BodyModel.load_default(), MotionDataset(tiny_dataset, "train")
+    batches = []
+    for probability in (0.0, 1.0):
+        config = TrainConfig(dataset=tiny_dataset, out=tmp_path, window=16, batch_size=3, mirror_probability=0.0,
+                             shorten_fraction=0.0, tilt_head_probability=probability, tilt_head_degrees=30.0)
+        batches.append(make_batch(data, np.random.default_rng(0), config, PRESETS["default"], body))
+    (x_kept, cond_kept, *_), (x_tilted, cond_tilted, *_) = batches
+    assert not torch.equal(x_kept, x_tilted) and not torch.equal(cond_kept, cond_tilted)  # the head's rotation and pose
+    ask = ["train", "--dataset", str(tiny_dataset), "--out", str(tmp_path / "r"), "--steps", "1", *TINY]
+    for flags in (["--tilt-head-probability", "1.5"], ["--tilt-head-degrees", "0"], ["--tilt-head-degrees", "120"]):
+        assert main([*ask, *flags]) == 2
+        assert "--tilt-head-probability must be between 0 and 1 and --tilt-head-degrees above 0" in capsys.readouterr().err
+
+
 def test_damaged_loss_log_of_a_resumed_run_is_a_clear_error(tiny_dataset, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--dataset", str(tiny_dataset), "--out", str(run), "--steps", "2", *TINY]) == 0

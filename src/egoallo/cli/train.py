@@ -43,6 +43,8 @@ def train(
     reshape_statures: tuple[float, float] | None = None,
     retime_probability: float = 0.0,
     retime_speeds: tuple[float, float] = (0.8, 1.25),
+    tilt_head_probability: float = 0.0,
+    tilt_head_degrees: float = 30.0,
     sources: tuple[str, ...] | None = None,
     balance_power: float = 1.0,
     merge_groups: tuple[str, ...] = (),
@@ -73,6 +75,8 @@ def train(
         reshape_statures: With --reshape-probability, also fit each new body to a stature drawn uniformly from LOW to HIGH metres (e.g. 1.50 1.95: tall and short wearers alike; the built sources are all about 1.57 m).
         retime_probability: Share of training windows played faster or slower.
         retime_speeds: Slowest and fastest playback speed of a re-timed window (drawn log-uniformly).
+        tilt_head_probability: Share of training windows whose head is pitched up or down (the rest of the body kept), so that the prior does not read raised arms from a head carried high.
+        tilt_head_degrees: Largest pitch of a tilted head, degrees (drawn uniformly from minus to plus it).
         sources: Train (and validate) on these sources only, e.g. `bandai1 bandai2`.
         balance_power: Draw each (source, activity) group of training windows in proportion to its windows to this power: 1 = every window alike, 0.5 = square-root balance (rare activities such as sitting, stairs and idle drawn more), 0 = every group alike.
         merge_groups: Activity groups the balance draws as one: each entry comma-separated patterns of `source/activity`, e.g. `'bandai2/wave-*,bandai2/raise-up-*'` (one activity recorded in six styles counts once).
@@ -94,6 +98,9 @@ def train(
             raise UserError(f"--reshape-statures takes the shortest and the tallest stature, shortest first, with a "
                             f"--reshape-probability above 0; got {reshape_statures[0]} {reshape_statures[1]} and "
                             f"{reshape_probability}.")
+    if not (0.0 <= tilt_head_probability <= 1.0 and 0.0 < tilt_head_degrees <= 90.0):
+        raise UserError(f"--tilt-head-probability must be between 0 and 1 and --tilt-head-degrees above 0 and at most "
+                        f"90; got {tilt_head_probability} and {tilt_head_degrees}.")
     if not 0 < retime_speeds[0] <= retime_speeds[1]:
         raise UserError(f"--retime-speeds must be two positive speeds, slowest first; got {retime_speeds[0]} {retime_speeds[1]}.")
     for flag, power in (("--balance-power", balance_power), ("--val-balance-power", val_balance_power)):
@@ -113,7 +120,8 @@ def train(
         dataset=dataset, out=out, model=model, cond_param=cond_param, steps=steps, batch_size=batch_size,
         window=window, learning_rate=learning_rate, mirror_probability=mirror_probability,
         reshape_probability=reshape_probability, reshape_statures=reshape_statures, retime_probability=retime_probability,
-        retime_speeds=retime_speeds, sources=sources, balance_power=balance_power, merge_groups=merge_groups,
+        retime_speeds=retime_speeds, tilt_head_probability=tilt_head_probability, tilt_head_degrees=tilt_head_degrees,
+        sources=sources, balance_power=balance_power, merge_groups=merge_groups,
         init_from=init_from,
         teacher=teacher, student_steps=student_steps, teacher_substeps=teacher_substeps, warmup_steps=warmup_steps,
         val_every=val_every,

@@ -20,11 +20,14 @@ import torch
 from torch import Tensor
 
 from ..body import BodyModel
-from ..body.skeleton import MIRROR_INDEX
+from ..body.skeleton import JOINT_INDEX, MIRROR_INDEX
 from ..body import stature
 from ..geometry import se3, so3
 from .dataset_build import INDEX_FIELDS, read_index
 from .sources import SPLITS, ClipInfo
+
+HEAD_JOINT = JOINT_INDEX["head"]
+"""The joint `tilt_head_window` pitches (its local rotation is `body_rotations[:, HEAD_JOINT - 1]`)."""
 
 TIME_SERIES = ("T_world_root", "body_rotations", "hand_rotations", "contacts", "joints_world", "T_world_cpf")
 """Per-frame datasets of every clip group, read for each window."""
@@ -197,6 +200,27 @@ def reshape_window(window: dict[str, np.ndarray], body: BodyModel, betas: np.nda
     out = dict(window)
     out["betas"] = np.asarray(betas, dtype=window["betas"].dtype)
     out["T_world_root"] = T_world_root
+    out["joints_world"] = posed.joints_world.numpy().astype(window["joints_world"].dtype)
+    out["T_world_cpf"] = posed.T_world_cpf.numpy().astype(window["T_world_cpf"].dtype)
+    return out
+
+
+def tilt_head_window(window: dict[str, np.ndarray], pitch_rad: float, body: BodyModel) -> dict[str, np.ndarray]:
+    """The same motion with the head pitched `pitch_rad` further about its own left-right axis (positive: chin
+    down), every frame alike; the rest of the body is kept. The head poses and joints are recomputed by forward
+    kinematics with `body`. People carry their heads higher or lower whatever their arms do: without this, the
+    prior learns head pitch from the few styles that carry it high, and those wave (benchmarks/example_head_report.py).
+    Takes and returns `MotionDataset.window` dicts.
+    """
+    c, s_ = np.cos(pitch_rad), np.sin(pitch_rad)
+    R_pitch = np.array([[1.0, 0.0, 0.0], [0.0, c, -s_], [0.0, s_, c]], dtype=window["body_rotations"].dtype)
+    body_rotations = window["body_rotations"].copy()
+    body_rotations[:, HEAD_JOINT - 1] = body_rotations[:, HEAD_JOINT - 1] @ R_pitch
+    local = np.concatenate([body_rotations, window["hand_rotations"]], axis=-3)
+    shaped = body.with_shape(torch.from_numpy(window["betas"][: body.num_betas]).float())
+    posed = shaped.with_pose(torch.from_numpy(window["T_world_root"]), torch.from_numpy(local))
+    out = dict(window)
+    out["body_rotations"] = body_rotations
     out["joints_world"] = posed.joints_world.numpy().astype(window["joints_world"].dtype)
     out["T_world_cpf"] = posed.T_world_cpf.numpy().astype(window["T_world_cpf"].dtype)
     return out

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from ..body import BodyModel
 from ..body.stature import betas_with_stature
 from ..data.dataset import (
-    MotionDataset, mirror_window, reshape_window, retime_source_length, retime_window, merge_patterns,
+    MotionDataset, mirror_window, reshape_window, retime_source_length, retime_window, merge_patterns, tilt_head_window,
 )
 from ..errors import UserError
 from ..files import opened_atomically, write_bytes_atomic
@@ -68,6 +68,10 @@ class TrainConfig:
     retime_probability: float = 0.0
     """Share of windows played faster or slower (`retime_window`), at a speed drawn log-uniformly from `retime_speeds`."""
     retime_speeds: tuple[float, float] = (0.8, 1.25)
+    tilt_head_probability: float = 0.0
+    """Share of windows whose head is pitched further (`tilt_head_window`) by an angle drawn uniformly from
+    ±`tilt_head_degrees`, the rest of the body kept."""
+    tilt_head_degrees: float = 30.0
     sources: tuple[str, ...] | None = None
     """Train on these sources only (e.g. `bandai1 bandai2` for a cross-dataset test on CMU); default all."""
     balance_power: float = 1.0
@@ -134,6 +138,8 @@ def make_batch(dataset: MotionDataset, rng: np.random.Generator, config: TrainCo
             if config.reshape_statures is not None:
                 betas = betas_with_stature(body, betas, float(rng.uniform(*config.reshape_statures)))
             w = reshape_window(w, body, betas)
+        if body is not None and config.tilt_head_probability > 0 and rng.random() < config.tilt_head_probability:
+            w = tilt_head_window(w, math.radians(rng.uniform(-config.tilt_head_degrees, config.tilt_head_degrees)), body)
         mask = torch.from_numpy(w["mask"][1:].copy())
         if rng.random() < config.shorten_fraction:
             keep = int(rng.integers(2, config.window + 1))
@@ -344,7 +350,7 @@ def train(config: TrainConfig, net_config: EgoDenoiserConfig, *, progress: bool 
     out = Path(config.out)
     latest = out / "latest"
 
-    augments_by_body = config.reshape_probability > 0 or config.retime_probability > 0
+    augments_by_body = config.reshape_probability > 0 or config.retime_probability > 0 or config.tilt_head_probability > 0
     body = BodyModel.load_from_env_or_default(None) if augments_by_body else None
     model = EgoDenoiser(net_config)
     start_step = 0
