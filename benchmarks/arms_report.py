@@ -1,0 +1,108 @@
+"""How often `egoallo infer` raises a wrist above its shoulder, for the README example and for dataset clips.
+
+    python benchmarks/arms_report.py [--dataset DIR/dataset.h5 --split test --clips ID ...] [--checkpoint CK]
+        [--seeds 0 1 2 3 4] [--level-head] [--pitch-offset DEG]
+
+Each head trajectory (the example's, then each clip's) goes through `egoallo infer`'s path (`estimate_file`, foot
+guidance, the floor from the trajectory) as a TUM file, once per seed; printed: the share of frames with a wrist
+above its shoulder (`metadata["plausibility"]`) per seed and its mean, and for clips the truth's share.
+`--level-head` takes the roll out of every head pose (its left-right axis made horizontal) and `--pitch-offset`
+turns every head about its own left-right axis (positive: chin down), so that one can ask which part of how the
+head is carried makes the prior raise an arm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from egoallo.assets import EXAMPLE_TRAJECTORY
+from egoallo.inputs.trajectory import read_trajectory
+from egoallo.pipeline import InferOptions, estimate_file
+
+UP = np.array([0.0, 0.0, 1.0])
+SHOULDERS, WRISTS = (16, 17), (20, 21)
+
+
+def carried(T_world_cpf: np.ndarray, level: bool, pitch_offset_deg: float) -> np.ndarray:
+    """Head poses `(T, 4, 4)` (z up; CPF x left, y up, z forward) levelled and/or pitched as asked."""
+    out = T_world_cpf.copy()
+    for k, T in enumerate(T_world_cpf):
+        forward = T[:3, 2]
+        left = T[:3, 0] if not level else np.cross(UP, forward) / np.linalg.norm(np.cross(UP, forward))
+        pitch = np.arcsin(np.clip(forward @ UP, -1.0, 1.0)) - np.radians(pitch_offset_deg)
+        ahead = np.cross(left, UP) / np.linalg.norm(np.cross(left, UP))
+        new_forward = np.cos(pitch) * ahead + np.sin(pitch) * UP
+        if not level:  # keep the roll: turn the whole frame about its own x axis
+            c, s = np.cos(np.radians(pitch_offset_deg)), np.sin(np.radians(pitch_offset_deg))
+            out[k, :3, :3] = T[:3, :3] @ np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+            continue
+        out[k, :3, :3] = np.stack([left, np.cross(new_forward, left), new_forward], axis=1)
+    return out
+
+
+def write_tum(path: Path, timestamps_s: np.ndarray, T_world_cpf: np.ndarray) -> None:
+    """A TUM text file of the head poses (x y z, then the quaternion x y z w)."""
+    from scipy.spatial.transform import Rotation
+
+    q = Rotation.from_matrix(T_world_cpf[:, :3, :3]).as_quat()
+    lines = [f"{t:.6f} {p[0]:.6f} {p[1]:.6f} {p[2]:.6f} {a[0]:.8f} {a[1]:.8f} {a[2]:.8f} {a[3]:.8f}"
+             for t, p, a in zip(timestamps_s, T_world_cpf[:, :3, 3], q)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def wrist_up_share(joints_world: np.ndarray) -> float:
+    """Share of frames of `joints_world (T, J, 3)` (z up) with either wrist above its shoulder."""
+    return float((joints_world[:, WRISTS, 2] > joints_world[:, SHOULDERS, 2]).any(axis=1).mean())
+
+
+def shares(path: Path, checkpoint: Path | None, seeds: list[int]) -> list[float]:
+    """The predicted wrist-above-shoulder share of `egoallo infer PATH --up z --guidance feet` per seed."""
+    out = []
+    for seed in seeds:
+        options = InferOptions(checkpoint=checkpoint, up="z", guidance=frozenset({"feet"}), seed=seed, threads=1)
+        estimate = estimate_file(path, options, say=lambda _: None, progress=False)
+        out.append(float(estimate.result.metadata["plausibility"]["wrist_above_shoulder_share"][0]))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--clips", nargs="*", default=[])
+    parser.add_argument("--checkpoint", type=Path)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--level-head", action="store_true")
+    parser.add_argument("--pitch-offset", type=float, default=0.0)
+    args = parser.parse_args()
+
+    example = read_trajectory(EXAMPLE_TRAJECTORY, device_is_cpf=True).resample(30.0)
+    inputs = [("the example", example.timestamps_ns / 1e9, example.T_world_cpf, None)]
+    if args.clips:
+        from egoallo.data.dataset import MotionDataset
+
+        dataset = MotionDataset(args.dataset, split=args.split)
+        for clip_id in args.clips:
+            clip = dataset.clip_ids.index(clip_id)
+            window = dataset.window(clip, 0, int(dataset.lengths[clip]))
+            T = window["T_world_cpf"].astype(np.float64)
+            inputs.append((clip_id, np.arange(len(T)) / 30.0, T, wrist_up_share(window["joints_world"])))
+    print(f"head: {'levelled, ' if args.level_head else ''}pitched {args.pitch_offset:+.0f} deg; "
+          f"checkpoint: {args.checkpoint or 'shipped'}; seeds {args.seeds}")
+    print("| head trajectory | truth | " + " | ".join(f"seed {s}" for s in args.seeds) + " | mean |")
+    print("|---|---|" + "---|" * len(args.seeds) + "---|")
+    with tempfile.TemporaryDirectory() as folder:
+        for name, timestamps, T, truth in inputs:
+            path = Path(folder) / "head.txt"
+            write_tum(path, timestamps, carried(T, args.level_head, args.pitch_offset))
+            values = shares(path, args.checkpoint, args.seeds)
+            print(f"| {name} | {'-' if truth is None else f'{truth:.2f}'} | " + " | ".join(f"{v:.2f}" for v in values)
+                  + f" | {np.mean(values):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
