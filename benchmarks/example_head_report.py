@@ -5,8 +5,8 @@
 Prints a markdown table: the example (`egoallo infer --example`'s trajectory) and every (source, activity) group of
 the split, each with its clips, the median over clips of the head's median pitch (the CPF's forward axis, +z, above
 the horizontal, degrees), its median horizontal speed (m/s), and the share of the truth's frames with a wrist above
-its shoulder. The prior reads arms it cannot see from how the head moves: a head carried like the heads of the
-groups that raise their hands is a reason for it to raise one.
+its shoulder. The prior reads arms it cannot see from how the head moves; this shows how the example's head is
+carried against the heads it learnt from (docs/prior_candidates.md, round 3).
 """
 
 from __future__ import annotations
