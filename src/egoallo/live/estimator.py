@@ -184,7 +184,8 @@ class LiveEstimator:
         (None: from the first segment's warm-up, as `egoallo infer` without points); `warmup_denoiser`: samples
         the warm-ups instead of `denoiser` (a few-step distilled student, `config.warmup_steps` its step count);
         `stature_m`: the wearer's height, when known (`egoallo infer --stature`): the body of that stature
-        performs the motion the prior gives the mean body (`StatureScaling`) and, without `floor_z`, the floor lies that body's standing eye height under the warm-up's head."""
+        performs the motion the prior gives the mean body (`StatureScaling`) and, without `floor_z`, the floor
+        lies that body's standing eye height under the warm-up's head."""
         self.denoiser = denoiser.eval()
         self.warmup_denoiser = (warmup_denoiser or denoiser).eval()
         hop_net, warmup_net = denoiser.config, self.warmup_denoiser.config
