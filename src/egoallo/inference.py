@@ -74,7 +74,7 @@ class StatureScaling:
     centre of the shape augmentation's draws) for the head's trajectory scaled about the floor by `scale` (the
     mean body's standing eye height over the wearer's), then performed by the wearer's body `betas`, whose
     head lies on the real trajectory (Eq. 5). A wearer far taller or shorter than the bodies the prior was
-    trained on (1.56-1.73 m) so looks like them; on the stature spread this did better than sampling the
+    trained on (the built clips' 1.56-1.57 m, the shape augmentation's 1.55-1.76 m) so looks like them; on the stature spread this did better than sampling the
     wearer's own shape (docs/everyday.md, "The wearer's own height")."""
 
     betas: Tensor
