@@ -1,7 +1,7 @@
 """How often `egoallo infer` raises a wrist above its shoulder, for the README example and for dataset clips.
 
     python benchmarks/arms_report.py [--dataset DIR/dataset.h5 --split test --clips ID ...] [--checkpoint CK]
-        [--seeds 0 1 2 3 4] [--level-head] [--pitch-offset DEG]
+        [--steps N] [--seeds 0 1 2 3 4] [--level-head] [--pitch-offset DEG]
 
 Each head trajectory (the example's, then each clip's) goes through `egoallo infer`'s path (`estimate_file`, foot
 guidance, the floor from the trajectory) as a TUM file, once per seed; printed: the share of frames with a wrist
@@ -59,11 +59,12 @@ def wrist_up_share(joints_world: np.ndarray) -> float:
     return float((joints_world[:, WRISTS, 2] > joints_world[:, SHOULDERS, 2]).any(axis=1).mean())
 
 
-def shares(path: Path, checkpoint: Path | None, seeds: list[int]) -> list[float]:
-    """The predicted wrist-above-shoulder share of `egoallo infer PATH --up z --guidance feet` per seed."""
+def shares(path: Path, checkpoint: Path | None, steps: int | None, seeds: list[int]) -> list[float]:
+    """The predicted wrist-above-shoulder share of `egoallo infer PATH --up z --guidance feet [--steps N]` per seed."""
     out = []
     for seed in seeds:
-        options = InferOptions(checkpoint=checkpoint, up="z", guidance=frozenset({"feet"}), seed=seed, threads=1)
+        options = InferOptions(checkpoint=checkpoint, up="z", guidance=frozenset({"feet"}), steps=steps, seed=seed,
+                               threads=1)
         estimate = estimate_file(path, options, say=lambda _: None, progress=False)
         out.append(float(estimate.result.metadata["plausibility"]["wrist_above_shoulder_share"][0]))
     return out
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--clips", nargs="*", default=[])
     parser.add_argument("--checkpoint", type=Path)
+    parser.add_argument("--steps", type=int, help="denoising steps (default: the checkpoint's own)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--level-head", action="store_true")
     parser.add_argument("--pitch-offset", type=float, default=0.0)
@@ -92,14 +94,14 @@ def main() -> None:
             T = window["T_world_cpf"].astype(np.float64)
             inputs.append((clip_id, np.arange(len(T)) / 30.0, T, wrist_up_share(window["joints_world"])))
     print(f"head: {'levelled, ' if args.level_head else ''}pitched {args.pitch_offset:+.0f} deg; "
-          f"checkpoint: {args.checkpoint or 'shipped'}; seeds {args.seeds}")
+          f"checkpoint: {args.checkpoint or 'shipped'}, steps {args.steps or 'its own'}; seeds {args.seeds}")
     print("| head trajectory | truth | " + " | ".join(f"seed {s}" for s in args.seeds) + " | mean |")
     print("|---|---|" + "---|" * len(args.seeds) + "---|")
     with tempfile.TemporaryDirectory() as folder:
         for name, timestamps, T, truth in inputs:
             path = Path(folder) / "head.txt"
             write_tum(path, timestamps, carried(T, args.level_head, args.pitch_offset))
-            values = shares(path, args.checkpoint, args.seeds)
+            values = shares(path, args.checkpoint, args.steps, args.seeds)
             print(f"| {name} | {'-' if truth is None else f'{truth:.2f}'} | " + " | ".join(f"{v:.2f}" for v in values)
                   + f" | {np.mean(values):.2f} |")
 
