@@ -14,6 +14,7 @@ head is carried makes the prior raise an arm.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,9 @@ import numpy as np
 from egoallo.assets import EXAMPLE_TRAJECTORY
 from egoallo.inputs.trajectory import read_trajectory
 from egoallo.pipeline import InferOptions, estimate_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine  # noqa: E402
 
 UP = np.array([0.0, 0.0, 1.0])
 SHOULDERS, WRISTS = (16, 17), (20, 21)
@@ -81,6 +85,7 @@ def main() -> None:
     parser.add_argument("--level-head", action="store_true")
     parser.add_argument("--pitch-offset", type=float, default=0.0)
     args = parser.parse_args()
+    print(machine())
 
     example = read_trajectory(EXAMPLE_TRAJECTORY, device_is_cpf=True).resample(30.0)
     inputs = [("the example", example.timestamps_ns / 1e9, example.T_world_cpf, None)]

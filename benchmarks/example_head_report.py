@@ -12,13 +12,18 @@ carried against the heads it learnt from (docs/prior_candidates.md, round 3).
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
 from egoallo.assets import EXAMPLE_TRAJECTORY
 from egoallo.data.dataset import MotionDataset
 from egoallo.inputs.trajectory import read_trajectory
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine  # noqa: E402
 
 FPS = 30.0
 SHOULDERS, WRISTS = (16, 17), (20, 21)
@@ -46,6 +51,7 @@ def main() -> None:
     parser.add_argument("--split", default="train")
     parser.add_argument("--sources", nargs="*", default=None)
     args = parser.parse_args()
+    print(machine())
 
     example = read_trajectory(EXAMPLE_TRAJECTORY, device_is_cpf=True).resample(FPS).T_world_cpf
     dataset = MotionDataset(args.dataset, split=args.split, sources=tuple(args.sources) if args.sources else None)
