@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from egoallo.assets import EXAMPLE_TRAJECTORY
+from egoallo.body.plausibility import wrist_above_shoulder
 from egoallo.inputs.trajectory import read_trajectory
 from egoallo.pipeline import InferOptions, estimate_file
 
@@ -28,23 +29,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
 
 UP = np.array([0.0, 0.0, 1.0])
-SHOULDERS, WRISTS = (16, 17), (20, 21)
 
 
 def carried(T_world_cpf: np.ndarray, level: bool, pitch_offset_deg: float) -> np.ndarray:
-    """Head poses `(T, 4, 4)` (z up; CPF x left, y up, z forward) levelled and/or pitched as asked."""
+    """Head poses `(T, 4, 4)` (z up; CPF x left, y up, z forward) turned `pitch_offset_deg` about their own x axis
+    (positive: chin down) and, with `level`, with their roll taken out (x made horizontal)."""
     out = T_world_cpf.copy()
+    if not level:
+        c, s = np.cos(np.radians(pitch_offset_deg)), np.sin(np.radians(pitch_offset_deg))
+        out[:, :3, :3] = T_world_cpf[:, :3, :3] @ np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+        return out
     for k, T in enumerate(T_world_cpf):
-        forward = T[:3, 2]
-        left = T[:3, 0] if not level else np.cross(UP, forward) / np.linalg.norm(np.cross(UP, forward))
-        pitch = np.arcsin(np.clip(forward @ UP, -1.0, 1.0)) - np.radians(pitch_offset_deg)
-        ahead = np.cross(left, UP) / np.linalg.norm(np.cross(left, UP))
-        new_forward = np.cos(pitch) * ahead + np.sin(pitch) * UP
-        if not level:  # keep the roll: turn the whole frame about its own x axis
-            c, s = np.cos(np.radians(pitch_offset_deg)), np.sin(np.radians(pitch_offset_deg))
-            out[k, :3, :3] = T[:3, :3] @ np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-            continue
-        out[k, :3, :3] = np.stack([left, np.cross(new_forward, left), new_forward], axis=1)
+        left = np.cross(UP, T[:3, 2])
+        left /= np.linalg.norm(left)
+        ahead = np.cross(left, UP)
+        pitch = np.arcsin(np.clip(T[2, 2], -1.0, 1.0)) - np.radians(pitch_offset_deg)
+        forward = np.cos(pitch) * ahead + np.sin(pitch) * UP
+        out[k, :3, :3] = np.stack([left, np.cross(forward, left), forward], axis=1)
     return out
 
 
@@ -56,11 +57,6 @@ def write_tum(path: Path, timestamps_s: np.ndarray, T_world_cpf: np.ndarray) -> 
     lines = [f"{t:.6f} {p[0]:.6f} {p[1]:.6f} {p[2]:.6f} {a[0]:.8f} {a[1]:.8f} {a[2]:.8f} {a[3]:.8f}"
              for t, p, a in zip(timestamps_s, T_world_cpf[:, :3, 3], q)]
     path.write_text("\n".join(lines) + "\n")
-
-
-def wrist_up_share(joints_world: np.ndarray) -> float:
-    """Share of frames of `joints_world (T, J, 3)` (z up) with either wrist above its shoulder."""
-    return float((joints_world[:, WRISTS, 2] > joints_world[:, SHOULDERS, 2]).any(axis=1).mean())
 
 
 def shares(path: Path, checkpoint: Path | None, steps: int | None, seeds: list[int]) -> list[float]:
@@ -97,7 +93,7 @@ def main() -> None:
             clip = dataset.clip_ids.index(clip_id)
             window = dataset.window(clip, 0, int(dataset.lengths[clip]))
             T = window["T_world_cpf"].astype(np.float64)
-            inputs.append((clip_id, np.arange(len(T)) / 30.0, T, wrist_up_share(window["joints_world"])))
+            inputs.append((clip_id, np.arange(len(T)) / 30.0, T, float(wrist_above_shoulder(window["joints_world"]).mean())))
     print(f"head: {'levelled, ' if args.level_head else ''}pitched {args.pitch_offset:+.0f} deg; "
           f"checkpoint: {args.checkpoint or 'shipped'}, steps {args.steps or 'its own'}; seeds {args.seeds}")
     print("| head trajectory | truth | " + " | ".join(f"seed {s}" for s in args.seeds) + " | mean |")

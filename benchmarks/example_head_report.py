@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from egoallo.assets import EXAMPLE_TRAJECTORY
+from egoallo.body.plausibility import wrist_above_shoulder
 from egoallo.data.dataset import MotionDataset
 from egoallo.inputs.trajectory import read_trajectory
 
@@ -26,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
 
 FPS = 30.0
-SHOULDERS, WRISTS = (16, 17), (20, 21)
 
 
 def pitch_deg(T_world_cpf: np.ndarray) -> np.ndarray:
@@ -37,12 +37,6 @@ def pitch_deg(T_world_cpf: np.ndarray) -> np.ndarray:
 def speed(T_world_cpf: np.ndarray) -> np.ndarray:
     """(T - 1,) horizontal head speed, m/s."""
     return np.linalg.norm(np.diff(T_world_cpf[:, :2, 3], axis=0), axis=1) * FPS
-
-
-def wrist_up_share(joints_world: np.ndarray) -> float:
-    """Share of frames of `joints_world (T, J, 3)` (z up) with either wrist above its shoulder."""
-    up = (joints_world[:, WRISTS, 2] > joints_world[:, SHOULDERS, 2]).any(axis=1)
-    return float(up.mean())
 
 
 def main() -> None:
@@ -63,7 +57,7 @@ def main() -> None:
         if len(T) < 2:
             continue
         groups[(info.source, info.activity)].append(
-            (float(np.median(pitch_deg(T))), float(np.median(speed(T))), wrist_up_share(window["joints_world"]))
+            (float(np.median(pitch_deg(T))), float(np.median(speed(T))), float(wrist_above_shoulder(window["joints_world"]).mean()))
         )
     print("| group | clips | head pitch, median (deg) | head speed, median (m/s) | truth: wrist above shoulder |")
     print("|---|---|---|---|---|")
