@@ -74,8 +74,9 @@ class StatureScaling:
     centre of the shape augmentation's draws) for the head's trajectory scaled about the floor by `scale` (the
     mean body's standing eye height over the wearer's), then performed by the wearer's body `betas`, whose
     head lies on the real trajectory (Eq. 5). A wearer far taller or shorter than the bodies the prior was
-    trained on (the built clips' 1.56-1.57 m, the shape augmentation's 1.55-1.76 m) so looks like them; on the stature spread this did better than sampling the
-    wearer's own shape (docs/everyday.md, "The wearer's own height")."""
+    trained on (the built clips' 1.56-1.57 m, the shape augmentation's 1.55-1.76 m) so looks like them; on the
+    stature spread this did better than sampling the wearer's own shape (docs/everyday.md, "The wearer's own
+    height")."""
 
     betas: Tensor
     """(16,) the wearer's body: the mean body changed as little as possible to stand that tall (`fit_stature`)."""
@@ -94,12 +95,17 @@ class StatureScaling:
         out[..., :3, 3] *= self.scale
         return out
 
+    sampled_betas = torch.zeros(NUM_BETAS)
+    """(16,) the shape the prior samples: the mean body's."""
+
     def known(self, d_state: int) -> Known:
-        """The mean body's shape as an inpainting constraint on every sample and frame of a packed
-        `(S, T, d_state)` state: every sample is the motion of the mean body."""
+        """`sampled_betas` as an inpainting constraint on every sample and frame of a packed `(S, T, d_state)`
+        state: every sample is the motion of the mean body."""
+        values = torch.zeros(1, 1, d_state)
+        values[..., :NUM_BETAS] = self.sampled_betas
         mask = torch.zeros(1, 1, d_state, dtype=torch.bool)
         mask[..., :NUM_BETAS] = True
-        return Known(torch.zeros(1, 1, d_state), mask)
+        return Known(values, mask)
 
     def performed(self, state: MotionState) -> MotionState:
         """`state` with every sample's and frame's shape the wearer's."""

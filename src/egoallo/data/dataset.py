@@ -178,6 +178,18 @@ def mirror_window(window: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+def _posed(window: dict[str, np.ndarray], shaped, **fields: np.ndarray) -> dict[str, np.ndarray]:
+    """`window` with `fields` replaced (cast to the window's dtypes) and its joints and head poses recomputed by
+    forward kinematics of `shaped` (`body.with_shape` of the window's new shape) from its root and local rotations."""
+    out = dict(window)
+    out.update({key: np.asarray(value, dtype=window[key].dtype) for key, value in fields.items()})
+    local = np.concatenate([out["body_rotations"], out["hand_rotations"]], axis=-3)
+    posed = shaped.with_pose(torch.from_numpy(out["T_world_root"]), torch.from_numpy(local))
+    out["joints_world"] = posed.joints_world.numpy().astype(window["joints_world"].dtype)
+    out["T_world_cpf"] = posed.T_world_cpf.numpy().astype(window["T_world_cpf"].dtype)
+    return out
+
+
 def reshape_window(window: dict[str, np.ndarray], body: BodyModel, betas: np.ndarray) -> dict[str, np.ndarray]:
     """The same motion performed by another body: `betas (B,)` replace the window's.
 
@@ -195,14 +207,7 @@ def reshape_window(window: dict[str, np.ndarray], body: BodyModel, betas: np.nda
     new = body.with_shape(torch.from_numpy(np.asarray(betas[: body.num_betas], dtype=np.float32)))
     T_world_root = window["T_world_root"].copy()
     T_world_root[..., :3, 3] *= pelvis_height(new) / pelvis_height(old)
-    local = np.concatenate([window["body_rotations"], window["hand_rotations"]], axis=-3)
-    posed = new.with_pose(torch.from_numpy(T_world_root), torch.from_numpy(local))
-    out = dict(window)
-    out["betas"] = np.asarray(betas, dtype=window["betas"].dtype)
-    out["T_world_root"] = T_world_root
-    out["joints_world"] = posed.joints_world.numpy().astype(window["joints_world"].dtype)
-    out["T_world_cpf"] = posed.T_world_cpf.numpy().astype(window["T_world_cpf"].dtype)
-    return out
+    return _posed(window, new, betas=betas, T_world_root=T_world_root)
 
 
 def tilt_head_window(window: dict[str, np.ndarray], pitch_rad: float, body: BodyModel) -> dict[str, np.ndarray]:
@@ -217,14 +222,8 @@ def tilt_head_window(window: dict[str, np.ndarray], pitch_rad: float, body: Body
     R_pitch = np.array([[1.0, 0.0, 0.0], [0.0, c, -s_], [0.0, s_, c]], dtype=window["body_rotations"].dtype)
     body_rotations = window["body_rotations"].copy()
     body_rotations[:, HEAD_JOINT - 1] = body_rotations[:, HEAD_JOINT - 1] @ R_pitch
-    local = np.concatenate([body_rotations, window["hand_rotations"]], axis=-3)
     shaped = body.with_shape(torch.from_numpy(window["betas"][: body.num_betas]).float())
-    posed = shaped.with_pose(torch.from_numpy(window["T_world_root"]), torch.from_numpy(local))
-    out = dict(window)
-    out["body_rotations"] = body_rotations
-    out["joints_world"] = posed.joints_world.numpy().astype(window["joints_world"].dtype)
-    out["T_world_cpf"] = posed.T_world_cpf.numpy().astype(window["T_world_cpf"].dtype)
-    return out
+    return _posed(window, shaped, body_rotations=body_rotations)
 
 
 betas_with_stature = stature.betas_with_stature
@@ -260,14 +259,10 @@ def retime_window(window: dict[str, np.ndarray], speed: float, length: int, body
         slerp(window["T_world_root"][:, None, :3, :3])[:, 0],
         root[i0, :3, 3] + alpha[:, 0, 0] * (root[i1, :3, 3] - root[i0, :3, 3]),
     )
-    rotations = slerp(local)
-    posed = body.with_shape(torch.from_numpy(window["betas"][: body.num_betas]).float()).with_pose(T_world_root, rotations)
-    out = dict(window)
-    out["T_world_root"] = T_world_root.numpy().astype(window["T_world_root"].dtype)
-    out["body_rotations"] = rotations[:, :21].numpy().astype(window["body_rotations"].dtype)
-    out["hand_rotations"] = rotations[:, 21:].numpy().astype(window["hand_rotations"].dtype)
-    out["joints_world"] = posed.joints_world.numpy().astype(window["joints_world"].dtype)
-    out["T_world_cpf"] = posed.T_world_cpf.numpy().astype(window["T_world_cpf"].dtype)
+    rotations = slerp(local).numpy()
+    shaped = body.with_shape(torch.from_numpy(window["betas"][: body.num_betas]).float())
+    out = _posed(window, shaped, T_world_root=T_world_root.numpy(), body_rotations=rotations[:, :21],
+                 hand_rotations=rotations[:, 21:])
     out["contacts"] = window["contacts"][np.minimum(np.round(times).astype(int), available - 1)]
     out["mask"] = window["mask"][i0] & window["mask"][i1]
     return out

@@ -379,8 +379,8 @@ class LiveEstimator:
         if fixed > 0:
             values[0, :fixed] = torch.stack(list(segment.states)[-fixed:])
             mask[0, :fixed] = True
-        if self.betas is not None:  # with the stature the prior samples the mean body (β = 0)
-            values[0, :, :NUM_BETAS] = self.betas if self.scaling is None else 0.0
+        if self.betas is not None:  # with the stature the prior samples the mean body
+            values[0, :, :NUM_BETAS] = self.betas if self.scaling is None else self.scaling.sampled_betas
             mask[0, :, :NUM_BETAS] = True
         return Known(values, mask)
 
