@@ -84,17 +84,37 @@ def test_bad_statures_are_one_line(value):
 def test_the_floor_and_the_checks_against_a_scene_floor():
     head_z = np.r_[np.full(90, 1.20), np.full(10, 1.70)]  # sitting mostly; standing 10 % of the time
     eye = 1.60 / STANDING_HEIGHT_OVER_EYE  # a body whose head stands 1.60 m tall
-    assert stature_floor(head_z, eye).z == pytest.approx(0.10) and stature_floor(head_z, eye).method == "stature"
-    agree = check_stature_against_floor(head_z, 0.12, 1.72, eye)
+    still = np.c_[np.zeros((100, 2)), head_z]
+    assert stature_floor([still], 30.0, eye).z == pytest.approx(0.10) and stature_floor([still], 30.0, eye).method == "stature"
+    agree = check_stature_against_floor([still], 30.0, 0.12, 1.72, eye)
     assert agree.standing_height_m == pytest.approx(1.58) and agree.warning("--floor-z") is None
     assert agree.note("--floor-z") is None  # 2 cm apart
-    off = check_stature_against_floor(head_z, 0.0, 1.72, eye)
+    off = check_stature_against_floor([still], 30.0, 0.0, 1.72, eye)
     assert off.disagreement_m == pytest.approx(-0.10)
     assert "lies 10 cm below the floor --stature 1.72 m implies (z = 0.100 m" in off.note("room.ply")
-    too_short = check_stature_against_floor(head_z, 0.0, 1.60, 1.49).warning("--floor-z")
+    too_short = check_stature_against_floor([still], 30.0, 0.0, 1.60, 1.49).warning("--floor-z")
     assert "standing height above the floor from --floor-z is 1.70 m, above the top of a 1.60 m body" in too_short
-    too_tall = check_stature_against_floor(head_z, 0.0, 2.10, 1.97).warning("--floor-z")
+    too_tall = check_stature_against_floor([still], 30.0, 0.0, 2.10, 1.97).warning("--floor-z")
     assert "is 1.70 m, 27 cm below the 1.97 m eye height of a 2.10 m body" in too_tall
+
+
+def stepping(z: np.ndarray, fps: float = 30.0, speed: float = 0.8, step_hz: float = 1.8, bob: float = 0.02) -> np.ndarray:
+    """Head positions `(T, 3)` of a walk along x whose mid-stance heights are `z (T,)`."""
+    t = np.arange(z.shape[0]) / fps
+    return np.c_[speed * t, np.zeros_like(t), z - bob + bob * np.cos(2 * np.pi * step_hz * t)]
+
+
+def test_the_stature_floor_lies_under_the_lowest_level_walked_on():
+    eye = 1.60 / STANDING_HEIGHT_OVER_EYE
+    ground, top = np.full(180, 1.60), np.full(180, 2.30)
+    climb = stepping(np.r_[ground, np.linspace(1.60, 2.30, 120), top])  # walk, up a flight of stairs, walk on
+    assert stature_floor([climb], 30.0, eye).z == pytest.approx(0.0, abs=0.02)  # not 0.70, under the top
+    assert stature_floor([climb[300:]], 30.0, eye).z == pytest.approx(0.70, abs=0.02)  # the top alone: its floor
+    # Seated for a while and moved about in one window: no walking level under the standing one.
+    seated = np.r_[stepping(ground), np.c_[np.zeros((240, 2)), np.full(240, 1.10)], stepping(np.full(60, 1.10))]
+    assert stature_floor([seated], 30.0, eye).z == pytest.approx(0.0, abs=0.02)
+    # Segments of one recording: walked on in one, climbed in the other.
+    assert stature_floor([climb[:180], climb[300:]], 30.0, eye).z == pytest.approx(0.0, abs=0.02)
 
 
 def test_infer_with_the_stature(tiny_checkpoint, tmp_path, capsys):

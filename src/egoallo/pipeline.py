@@ -239,16 +239,12 @@ def _stature_against_floor(
     """The result's `metadata["stature"]`, and the warnings and closing notes on how the head over a floor from the
     scene (`floor.method` not "stature"; `source` names it) agrees with a wearer `stature_m` tall (`segments`: the
     floor's world frame)."""
-    import numpy as np
-
     from .inputs.stature import STATURE_METHOD, check_stature_against_floor
 
     record = {"given_m": stature_m, "eye_height_m": eye_height, "method": STATURE_METHOD}
     if floor.method == "stature":
         return record, [], []
-    check = check_stature_against_floor(
-        np.concatenate([s.T_world_cpf[:, 2, 3] for s in segments]), floor.z, stature_m, eye_height
-    )
+    check = check_stature_against_floor([s.T_world_cpf[:, :3, 3] for s in segments], FPS, floor.z, stature_m, eye_height)
     record |= {"implied_floor_z": check.implied_floor_z, "head_standing_height_m": check.standing_height_m}
     if warning := check.warning(source):
         return record, [warning], []

@@ -132,7 +132,7 @@ def frame_floor(
     if floor_z is not None:
         return floor_given(floor_z, head_z), None
     if stature_known:
-        floor = stature_floor(head_z, eye_height)
+        floor = stature_floor([s.T_world_cpf[:, :3, 3] for s in group], fps, eye_height)
     else:
         floor = floor_without_points(head.T_world_cpf, fps, eye_height)
     if points is None:

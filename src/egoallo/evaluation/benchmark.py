@@ -267,7 +267,7 @@ def floor_from_head(body: BodyModel, whole: dict, floor: FloorMode) -> float:
     (`stature_eye_height`, as `egoallo infer --stature` places it)."""
     T_world_cpf = whole["T_world_cpf"].astype(np.float64)
     if floor == "stature":
-        return stature_floor(T_world_cpf[:, 2, 3], stature_eye_height(body, true_stature(body, whole))).z
+        return stature_floor([T_world_cpf[:, :3, 3]], 30.0, stature_eye_height(body, true_stature(body, whole))).z
     return floor_without_points(T_world_cpf, 30.0, standing_eye_height(body)).z
 
 

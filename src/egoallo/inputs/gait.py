@@ -62,28 +62,35 @@ class GaitWindow:
         return self.speed_m_s / self.step_hz
 
 
-def gait_windows(positions: np.ndarray, fps: float) -> list[GaitWindow]:
-    """The walking windows of head positions `(T, 3)` (z up, metres) sampled at `fps`."""
+def gait_windows(
+    positions: np.ndarray, fps: float, window_s: float = WINDOW_S, hop_s: float = HOP_S,
+    speed_range: tuple[float, float] = SPEED_RANGE_M_S,
+) -> list[GaitWindow]:
+    """The walking windows (`window_s` long, every `hop_s`) of head positions `(T, 3)` (z up, metres) sampled at
+    `fps`."""
     positions = np.asarray(positions, dtype=np.float64)
-    n = int(round(WINDOW_S * fps))
-    hop = max(1, int(round(HOP_S * fps)))
+    n = int(round(window_s * fps))
+    hop = max(1, int(round(hop_s * fps)))
     out = []
     for start in range(0, positions.shape[0] - n + 1, hop):
-        window = gait_window(positions[start : start + n], fps, start)
+        window = gait_window(positions[start : start + n], fps, start, speed_range)
         if window is not None:
             out.append(window)
     return out
 
 
-def gait_window(positions: np.ndarray, fps: float, start: int = 0) -> GaitWindow | None:
-    """Measurements of one window of head positions `(N, 3)`, or None if it is not steady walking."""
+def gait_window(
+    positions: np.ndarray, fps: float, start: int = 0, speed_range: tuple[float, float] = SPEED_RANGE_M_S
+) -> GaitWindow | None:
+    """Measurements of one window of head positions `(N, 3)`, or None if it is not steady walking at a speed in
+    `speed_range` (m/s)."""
     if not np.isfinite(positions).all() or positions.shape[0] < 8:
         return None
     velocity = np.diff(positions[:, :2], axis=0) * fps
     kernel = np.ones(max(1, int(round(0.5 * fps)))) / max(1, int(round(0.5 * fps)))
     speed = np.convolve(np.linalg.norm(velocity, axis=1), kernel, mode="valid")  # over half a second: no step ripple
     mean_speed = float(speed.mean())
-    if not SPEED_RANGE_M_S[0] <= mean_speed <= SPEED_RANGE_M_S[1] or speed.std() > MAX_SPEED_VARIATION * mean_speed:
+    if not speed_range[0] <= mean_speed <= speed_range[1] or speed.std() > MAX_SPEED_VARIATION * mean_speed:
         return None
     z = positions[:, 2]
     t = np.arange(z.shape[0])

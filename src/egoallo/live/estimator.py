@@ -310,7 +310,7 @@ class LiveEstimator:
             if self.stature_m is None:
                 estimate = floor_without_points(poses[1:], config.fps, self.eye_height)
             else:
-                estimate = stature_floor(poses[1:, 2, 3], self.eye_height)
+                estimate = stature_floor([poses[1:, :3, 3]], config.fps, self.eye_height)
             self.floor_z, self.floor_method = estimate.z, estimate.method
         elif self.stats.hops == 0:
             try:
@@ -318,7 +318,9 @@ class LiveEstimator:
             except ValueError as error:  # a stream cannot be refused after it started: said once, clearly
                 log.warning("%s The bodies stand on it anyway; restart with the right --floor-z.", error)
             if self.stature_m is not None:
-                check = check_stature_against_floor(poses[1:, 2, 3], self.floor_z, self.stature_m, self.eye_height)
+                check = check_stature_against_floor(
+                    [poses[1:, :3, 3]], config.fps, self.floor_z, self.stature_m, self.eye_height
+                )
                 if message := check.warning("--floor-z") or check.note("--floor-z"):
                     log.warning("%s", message)
         origin = np.round(poses[-1, :3, 3] / ORIGIN_STEP_M) * ORIGIN_STEP_M
