@@ -110,6 +110,8 @@ def test_the_stature_floor_lies_under_the_lowest_level_walked_on():
     climb = stepping(np.r_[ground, np.linspace(1.60, 2.30, 120), top])  # walk, up a flight of stairs, walk on
     assert stature_floor([climb], 30.0, eye).z == pytest.approx(0.0, abs=0.02)  # not 0.70, under the top
     assert stature_floor([climb[300:]], 30.0, eye).z == pytest.approx(0.70, abs=0.02)  # the top alone: its floor
+    # Over a scene floor on the ground, the climb does not make the head taller than a 1.72 m wearer.
+    assert check_stature_against_floor([climb], 30.0, 0.0, 1.72, eye).warning("--floor-z") is None
     # Seated for a while and moved about in one window: no walking level under the standing one.
     seated = np.r_[stepping(ground), np.c_[np.zeros((240, 2)), np.full(240, 1.10)], stepping(np.full(60, 1.10))]
     assert stature_floor([seated], 30.0, eye).z == pytest.approx(0.0, abs=0.02)

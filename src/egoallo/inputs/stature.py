@@ -42,8 +42,9 @@ body: the median over the validation split's held-out performers' 128-frame wind
 ReActIdle 007; statures spread 1.50-1.95 m), `python benchmarks/fit_stature_floor.py --dataset DIR/dataset.h5`
 (docs/everyday.md, "The wearer's own height")."""
 STEPPING_WINDOW_S = 2.0
+STEPPING_HOP_S = 0.5
 STEPPING_SPEED_M_S = (0.3, 2.2)
-"""Walking windows for the lowest level: shorter and slower than the gait floor model's steady walking
+"""Walking windows for the lowest level (every `STEPPING_HOP_S`): shorter and slower than the gait floor model's steady walking
 (`gait.WINDOW_S`, `gait.SPEED_RANGE_M_S`), as stepping up to and onto stairs is."""
 LOWER_LEVEL_M = 0.25
 """Walking this far or more under the head's standing height is walking on a lower floor (about two stair
@@ -80,7 +81,7 @@ def stature_floor(tracks: Sequence[np.ndarray], fps: float, eye_height: float) -
     tracks = [np.asarray(track, dtype=np.float64) for track in tracks]
     estimate = floor_from_trajectory(np.concatenate([track[:, 2] for track in tracks]), standing)
     tops = np.array([window.top_height_m for track in tracks
-                     for window in gait_windows(track, fps, STEPPING_WINDOW_S, STEPPING_WINDOW_S / 4, STEPPING_SPEED_M_S)])
+                     for window in gait_windows(track, fps, STEPPING_WINDOW_S, STEPPING_HOP_S, STEPPING_SPEED_M_S)])
     if tops.size:
         lowest = float(tops.min())
         if (tops <= lowest + LEVEL_BAND_M).sum() >= LEVEL_WINDOWS and estimate.z + standing - lowest >= LOWER_LEVEL_M:
