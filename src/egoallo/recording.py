@@ -131,18 +131,21 @@ def frame_floor(
     head_z = np.concatenate([s.T_world_cpf[:, 2, 3] for s in group])
     if floor_z is not None:
         return floor_given(floor_z, head_z), None
-    if stature_known:
-        floor = stature_floor([s.T_world_cpf[:, :3, 3] for s in group], fps, eye_height)
-    else:
-        floor = floor_without_points(head.T_world_cpf, fps, eye_height)
+
+    def from_trajectory() -> FloorEstimate:  # only where the points give none: its walking windows cost time
+        if stature_known:
+            return stature_floor([s.T_world_cpf[:, :3, 3] for s in group], fps, eye_height)
+        return floor_without_points(head.T_world_cpf, fps, eye_height)
+
     if points is None:
-        return floor, None
+        return from_trajectory(), None
     if not len(points):
-        return floor, f"{source}: no point in SLAM graph {head.graph_uid} ({head.rows}); using the floor from the trajectory"
+        return from_trajectory(), (f"{source}: no point in SLAM graph {head.graph_uid} ({head.rows}); "
+                                   "using the floor from the trajectory")
     try:
         return estimate_floor_z(points @ head.R_zup_input.T, head_z=head_z, source=source), None
     except PointCloudError as e:
-        return floor, f"{e}; using the floor from the trajectory instead"
+        return from_trajectory(), f"{e}; using the floor from the trajectory instead"
 
 
 def estimate_recording(
